@@ -1,0 +1,148 @@
+"""`graphc dump FILE.py:NAME --input 8x784 --stage ...`: print one stage of the pipeline.
+
+Stages, in pipeline order: tree, traced, passes (the graph after each pass), optimized,
+backward, llvm (as graphc emits it), llvm-opt (after LLVM's O3), asm.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import os
+import sys
+from typing import Any, Sequence
+
+STAGES = ("tree", "traced", "passes", "optimized", "backward", "llvm", "llvm-opt", "asm")
+
+
+class CliError(Exception):
+    """A user mistake on the command line: printed as one line, exit status 2."""
+
+
+def parse_input(text: str) -> tuple[tuple[int, ...], str]:
+    """'8x784' -> ((8, 784), 'float32'); '8:int64' -> ((8,), 'int64'); 'scalar' -> ((), 'float32')."""
+    shape_text, _, dtype = text.partition(":")
+    dtype = dtype or "float32"
+    if dtype not in ("float32", "float64", "int64"):
+        raise CliError(f"bad --input {text!r}: dtype must be float32, float64 or int64")
+    if shape_text == "scalar":
+        return (), dtype
+    try:
+        shape = tuple(int(d) for d in shape_text.lower().split("x"))
+    except ValueError:
+        raise CliError(f"bad --input {text!r}: expected sizes joined by 'x', such as 8x784") from None
+    if any(d <= 0 for d in shape):
+        raise CliError(f"bad --input {text!r}: sizes must be positive")
+    return shape, dtype
+
+
+def parse_arg(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise CliError(f"bad --arg {text!r}: expected name=value")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def load_target(spec: str, kwargs: dict[str, Any]) -> Any:
+    """Import FILE.py and call NAME(**kwargs): a Module class or a factory returning a Module."""
+    path, sep, name = spec.rpartition(":")
+    if not sep or not path or not name:
+        raise CliError(f"bad target {spec!r}: expected FILE.py:NAME")
+    if not os.path.isfile(path):
+        raise CliError(f"no such file: {path}")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    module_spec = importlib.util.spec_from_file_location(f"graphc_dump_{os.path.basename(path)[:-3]}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise CliError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        raise CliError(f"importing {path} failed: {type(e).__name__}: {e}") from None
+    if not hasattr(module, name):
+        raise CliError(f"{path} has no attribute {name!r}")
+    try:
+        model = getattr(module, name)(**kwargs)
+    except Exception as e:
+        raise CliError(f"building {name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: "
+                       f"{type(e).__name__}: {e}") from None
+    import graphc
+    if not isinstance(model, graphc.nn.Module):
+        raise CliError(f"{name}() returned a {type(model).__name__}, not a graphc.nn.Module")
+    return model
+
+
+def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str) -> str:
+    """The text of one stage for `model` traced on zero inputs of the given shapes."""
+    import graphc
+    from graphc.autodiff import build_backward
+    from graphc.passes import optimize
+    from graphc.lower import lower
+    from graphc.tree import ModuleTree
+    from runtime import jit
+
+    if stage == "tree":
+        return str(ModuleTree.of(model))
+    program = graphc.trace(model, *_examples(inputs))
+    if stage == "traced":
+        return str(program.graph)
+    if stage == "passes":
+        parts = [f"== traced ==\n{program.graph}"]
+        optimize(program.graph, after_each=lambda name, g, s: parts.append(f"== after {name} ({s * 1e3:.2f} ms) ==\n{g}"))
+        return "\n".join(parts)
+    graph = optimize(program.graph)
+    if stage == "optimized":
+        return str(graph)
+    if stage == "backward":
+        params = [n.attr("name") for n in graph.inputs if n.attr("kind") == "param"
+                  and program.params[n.attr("name")].requires_grad]
+        return str(optimize(build_backward(graph, params).graph))
+    ir_text = lower(graph).ir_text
+    if stage == "llvm":
+        return ir_text
+    if stage == "llvm-opt":
+        return jit.optimized_ir(ir_text)
+    return jit.assembly(ir_text)
+
+
+def _examples(inputs):
+    import numpy as np
+    import graphc
+    return [graphc.tensor(np.zeros(shape, dtype)) for shape, dtype in inputs]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="graphc", description="graphc: inspect every stage of the compiler")
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("dump", help="print one stage for a model")
+    d.add_argument("target", help="FILE.py:NAME, a Module class or factory taking keyword arguments")
+    d.add_argument("--input", action="append", default=[], help="input shape such as 8x784 (':int64' for indices)")
+    d.add_argument("--stage", default="traced", help=f"one of: {', '.join(STAGES)}")
+    d.add_argument("--arg", action="append", default=[], help="name=value passed to NAME")
+    d.add_argument("--eval", action="store_true", help="put the model in eval mode first")
+    args = parser.parse_args(argv)
+    try:
+        if args.stage not in STAGES:
+            raise CliError(f"unknown stage {args.stage!r}; choose one of: {', '.join(STAGES)}")
+        inputs = [parse_input(text) for text in args.input]
+        model = load_target(args.target, dict(parse_arg(a) for a in args.arg))
+        if args.eval:
+            model.eval()
+        if not inputs and args.stage != "tree":
+            raise CliError("give the input shapes with --input, such as --input 8x784")
+        text = dump(model, inputs, args.stage)
+    except CliError as e:
+        print(f"graphc: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a model that fails to trace or compile: one line, not a traceback
+        print(f"graphc: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""dtype objects with PyTorch's names; they are strings underneath (numpy's names)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class dtype(str):
+    """`graphc.float32` compares equal to "float32" and prints as `graphc.float32`."""
+
+    def __repr__(self) -> str:
+        return f"graphc.{self}"
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.startswith("float")
+
+
+float32 = dtype("float32")
+float64 = dtype("float64")
+int64 = dtype("int64")
+bool_ = dtype("bool")
+float, double, long = float32, float64, int64  # noqa: A001  (PyTorch's aliases)
+
+_KNOWN = {"float32": float32, "float64": float64, "int64": int64, "bool": bool_}
+_default = float32
+
+
+def canonical(value: object) -> dtype:
+    """Accept graphc/numpy/PyTorch spellings of a supported dtype."""
+    name = str(value).removeprefix("torch.").removeprefix("graphc.")
+    name = {"float": "float32", "double": "float64", "long": "int64", "int32": "int64"}.get(name, name)
+    try:
+        return _KNOWN[str(np.dtype(name))]
+    except (KeyError, TypeError):
+        raise TypeError(f"unsupported dtype {value!r}; graphc supports float32, float64, int64 and bool") from None
+
+
+def get_default_dtype() -> dtype:
+    return _default
+
+
+def set_default_dtype(value: object) -> None:
+    global _default
+    _default = canonical(value)

@@ -1,0 +1,41 @@
+"""verify(graph): the invariants every pass must keep."""
+from __future__ import annotations
+
+from ..ops.registry import OPS, ShapeError, TensorType
+from .graph import Graph
+
+
+class VerifyError(AssertionError):
+    """A graph broke an IR invariant; the message names the node."""
+
+
+def verify(graph: Graph) -> Graph:
+    """Check ids, topological order, known ops and that every node's type matches its op's rule."""
+    for index, node in enumerate(graph.nodes):
+        if node.id != index:
+            raise VerifyError(f"node at position {index} has id %{node.id}")
+        if any(not 0 <= i < index for i in node.inputs):
+            raise VerifyError(f"{node}: reads a value that is not defined before it")
+        if node.op in ("input", "constant"):
+            if node.inputs:
+                raise VerifyError(f"{node}: {node.op} takes no inputs")
+            continue
+        if node.op not in OPS:
+            raise VerifyError(f"{node}: unknown op {node.op!r}")
+        types = [TensorType(graph.nodes[i].shape, graph.nodes[i].dtype) for i in node.inputs]
+        try:
+            expected = OPS[node.op].infer(*types, **node.attr_dict)
+        except (ShapeError, TypeError) as e:
+            raise VerifyError(f"{node}: {e}") from None
+        if (expected.shape, expected.dtype) != (node.shape, node.dtype):
+            raise VerifyError(f"{node}: op rule gives {expected.dtype}{list(expected.shape)}")
+    for i in graph.outputs:
+        if not 0 <= i < len(graph.nodes):
+            raise VerifyError(f"output %{i} is not a node")
+    if len(graph.output_names) != len(graph.outputs):
+        raise VerifyError("output_names and outputs differ in length")
+    for value, target in graph.updates:
+        src, dst = graph.nodes[value], graph.nodes[target]
+        if dst.op != "input" or (src.shape, src.dtype) != (dst.shape, dst.dtype):
+            raise VerifyError(f"update %{target} <- %{value}: target must be an input of the same type")
+    return graph

@@ -1,0 +1,140 @@
+"""Elementwise ops: a table of scalar expressions and one broadcasting loop that applies them.
+
+`SCALAR_OPS[op](builder, args, node)` returns the op's value for one element from the loaded
+operand scalars (bool is i8 in memory and in these expressions). Elementwise fusion composes
+these expressions inside a single `emit_map` loop.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import llvmlite.ir as ir
+
+from ..ir import Node
+from .kernel import (FAST, I8, Kernel, LoweringError, call_math, collapse, contiguous_strides, is_float,
+                     llvm_type, load, store, strided_loops)
+
+ScalarOp = Callable[[ir.IRBuilder, list, Node], ir.Value]
+
+
+def _binary(float_op: str, int_op: str | None = None) -> ScalarOp:
+    def emit(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+        x, y = args
+        if is_float(x.type):
+            return getattr(b, float_op)(x, y, flags=FAST)
+        if int_op is None:
+            raise LoweringError(f"{node.op} is not lowered for dtype {node.dtype}")
+        return getattr(b, int_op)(x, y)
+    return emit
+
+
+def _math(name: str) -> ScalarOp:
+    def emit(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+        if not is_float(args[0].type):
+            raise LoweringError(f"{node.op} is not lowered for dtype {node.dtype}")
+        return call_math(b, name, *args)
+    return emit
+
+
+def _compare(float_cmp: str, int_cmp: str) -> ScalarOp:
+    # ordered float compares: any NaN gives False, as in numpy; bools (0/1) compare like ints
+    def emit(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+        x, y = args
+        bit = b.fcmp_ordered(float_cmp, x, y) if is_float(x.type) else b.icmp_signed(int_cmp, x, y)
+        return b.zext(bit, I8)
+    return emit
+
+
+def _maximum(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+    x, y = args
+    if is_float(x.type):
+        return call_math(b, "llvm.maximum", x, y)  # propagates NaN like np.maximum
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def _neg(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+    (x,) = args
+    return b.fneg(x, flags=FAST) if is_float(x.type) else b.neg(x)
+
+
+def _sigmoid(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+    (x,) = args
+    one = ir.Constant(x.type, 1.0)
+    exp = call_math(b, "llvm.exp", b.fneg(x, flags=FAST))
+    return b.fdiv(one, b.fadd(one, exp, flags=FAST), flags=FAST)
+
+
+def _relu(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+    (x,) = args
+    zero = ir.Constant(x.type, 0)
+    negative = b.fcmp_ordered("<", x, zero) if is_float(x.type) else b.icmp_signed("<", x, zero)
+    return b.select(negative, zero, x)  # NaN is not < 0, so it passes through as in numpy
+
+
+def _where(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+    cond, x, y = args
+    return b.select(b.icmp_unsigned("!=", cond, ir.Constant(cond.type, 0)), x, y)
+
+
+def _cast(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+    (x,) = args
+    src, dst = x.type, llvm_type(node.dtype)
+    if node.dtype == "bool":  # nonzero -> 1
+        zero = ir.Constant(src, 0)
+        bit = b.fcmp_unordered("!=", x, zero) if is_float(src) else b.icmp_unsigned("!=", x, zero)
+        return b.zext(bit, I8)
+    if src == dst:
+        return x
+    if is_float(src) and is_float(dst):
+        return b.fpext(x, dst) if isinstance(dst, ir.DoubleType) else b.fptrunc(x, dst)
+    if is_float(src):
+        return b.fptosi(x, dst)
+    if is_float(dst):
+        return b.uitofp(x, dst) if src == I8 else b.sitofp(x, dst)
+    return b.zext(x, dst)  # bool -> int64
+
+
+SCALAR_OPS: dict[str, ScalarOp] = {
+    "add": _binary("fadd", "add"),  # int64 wraps around, as in numpy
+    "sub": _binary("fsub", "sub"),
+    "mul": _binary("fmul", "mul"),
+    "div": _binary("fdiv"),
+    "pow": _math("llvm.pow"),
+    "maximum": _maximum,
+    "neg": _neg,
+    "exp": _math("llvm.exp"),
+    "log": _math("llvm.log"),
+    "sqrt": _math("llvm.sqrt"),
+    "tanh": _math("tanh"),  # libm tanhf/tanh: LLVM has no tanh intrinsic worth using here
+    "sigmoid": _sigmoid,
+    "relu": _relu,
+    "gt": _compare(">", ">"),
+    "ge": _compare(">=", ">="),
+    "eq": _compare("==", "=="),
+    "where": _where,
+    "cast": _cast,
+}
+
+
+def broadcast_strides(shape: Sequence[int], out_shape: Sequence[int]) -> list[int]:
+    """Element strides of a contiguous `shape` read at the indices of `out_shape` (numpy rules):
+    missing leading dims and size-1 dims step by 0."""
+    lead = len(out_shape) - len(shape)
+    return [0] * lead + [0 if n == 1 else s for n, s in zip(shape, contiguous_strides(shape))]
+
+
+def emit_map(k: Kernel, in_strides: Sequence[Sequence[int]], scalar: Callable[[ir.IRBuilder, list], ir.Value]) -> None:
+    """out[i] = scalar(in0[i . s0], in1[i . s1], ...) over the contiguous output, with each
+    operand read through its own element strides (broadcast: 0; permuted: reordered)."""
+    b = k.builder
+    sizes, strides = collapse(k.node.shape, [contiguous_strides(k.node.shape), *in_strides])
+    with strided_loops(b, sizes, strides) as (out_offset, *in_offsets):
+        values = [load(b, ptr, llvm_type(n.dtype), off) for ptr, n, off in zip(k.ins, k.operands, in_offsets)]
+        store(b, scalar(b, values), k.out, out_offset)
+
+
+def emit_elementwise(k: Kernel) -> None:
+    """Any op of SCALAR_OPS, with numpy broadcasting of its operands to the output shape."""
+    op = SCALAR_OPS[k.node.op]
+    strides = [broadcast_strides(n.shape, k.node.shape) for n in k.operands]
+    emit_map(k, strides, lambda b, values: op(b, values, k.node))

@@ -1,0 +1,33 @@
+"""EMITTERS: the lowering table, parallel to graphc.ops.OPS (one entry per op).
+
+An emitter writes the body of one kernel function from a `Kernel` (see kernel.py). Ops
+that need no code are listed in ALIASES (their value shares its input's buffer); `input`
+and `constant` are not ops of the table: they are buffers the entry point already has.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .elementwise import SCALAR_OPS, emit_elementwise
+from .kernel import Kernel
+from .linalg import emit_matmul, emit_one_hot
+from .reduce import REDUCTIONS, emit_reduce
+from .shape import emit_expand, emit_permute
+
+
+def _alias(k: Kernel) -> None:
+    raise AssertionError("aliases share their input's buffer and are never emitted")
+
+
+# reshape keeps the row-major order of a contiguous buffer; detach is the identity
+ALIASES = frozenset({"reshape", "detach"})
+
+EMITTERS: dict[str, Callable[[Kernel], None]] = {
+    **{op: emit_elementwise for op in SCALAR_OPS},
+    **{op: emit_reduce for op in REDUCTIONS},
+    "permute": emit_permute,
+    "expand": emit_expand,
+    "matmul": emit_matmul,
+    "one_hot": emit_one_hot,
+    **{op: _alias for op in ALIASES},
+}

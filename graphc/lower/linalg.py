@@ -1,0 +1,201 @@
+"""matmul and one_hot.
+
+matmul keeps a tile of outputs in vector registers and picks its form from which operand
+dim is unit-stride:
+- op(b) rows unit-stride (no transpose_b): outer products. An MR x (NV vectors) tile of
+  out accumulates a[i, k] (broadcast) * b[k, j:j+NV*lanes] over k; columns left over go
+  through a plain i-k-j loop (out[i, :] += a[i, k] * b[k, :], vectorised by LLVM over j),
+  as do matrices with fewer than MR rows, where streaming rows of b beats tiling.
+- transpose_b with a's K unit-stride (`x @ W.T`, the Linear layer): dot products. An MR x NR
+  tile of outputs accumulates SIMD vectors over k (each vector of a used NR times, each of b
+  MR times), summed across lanes at the end.
+- both transposed: a plain i-j-k loop.
+Tile sizes are for the host's register file (kernel.vector_unit); shapes are static, so
+remainder rows and columns become smaller tiles.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+
+from .kernel import (FAST, REASSOC, Kernel, add, declare, for_range, i64, llvm_type, load, splat, store,
+                     vector_unit)
+
+# Tiles measured best with 16 vector registers (AVX2, Zen 3); the 32-register (AVX-512)
+# tiles are scaled from them and not measured.
+#   dot products, rows of a x rows of b: 4x3 = 12 accumulators + 3 vectors of b + 1 of a
+#   (3x4 spilled); with M == 1 the kernel streams b, and 1x8 reuses each vector of a 8 times.
+#   outer products, rows x vectors of columns: 6x2 = 12 accumulators + 2 vectors of b + 1 splat.
+DOT_TILE = {16: (4, 3), 32: (4, 6)}
+SINGLE_ROW_DOT_TILE = (1, 8)
+OUTER_TILE = {16: (6, 2), 32: (8, 3)}
+
+
+@dataclass(frozen=True)
+class _Operands:
+    """Element strides of op(a)[i, k] and op(b)[k, j] inside one batch, plus batch strides."""
+
+    M: int
+    N: int
+    K: int
+    a_row: int
+    a_k: int
+    b_k: int
+    b_col: int
+    a_batch: int
+    b_batch: int
+
+
+def _layout(k: Kernel) -> tuple[int, _Operands]:
+    a, b = k.operands
+    ta, tb = k.node.attr("transpose_a"), k.node.attr("transpose_b")
+    M, N = k.node.shape[-2:]
+    K = a.shape[-2] if ta else a.shape[-1]
+    batch = math.prod(k.node.shape[:-2])
+    b_batch = K * N if len(b.shape) > 2 else 0
+    if not ta and b_batch == 0:  # a [..., M, K] @ b [K, N]: a's batch dims are just more rows
+        M, batch = M * batch, 1
+    return batch, _Operands(M, N, K, 1 if ta else K, M if ta else 1, 1 if tb else N, K if tb else 1, M * K, b_batch)
+
+
+def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
+    """(count, size, start) of the full blocks of `size` and of the remainder block."""
+    blocks = [(total // size, size, 0), (1, total % size, total - total % size)]
+    return [block for block in blocks if block[0] and block[1]]
+
+
+def emit_matmul(k: Kernel) -> None:
+    b = k.builder
+    batch, ops = _layout(k)
+    strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if ops.a_k == 1 else _plain
+    with for_range(b, batch, "batch") as t:
+        strategy(k, ops, add(b, i64(0), t, ops.a_batch), add(b, i64(0), t, ops.b_batch),
+                 add(b, i64(0), t, ops.M * ops.N))
+
+
+def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value) -> None:
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    lanes = vector_unit().lanes(ty)
+    mr, nv = OUTER_TILE[vector_unit().registers]
+    if ops.M < mr:  # too few rows to reuse b from registers: stream its rows instead
+        return _rows_times_rows(k, ops, a0, b0, out0, 0)
+    # whole tiles of nv vectors, then fewer vectors; the tile column loop is outermost so a
+    # panel of b stays in cache while all rows of a pass over it
+    for col_count, vectors, col_start in _blocks(ops.N // lanes, nv):
+        for row_count, rows, row_start in _blocks(ops.M, mr):
+            with for_range(bld, col_count, "jt") as jt, for_range(bld, row_count, "it") as it:
+                i0 = add(bld, i64(row_start), it, rows)
+                j0 = add(bld, i64(col_start * lanes), jt, vectors * lanes)
+                _outer_tile(k, ops, a0, b0, out0, i0, j0, rows, vectors, lanes)
+    if ops.N % lanes:
+        _rows_times_rows(k, ops, a0, b0, out0, ops.N - ops.N % lanes)
+
+
+def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value,
+                i0: ir.Value, j0: ir.Value, rows: int, vectors: int, lanes: int) -> None:
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    vector = ir.VectorType(ty, lanes)
+    accs = [[k.alloca(vector) for _ in range(vectors)] for _ in range(rows)]
+    for acc in (acc for row in accs for acc in row):
+        bld.store(ir.Constant(vector, None), acc)
+    a_rows = [add(bld, a0, add(bld, i0, i64(r)), ops.a_row) for r in range(rows)]
+    with for_range(bld, ops.K, "k") as kk:
+        b_row = add(bld, add(bld, b0, kk, ops.b_k), j0)
+        b_vals = [load(bld, k.ins[1], ty, add(bld, b_row, i64(v * lanes)), lanes) for v in range(vectors)]
+        for base, row in zip(a_rows, accs):
+            x = splat(bld, load(bld, k.ins[0], ty, add(bld, base, kk, ops.a_k)), lanes)
+            for y, acc in zip(b_vals, row):
+                bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=FAST), acc)
+    for r, row in enumerate(accs):
+        out_row = add(bld, add(bld, out0, add(bld, i0, i64(r)), ops.N), j0)
+        for v, acc in enumerate(row):
+            store(bld, bld.load(acc, typ=vector), k.out, add(bld, out_row, i64(v * lanes)))
+
+
+def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value, first_col: int) -> None:
+    """i-k-j over columns first_col..N-1: out[i, :] is a sum of rows of b scaled by a[i, k]."""
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    width = ops.N - first_col
+    with for_range(bld, ops.M, "i") as i:
+        row = add(bld, add(bld, out0, i, ops.N), i64(first_col))
+        with for_range(bld, width, "j0") as j:
+            store(bld, ir.Constant(ty, 0.0), k.out, add(bld, row, j))
+        with for_range(bld, ops.K, "k") as kk:
+            a_ik = load(bld, k.ins[0], ty, add(bld, add(bld, a0, i, ops.a_row), kk, ops.a_k))
+            b_row = add(bld, add(bld, b0, kk, ops.b_k), i64(first_col))
+            with for_range(bld, width, "j") as j:
+                dst = add(bld, row, j)
+                product = bld.fmul(a_ik, load(bld, k.ins[1], ty, add(bld, b_row, j)), flags=FAST)
+                store(bld, bld.fadd(load(bld, k.out, ty, dst), product, flags=FAST), k.out, dst)
+
+
+def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value) -> None:
+    bld = k.builder
+    mr, nr = SINGLE_ROW_DOT_TILE if ops.M == 1 else DOT_TILE[vector_unit().registers]
+    for row_count, rows, row_start in _blocks(ops.M, mr):
+        for col_count, cols, col_start in _blocks(ops.N, nr):
+            with for_range(bld, row_count, "it") as it, for_range(bld, col_count, "jt") as jt:
+                i0, j0 = add(bld, i64(row_start), it, rows), add(bld, i64(col_start), jt, cols)
+                a_rows = [add(bld, a0, add(bld, i0, i64(r)), ops.a_row) for r in range(rows)]
+                b_rows = [add(bld, b0, add(bld, j0, i64(c)), ops.b_col) for c in range(cols)]
+                for r, row_sums in enumerate(_dot_tile(k, ops.K, a_rows, b_rows)):
+                    out_row = add(bld, add(bld, out0, add(bld, i0, i64(r)), ops.N), j0)
+                    for c, total in enumerate(row_sums):
+                        store(bld, total, k.out, add(bld, out_row, i64(c)))
+
+
+def _dot_tile(k: Kernel, K: int, a_rows: list, b_rows: list) -> list[list[ir.Value]]:
+    """sum_k a[r, k] * b[c, k] for every pair of rows: SIMD vectors over k with one
+    accumulator per pair, summed across lanes at the end, then a scalar loop for the rest."""
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    lanes = vector_unit().lanes(ty)
+    sums = [[ir.Constant(ty, 0.0) for _ in b_rows] for _ in a_rows]
+    for width, start, count in ((lanes, 0, K // lanes), (1, K - K % lanes, K % lanes)):
+        if count == 0:
+            continue
+        acc_type = ir.VectorType(ty, width) if width > 1 else ty
+        accs = [[k.alloca(acc_type) for _ in b_rows] for _ in a_rows]
+        for slots, initial in zip(accs, sums):
+            for acc, value in zip(slots, initial):
+                bld.store(ir.Constant(acc_type, None) if width > 1 else value, acc)
+        with for_range(bld, count, "kv" if width > 1 else "k") as step:
+            kk = add(bld, i64(start), step, width)
+            b_vals = [load(bld, k.ins[1], ty, add(bld, base, kk), width) for base in b_rows]
+            for base, slots in zip(a_rows, accs):
+                x = load(bld, k.ins[0], ty, add(bld, base, kk), width)
+                for y, acc in zip(b_vals, slots):
+                    product = bld.fmul(x, y, flags=FAST)
+                    bld.store(bld.fadd(bld.load(acc, typ=acc_type), product, flags=REASSOC), acc)
+        sums = [[bld.load(acc, typ=acc_type) for acc in slots] for slots in accs]
+        if width > 1:
+            suffix = f"v{width}{'f32' if isinstance(ty, ir.FloatType) else 'f64'}"
+            across = declare(bld.module, f"llvm.vector.reduce.fadd.{suffix}", ty, [ty, acc_type])
+            sums = [[bld.call(across, [ir.Constant(ty, -0.0), v], fastmath=REASSOC) for v in row] for row in sums]
+    return sums
+
+
+def _plain(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value) -> None:
+    """i-j-k with strided loads of both operands (transpose_a and transpose_b)."""
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    acc = k.alloca(ty)
+    with for_range(bld, ops.M, "i") as i, for_range(bld, ops.N, "j") as j:
+        bld.store(ir.Constant(ty, 0.0), acc)
+        with for_range(bld, ops.K, "k") as kk:
+            x = load(bld, k.ins[0], ty, add(bld, add(bld, a0, i, ops.a_row), kk, ops.a_k))
+            y = load(bld, k.ins[1], ty, add(bld, add(bld, b0, j, ops.b_col), kk, ops.b_k))
+            bld.store(bld.fadd(bld.load(acc, typ=ty), bld.fmul(x, y, flags=FAST), flags=REASSOC), acc)
+        store(bld, bld.load(acc, typ=ty), k.out, add(bld, add(bld, out0, i, ops.N), j))
+
+
+def emit_one_hot(k: Kernel) -> None:
+    """out[p, c] = (a[p] == c): indices outside [0, C) match no c and give a zero row."""
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    classes = k.node.attr("num_classes")
+    one, zero = ir.Constant(ty, 1), ir.Constant(ty, 0)
+    with for_range(bld, k.operands[0].size, "p") as p:
+        index = load(bld, k.ins[0], llvm_type("int64"), p)
+        with for_range(bld, classes, "c") as c:
+            selected = bld.select(bld.icmp_signed("==", index, c), one, zero)
+            store(bld, selected, k.out, add(bld, add(bld, i64(0), p, classes), c))

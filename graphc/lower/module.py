@@ -1,0 +1,122 @@
+"""Graph -> one LLVM module: a kernel function per node and one entry point that calls them.
+
+Entry ABI: `void <entry>(ptr args, ptr workspace)`. `args` holds one pointer per graph input
+(graph.inputs order) then one per graph output (graph.outputs order), each a C-contiguous
+array of the node's dtype and shape; `workspace` is `workspace_bytes` of 64-byte aligned
+scratch. The entry runs the kernels in node order, then fills outputs that no kernel wrote
+(inputs, constants, aliases, repeated outputs), then applies `graph.updates`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+
+from ..ir import Graph, Node
+from .buffers import Location, assign_buffers, workspace_bytes
+from .emitters import ALIASES, EMITTERS
+from .kernel import I1, I8, I64, PTR, Kernel, LoweringError, declare, i64, itemsize
+
+
+@dataclass(frozen=True)
+class LoweredGraph:
+    """Everything the runtime needs to compile and call a graph."""
+
+    ir_text: str  # textual LLVM IR of the whole module
+    entry: str  # name of the entry function
+    workspace_bytes: int  # size of the scratch arena the caller must pass (>= 1)
+    input_ids: tuple[int, ...]  # graph input node ids, in ABI order (= graph.inputs order)
+    output_ids: tuple[int, ...]  # graph.outputs
+
+
+def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
+    """Emit the LLVM module for `graph`, with entry point `name` (ABI in the module docstring)."""
+    module = ir.Module(name=name)
+    locations = assign_buffers(graph)
+    entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), name)
+    args, workspace = entry.args
+    args.name, workspace.name = "args", "workspace"
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    pointers: dict[Location, ir.Value] = {}
+
+    def pointer(location: Location) -> ir.Value:
+        if location not in pointers:
+            if location.kind == "arg":
+                slot = b.gep(args, [i64(location.index)], inbounds=True, source_etype=PTR)
+                pointers[location] = b.load(slot, typ=PTR, name=f"arg{location.index}")
+            elif location.kind == "workspace":
+                pointers[location] = b.gep(workspace, [i64(location.index)], inbounds=True, source_etype=I8)
+            else:
+                pointers[location] = _constant_global(module, graph.nodes[location.index])
+        return pointers[location]
+
+    for node in graph.nodes:
+        if node.op in ("input", "constant") or node.op in ALIASES:
+            continue
+        kernel = _kernel_function(module, graph, node)
+        b.call(kernel, [pointer(locations[node.id]), *(pointer(locations[i]) for i in node.inputs)])
+
+    first_output = len(graph.inputs)
+    for j, node_id in enumerate(graph.outputs):
+        _copy(b, pointer(Location("arg", first_output + j)), locations[node_id], pointer, graph.nodes[node_id])
+    for value_id, input_id in graph.updates:
+        _copy(b, pointer(locations[input_id]), locations[value_id], pointer, graph.nodes[value_id])
+    b.ret_void()
+    return LoweredGraph(str(module), name, workspace_bytes(graph, locations),
+                        tuple(n.id for n in graph.inputs), tuple(graph.outputs))
+
+
+def kernel_name(node: Node) -> str:
+    """`k12_matmul_fc1`: node id, op, and the module path made into an identifier."""
+    path = re.sub(r"[^0-9A-Za-z]+", "_", node.module_path).strip("_")
+    return f"k{node.id}_{node.op}" + (f"_{path}" if path else "")
+
+
+def _kernel_function(module: ir.Module, graph: Graph, node: Node) -> ir.Function:
+    """An internal function `void (ptr out, ptr in...)` computing `node`, tagged with its text."""
+    if node.op not in EMITTERS:
+        raise LoweringError(f"no emitter for op {node.op!r}: {node}")
+    operands = tuple(graph.nodes[i] for i in node.inputs)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(operands))), kernel_name(node))
+    fn.linkage = "internal"
+    for arg, value, arg_name in zip(fn.args, (node, *operands), ("out", *(f"in{i}" for i in range(len(operands))))):
+        arg.name = arg_name
+        arg.add_attribute("noalias")  # true under assign_buffers: outputs never overlap inputs
+        arg.add_attribute("nonnull")
+        nbytes = value.size * itemsize(value.dtype)
+        if nbytes:
+            arg.attributes.dereferenceable = nbytes
+    fn.set_metadata("graphc.node", module.add_metadata([ir.MetaDataString(module, str(node))]))
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    try:
+        EMITTERS[node.op](Kernel(b, node, operands, fn.args[0], tuple(fn.args[1:])))
+    except LoweringError as error:
+        raise LoweringError(f"{error}\n  while lowering {node}") from None
+    except Exception as error:
+        shapes = ", ".join(n.type_str for n in operands)
+        raise LoweringError(f"while lowering {node} (operands {shapes}): {error}") from error
+    b.ret_void()
+    return fn
+
+
+def _constant_global(module: ir.Module, node: Node) -> ir.GlobalVariable:
+    """The constant's bytes as a private, 64-byte aligned global (an i8 array holds any dtype)."""
+    data = node.attr("value").array().astype(node.dtype, copy=False).tobytes()
+    ty = ir.ArrayType(I8, max(len(data), 1))
+    var = ir.GlobalVariable(module, ty, f"const{node.id}")
+    var.initializer = ir.Constant(ty, bytearray(data or b"\0"))
+    var.global_constant = True
+    var.linkage = "private"
+    var.align = 64
+    return var
+
+
+def _copy(b: ir.IRBuilder, dst: ir.Value, src: Location, pointer, node: Node) -> None:
+    """memcpy the value of `node` from `src` to `dst` unless it already lives there."""
+    source = pointer(src)
+    nbytes = node.size * itemsize(node.dtype)
+    if source is dst or nbytes == 0:
+        return
+    memcpy = declare(b.module, "llvm.memcpy.p0.p0.i64", ir.VoidType(), [PTR, PTR, I64, I1])
+    b.call(memcpy, [dst, source, i64(nbytes), ir.Constant(I1, 0)])

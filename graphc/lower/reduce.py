@@ -1,0 +1,63 @@
+"""sum and amax over any set of dims.
+
+Two loop orders, chosen from the layout after merging adjacent dims:
+- the innermost input dim is reduced: per output element, an accumulator (a stack slot that
+  SROA makes a register) runs over the reduced dims, innermost unit-stride;
+- the innermost input dim is kept: the output is filled with the identity, then the input is
+  walked in memory order with out[map(i)] = combine(out[map(i)], in[i]), both unit-stride.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import llvmlite.ir as ir
+
+from .kernel import (I8, REASSOC, Kernel, call_math, collapse, contiguous_strides, for_range, is_float,
+                     llvm_type, load, store, strided_loops)
+
+Combine = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
+
+
+def _sum(ty: ir.Type) -> tuple[ir.Constant, Combine]:
+    if is_float(ty):
+        return ir.Constant(ty, 0.0), lambda b, acc, x: b.fadd(acc, x, flags=REASSOC)
+    # bool and int64 sum to int64
+    return ir.Constant(ty, 0), lambda b, acc, x: b.add(acc, x if x.type == ty else b.zext(x, ty))
+
+
+def _amax(ty: ir.Type) -> tuple[ir.Constant, Combine]:
+    if is_float(ty):
+        # llvm.maximum propagates NaN, as np.amax does
+        return ir.Constant(ty, float("-inf")), lambda b, acc, x: call_math(b, "llvm.maximum", acc, x)
+    lowest = ir.Constant(ty, 0 if ty == I8 else -(2**63))
+    return lowest, lambda b, acc, x: b.select(b.icmp_signed(">", x, acc), x, acc)
+
+
+REDUCTIONS: dict[str, Callable[[ir.Type], tuple[ir.Constant, Combine]]] = {"sum": _sum, "amax": _amax}
+
+
+def emit_reduce(k: Kernel) -> None:
+    b, node = k.builder, k.node
+    (a,) = k.operands
+    in_ty, out_ty = llvm_type(a.dtype), llvm_type(node.dtype)
+    identity, combine = REDUCTIONS[node.op](out_ty)
+    reduced = set(node.attr("dims"))
+    kept_strides = iter(contiguous_strides([n for d, n in enumerate(a.shape) if d not in reduced]))
+    out_strides = [0 if d in reduced else next(kept_strides) for d in range(len(a.shape))]
+    sizes, (in_s, out_s) = collapse(a.shape, [contiguous_strides(a.shape), out_strides])
+
+    if sizes and out_s[-1] != 0:  # innermost dim kept: accumulate into the output in input order
+        with for_range(b, node.size) as i:
+            store(b, identity, k.out, i)
+        with strided_loops(b, sizes, [in_s, out_s]) as (src, dst):
+            store(b, combine(b, load(b, k.out, out_ty, dst), load(b, k.ins[0], in_ty, src)), k.out, dst)
+        return
+
+    kept = [d for d in range(len(sizes)) if out_s[d] != 0]
+    summed = [d for d in range(len(sizes)) if out_s[d] == 0]
+    acc = k.alloca(out_ty)
+    with strided_loops(b, [sizes[d] for d in kept], [[in_s[d] for d in kept], [out_s[d] for d in kept]]) as (base, dst):
+        b.store(identity, acc)
+        with strided_loops(b, [sizes[d] for d in summed], [[in_s[d] for d in summed]], [base]) as (src,):
+            b.store(combine(b, b.load(acc, typ=out_ty), load(b, k.ins[0], in_ty, src)), acc)
+        store(b, b.load(acc, typ=out_ty), k.out, dst)

@@ -1,0 +1,108 @@
+"""state_dict and load_state_dict with PyTorch's keys, key order and error messages.
+
+Loading copies into the existing arrays, so parameters keep their identity (optimizers and
+compiled programs that hold them see the new values). Values may be graphc tensors, numpy arrays
+or anything with `.detach().cpu().numpy()` (a torch tensor), so checkpoints move both ways.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..tensor import Size, Tensor
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
+
+    __str__ = __repr__
+
+
+def _local_state(module: Any) -> dict[str, Tensor]:
+    """What one module saves itself: parameters, then persistent buffers (None entries skipped)."""
+    state = {name: p for name, p in module._parameters.items() if p is not None}
+    state.update((name, b) for name, b in module._buffers.items()
+                 if b is not None and name not in module._non_persistent_buffers_set)
+    return state
+
+
+def save(module: Any, destination: Any, prefix: str, keep_vars: bool) -> Any:
+    destination = OrderedDict() if destination is None else destination
+    for name, value in _local_state(module).items():
+        destination[prefix + name] = value if keep_vars else value.detach()
+    for name, child in module._modules.items():
+        if child is not None:
+            save(child, destination, prefix + name + ".", keep_vars)
+    return destination
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """The value behind a checkpoint entry, or None when it is not tensor-like."""
+    if isinstance(value, Tensor):
+        return value._concrete("load_state_dict")
+    if isinstance(value, np.ndarray):
+        return value
+    if all(hasattr(value, a) for a in ("detach", "cpu", "numpy")):
+        return np.asarray(value.detach().cpu().numpy())
+    return None
+
+
+def _load_local(module: Any, state_dict: Mapping[str, Any], prefix: str,
+                missing: list[str], unexpected: list[str], errors: list[str]) -> None:
+    local = _local_state(module)
+    for name, target in local.items():
+        key = prefix + name
+        if key not in state_dict:
+            missing.append(key)
+            continue
+        array = _as_array(state_dict[key])
+        if array is None:
+            errors.append(f'While copying the parameter named "{key}", expected Tensor or Tensor-like '
+                          f"object from checkpoint but received {type(state_dict[key])}")
+        elif tuple(array.shape) != tuple(target.shape):
+            errors.append(f"size mismatch for {key}: copying a param with shape {Size(array.shape)!r} from "
+                          f"checkpoint, the shape in current model is {target.shape!r}.")
+        else:
+            target._set(array)
+    for key in state_dict:
+        if not key.startswith(prefix):
+            continue
+        head, dotted, _ = key[len(prefix):].partition(".")
+        # a dotted key belongs to a child (checked there); an undotted one must be local state
+        if (head not in module._modules) if dotted else (head not in local):
+            unexpected.append(key)
+
+
+def load(module: Any, state_dict: Mapping[str, Any], strict: bool) -> IncompatibleKeys:
+    missing: list[str] = []
+    unexpected: list[str] = []
+    errors: list[str] = []
+
+    def visit(m: Any, prefix: str) -> None:
+        _load_local(m, state_dict, prefix, missing, unexpected, errors)
+        for name, child in m._modules.items():
+            if child is not None:
+                visit(child, prefix + name + ".")
+
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+    with no_grad():
+        visit(module, "")
+    if strict:
+        if unexpected:
+            errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected)))
+        if missing:
+            errors.insert(0, "Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing)))
+    if errors:
+        raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
+            type(module).__name__, "\n\t".join(errors)))
+    return IncompatibleKeys(missing, unexpected)

@@ -1,0 +1,70 @@
+"""Elementwise ops (numpy broadcasting). Each entry: name, reference, gradient rule."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import functions as F
+from .registry import OpDef, ShapeError, TensorType, broadcast_shapes, register
+
+
+def _elementwise(name: str, reference, gradient=None, out_dtype: str | None = None, doc: str = "") -> None:
+    def infer(*types: TensorType, **attrs) -> TensorType:
+        dtypes = {t.dtype for t in types[1:]} if name == "where" else {t.dtype for t in types}
+        if len(dtypes) > 1:
+            raise ShapeError(f"{name}: operands have different dtypes {sorted(dtypes)}")
+        return TensorType(broadcast_shapes(name, *(t.shape for t in types)), out_dtype or dtypes.pop())
+    register(OpDef(name, "elementwise", infer, reference, gradient, doc))
+
+
+def _unary(name: str, reference, gradient, doc: str = "") -> None:
+    _elementwise(name, reference, gradient, doc=doc)
+
+
+# --- binary arithmetic: d(a op b) ---------------------------------------------------------
+_elementwise("add", np.add, lambda ins, out, g: (F.sum_to(g, ins[0].shape), F.sum_to(g, ins[1].shape)))
+_elementwise("sub", np.subtract, lambda ins, out, g: (F.sum_to(g, ins[0].shape), F.sum_to(F.neg(g), ins[1].shape)))
+_elementwise("mul", np.multiply, lambda ins, out, g: (F.sum_to(F.mul(g, ins[1]), ins[0].shape),
+                                                      F.sum_to(F.mul(g, ins[0]), ins[1].shape)))
+_elementwise("div", np.divide, lambda ins, out, g: (F.sum_to(F.div(g, ins[1]), ins[0].shape),
+                                                    F.sum_to(F.neg(F.div(F.mul(g, out), ins[1])), ins[1].shape)))
+
+
+def _pow_grad(ins, out, g):
+    a, b = ins
+    da = F.mul(g, F.mul(b, F.pow(a, F.sub(b, 1.0))))
+    db = F.mul(g, F.mul(out, F.log(a)))
+    return F.sum_to(da, a.shape), F.sum_to(db, b.shape)
+
+
+_elementwise("pow", np.power, _pow_grad)
+_elementwise("maximum", np.maximum, lambda ins, out, g: (
+    F.sum_to(F.where(F.ge(ins[0], ins[1]), g, 0.0), ins[0].shape),
+    F.sum_to(F.where(F.ge(ins[0], ins[1]), 0.0, g), ins[1].shape)))
+
+# --- unary math: y = f(x), dx = g * f'(x) ------------------------------------------------
+_unary("neg", np.negative, lambda ins, out, g: (F.neg(g),))
+_unary("exp", np.exp, lambda ins, out, g: (F.mul(g, out),))
+_unary("log", np.log, lambda ins, out, g: (F.div(g, ins[0]),))
+_unary("sqrt", np.sqrt, lambda ins, out, g: (F.div(g, F.mul(out, 2.0)),))
+_unary("tanh", np.tanh, lambda ins, out, g: (F.mul(g, F.sub(1.0, F.mul(out, out))),))
+_unary("sigmoid", lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),
+       lambda ins, out, g: (F.mul(g, F.mul(out, F.sub(1.0, out))),))
+_unary("relu", lambda x: np.maximum(x, x.dtype.type(0)),
+       lambda ins, out, g: (F.where(F.gt(ins[0], 0.0), g, 0.0),))
+
+# --- comparisons and selection (not differentiable in the condition) ------------------------
+_elementwise("gt", np.greater, out_dtype="bool")
+_elementwise("ge", np.greater_equal, out_dtype="bool")
+_elementwise("eq", np.equal, out_dtype="bool")
+_elementwise("where", np.where, lambda ins, out, g: (
+    None,
+    F.sum_to(F.where(ins[0], g, 0.0), ins[1].shape),
+    F.sum_to(F.where(ins[0], 0.0, g), ins[2].shape)))
+
+
+def _cast_infer(a: TensorType, dtype: str) -> TensorType:
+    return TensorType(a.shape, dtype)
+
+
+register(OpDef("cast", "elementwise", _cast_infer, lambda a, dtype: a.astype(dtype),
+               lambda ins, out, g, dtype: (F.cast(g, ins[0].dtype) if ins[0].dtype.startswith("float") else None,)))

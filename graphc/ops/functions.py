@@ -1,0 +1,140 @@
+"""Op functions: the one set of functions used by eager code, traced code and gradient rules.
+
+Each forwards to `apply`, which computes with the numpy reference on real arrays or records a
+node on symbolic tensors. Composite functions (sum_to, softmax, ...) are written with them.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .dispatch import apply, is_symbolic  # noqa: F401  (is_symbolic is part of this API)
+
+
+def _binary(name: str):
+    def fn(a: Any, b: Any):
+        return apply(name, a, b, promote=True)
+    fn.__name__ = name
+    return fn
+
+
+add, sub, mul, div, pow, maximum = (_binary(n) for n in ("add", "sub", "mul", "div", "pow", "maximum"))
+gt, ge, eq = (_binary(n) for n in ("gt", "ge", "eq"))
+
+
+def neg(a): return apply("neg", a)
+def exp(a): return apply("exp", a)
+def log(a): return apply("log", a)
+def sqrt(a): return apply("sqrt", a)
+def tanh(a): return apply("tanh", a)
+def sigmoid(a): return apply("sigmoid", a)
+def relu(a): return apply("relu", a)
+
+
+def where(cond, a, b):
+    return apply("where", cond, a, b, promote=True)
+
+
+def cast(a, dtype: str):
+    return a if a.dtype == dtype else apply("cast", a, dtype=str(dtype))
+
+
+def normalize_dims(dims, ndim: int) -> tuple[int, ...]:
+    if dims is None:
+        return tuple(range(ndim))
+    if isinstance(dims, int):
+        dims = (dims,)
+    out = []
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {d})")
+        out.append(d % max(ndim, 1))
+    return tuple(sorted(set(out)))
+
+
+def sum(a, dims=None, keepdim: bool = False):
+    return apply("sum", a, dims=normalize_dims(dims, a.ndim), keepdim=bool(keepdim))
+
+
+def amax(a, dims=None, keepdim: bool = False):
+    return apply("amax", a, dims=normalize_dims(dims, a.ndim), keepdim=bool(keepdim))
+
+
+def mean(a, dims=None, keepdim: bool = False):
+    dims = normalize_dims(dims, a.ndim)
+    count = 1
+    for d in dims:
+        count *= a.shape[d]
+    return mul(sum(a, dims, keepdim), 1.0 / count)
+
+
+def resolve_shape(shape: Sequence[int], size: int) -> tuple[int, ...]:
+    """Replace one -1 by what makes the element count match (PyTorch's view rule)."""
+    shape = tuple(int(s) for s in shape)
+    if shape.count(-1) > 1:
+        raise ValueError("only one dimension can be inferred")
+    if -1 in shape:
+        known = 1
+        for s in shape:
+            if s != -1:
+                known *= s
+        if known == 0 or size % known:
+            raise ValueError(f"shape '{list(shape)}' is invalid for input of size {size}")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    return shape
+
+
+def reshape(a, shape: Sequence[int]):
+    shape = resolve_shape(shape, a.numel())
+    return a if tuple(a.shape) == shape else apply("reshape", a, shape=shape)
+
+
+def permute(a, dims: Sequence[int]):
+    dims = tuple(d % max(a.ndim, 1) for d in dims)
+    return a if dims == tuple(range(a.ndim)) else apply("permute", a, dims=dims)
+
+
+def transpose(a, dim0: int, dim1: int):
+    dims = list(range(a.ndim))
+    d0, d1 = dim0 % a.ndim, dim1 % a.ndim
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return permute(a, dims)
+
+
+def expand(a, shape: Sequence[int]):
+    lead = len(shape) - a.ndim
+    shape = tuple(a.shape[i - lead] if s == -1 else int(s) for i, s in enumerate(shape))
+    return a if tuple(a.shape) == shape else apply("expand", a, shape=shape)
+
+
+def sum_to(g, shape: Sequence[int]):
+    """Sum a broadcast gradient back down to `shape` (the inverse of broadcasting)."""
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
+        return g
+    lead = g.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    return reshape(sum(g, dims, keepdim=True), shape) if dims else reshape(g, shape)
+
+
+def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
+    return apply("matmul", a, b, transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
+
+
+def one_hot(indices, num_classes: int, dtype: str = "float32"):
+    return apply("one_hot", indices, num_classes=int(num_classes), dtype=dtype)
+
+
+def softmax(a, dim: int):
+    shifted = sub(a, amax(detach(a), dim, keepdim=True))
+    e = exp(shifted)
+    return div(e, sum(e, dim, keepdim=True))
+
+
+def log_softmax(a, dim: int):
+    # the max is a constant shift: detaching it keeps the gradient exact and the graph small
+    shifted = sub(a, amax(detach(a), dim, keepdim=True))
+    return sub(shifted, log(sum(exp(shifted), dim, keepdim=True)))
+
+
+def detach(a):
+    return a.detach()

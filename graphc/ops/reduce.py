@@ -1,0 +1,43 @@
+"""Reductions over a tuple of dims (normalised, non-negative), with keepdim."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import functions as F
+from .registry import OpDef, ShapeError, TensorType, register
+
+
+def _reduce_infer(name: str):
+    def infer(a: TensorType, dims: tuple[int, ...], keepdim: bool) -> TensorType:
+        if any(not 0 <= d < a.ndim for d in dims):
+            raise ShapeError(f"{name}: dims {list(dims)} out of range for shape {list(a.shape)}")
+        shape = tuple(1 if i in dims else s for i, s in enumerate(a.shape) if keepdim or i not in dims)
+        dtype = "int64" if a.dtype in ("bool", "int64") and name == "sum" else a.dtype
+        return TensorType(shape, dtype)
+    return infer
+
+
+def _kept(t, shape, dims, keepdim):
+    """`t` reshaped so reduced dims are size 1 (ready to expand back to `shape`)."""
+    return t if keepdim else F.reshape(t, tuple(1 if i in dims else s for i, s in enumerate(shape)))
+
+
+def _sum_grad(ins, out, g, dims, keepdim):
+    return (F.expand(_kept(g, ins[0].shape, dims, keepdim), ins[0].shape),)
+
+
+def _amax_grad(ins, out, g, dims, keepdim):
+    # the gradient is shared equally between tied maxima, as PyTorch does
+    x = ins[0]
+    mask = F.cast(F.eq(x, F.expand(_kept(out, x.shape, dims, keepdim), x.shape)), x.dtype)
+    count = F.sum(mask, dims, True)
+    share = F.div(_kept(g, x.shape, dims, keepdim), count)
+    return (F.mul(mask, F.expand(share, x.shape)),)
+
+
+register(OpDef("sum", "reduce", _reduce_infer("sum"),
+               lambda a, dims, keepdim: np.asarray(np.sum(a, axis=dims, keepdims=keepdim,
+                                                          dtype=np.int64 if a.dtype.kind in "bi" else a.dtype)),
+               _sum_grad))
+register(OpDef("amax", "reduce", _reduce_infer("amax"),
+               lambda a, dims, keepdim: np.asarray(np.amax(a, axis=dims, keepdims=keepdim)), _amax_grad))

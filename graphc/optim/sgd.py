@@ -1,0 +1,39 @@
+"""SGD with momentum, dampening, Nesterov, weight decay and maximize, as torch.optim.SGD."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"Invalid SGD hyperparameters: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
+
+    @property
+    def state_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("momentum_buffer",) if any(g["momentum"] for g in self.param_groups) else ()
+
+    def step_hyper(self, group: dict[str, Any], step: int) -> dict[str, float]:
+        # the first step copies the gradient into the (zero) buffer: PyTorch's buf = clone(g)
+        grad_scale = 1.0 if step == 1 else 1.0 - group["dampening"]
+        return {"lr": group["lr"], "momentum": group["momentum"], "weight_decay": group["weight_decay"],
+                "grad_scale": grad_scale}
+
+    def update(self, p, g, state, hyper, group):
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"]:
+            g = g + hyper["weight_decay"] * p
+        new_state = {}
+        if group["momentum"]:
+            buf = hyper["momentum"] * state["momentum_buffer"] + hyper["grad_scale"] * g
+            new_state["momentum_buffer"] = buf
+            g = g + hyper["momentum"] * buf if group["nesterov"] else buf
+        return p - hyper["lr"] * g, new_state

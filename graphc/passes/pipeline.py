@@ -1,0 +1,35 @@
+"""The ordered pass pipeline. Each pass is a named function Graph -> Graph; verify runs after each."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..ir import Graph, verify
+from .cse import cse
+from .dead_code import dead_code
+from .fold_constants import fold_constants
+from .fold_transpose import fold_transpose_into_matmul
+from .simplify import simplify
+
+Pass = Callable[[Graph], Graph]
+
+PIPELINE: tuple[Pass, ...] = (
+    fold_constants,
+    simplify,
+    fold_transpose_into_matmul,
+    cse,
+    dead_code,
+)
+
+PASSES: dict[str, Pass] = {p.__name__: p for p in PIPELINE}
+
+
+def optimize(graph: Graph, passes: tuple[Pass, ...] = PIPELINE,
+             after_each: Callable[[str, Graph, float], None] | None = None) -> Graph:
+    """Run `passes` in order, verifying the graph after each one."""
+    for p in passes:
+        start = time.perf_counter()
+        graph = verify(p(graph))
+        if after_each is not None:
+            after_each(p.__name__, graph, time.perf_counter() - start)
+    return graph

@@ -1,0 +1,76 @@
+"""Tensor factories and graphc's random generator (seeded by `manual_seed`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .tensor import Tensor, _flat_sizes
+
+_generator = np.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reseed graphc's generator (used by randn, rand and nn.init)."""
+    global _generator
+    _generator = np.random.default_rng(int(seed))
+    return _generator
+
+
+def generator() -> np.random.Generator:
+    return _generator
+
+
+def _make(data: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
+    target = dtypes.canonical(dtype) if dtype is not None else dtypes.get_default_dtype()
+    t = Tensor._wrap(np.ascontiguousarray(data, dtype=target))
+    return t.requires_grad_() if requires_grad else t
+
+
+def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(_generator.standard_normal(_flat_sizes(size)), dtype, requires_grad)
+
+
+def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(_generator.random(_flat_sizes(size)), dtype, requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: tuple = (), dtype: Any = "int64") -> Tensor:
+    if high is None:
+        low, high = 0, low
+    return Tensor._wrap(_generator.integers(low, high, size=tuple(size)).astype(dtypes.canonical(dtype)))
+
+
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.zeros(_flat_sizes(size)), dtype, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.ones(_flat_sizes(size)), dtype, requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+
+def full(size: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.full(_flat_sizes((size,)), fill_value), dtype, requires_grad)
+
+
+def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
+    data = np.arange(start, end, step) if end is not None else np.arange(start)
+    return Tensor._wrap(data.astype(dtypes.canonical(dtype) if dtype else
+                                    ("int64" if data.dtype.kind in "iu" else dtypes.get_default_dtype())))
+
+
+def zeros_like(t: Tensor, dtype: Any = None) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype)
+
+
+def ones_like(t: Tensor, dtype: Any = None) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype)
+
+
+def randn_like(t: Tensor, dtype: Any = None) -> Tensor:
+    return randn(t.shape, dtype=dtype or t.dtype)

@@ -1,0 +1,397 @@
+"""Tensor: a numpy array with autograd in eager mode, or a symbolic value while tracing.
+
+Both kinds go through the same op functions (`graphc.ops.functions`), so a model's forward is
+one piece of code whether it runs, is traced, or is differentiated.
+"""
+from __future__ import annotations
+
+import builtins
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import autograd, dtypes
+from .errors import TraceError
+
+
+_DTYPE_NAMES = {"f": "float32", "d": "float64", "l": "int64", "q": "int64", "?": "bool"}  # str(dtype) is slow
+
+
+class Size(tuple):
+    """The shape of a tensor, printed as PyTorch prints it."""
+
+    def __repr__(self) -> str:
+        return f"graphc.Size({list(self)})"
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+
+class Tensor:
+    __slots__ = ("_data", "_node", "_recorder", "_shape", "_dtype", "requires_grad", "grad", "_grad_fn",
+                 "_hooks", "_retains_grad", "__weakref__")
+
+    def __init__(self, *args: Any) -> None:
+        """Legacy constructor: `Tensor(3, 5)` makes a 3x5 float tensor, `Tensor(data)` copies data."""
+        if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+            data = np.array(_unwrap(args[0]), dtype=dtypes.get_default_dtype())
+        else:
+            data = np.zeros(tuple(int(a) for a in _flat_sizes(args)), dtype=dtypes.get_default_dtype())
+        self._init(data)
+
+    def _init(self, data: np.ndarray | None, node: int | None = None, recorder: Any = None,
+              shape: tuple = (), dtype: str = "float32") -> None:
+        self._data, self._node, self._recorder = data, node, recorder
+        if data is not None:
+            shape, dtype = data.shape, _DTYPE_NAMES.get(data.dtype.char) or str(data.dtype)
+        self._shape, self._dtype = tuple(shape), dtype
+        self.requires_grad, self.grad, self._grad_fn = False, None, None
+        self._hooks, self._retains_grad = [], False
+
+    @classmethod
+    def _wrap(cls, data: np.ndarray) -> "Tensor":
+        t = cls.__new__(cls)
+        t._init(data)
+        return t
+
+    @classmethod
+    def _symbolic(cls, recorder: Any, node: int, shape: tuple[int, ...], dtype: str) -> "Tensor":
+        t = cls.__new__(cls)
+        t._init(None, node, recorder, shape, dtype)
+        return t
+
+    # --- metadata -----------------------------------------------------------------------
+    @property
+    def shape(self) -> Size:
+        return Size(self._shape)
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self._shape[dim]
+
+    @property
+    def dtype(self) -> dtypes.dtype:
+        return dtypes.canonical(self._dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    def dim(self) -> int:
+        return len(self._shape)
+
+    def numel(self) -> int:
+        return int(np.prod(self._shape, dtype=np.int64))
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def grad_fn(self):
+        return self._grad_fn
+
+    @property
+    def data(self) -> "Tensor":
+        return self.detach()
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        self._data = as_tensor(value)._data
+        self._shape, self._dtype = tuple(self._data.shape), str(self._data.dtype)
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def __len__(self) -> int:
+        if not self._shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._shape[0]
+
+    # --- leaving the tensor world ----------------------------------------------------------
+    def _concrete(self, what: str) -> np.ndarray:
+        if self._node is not None:
+            raise self._recorder.fail(TraceError(
+                f"{what} needs a tensor's value, which a traced graph does not have; "
+                "control flow may depend on shapes and non-tensor arguments only"))
+        return self._data
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad and autograd.is_grad_enabled() and self._grad_fn is not None:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._concrete("numpy()")
+
+    def item(self) -> builtins.float | int | bool:
+        data = self._concrete("item()")
+        if data.size != 1:
+            raise RuntimeError(f"a Tensor with {data.size} elements cannot be converted to Scalar")
+        return data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self._concrete("tolist()").tolist()
+
+    def __bool__(self) -> bool:
+        data = self._concrete("bool() of a tensor (an `if` or `while` on a tensor)")
+        if data.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(data.reshape(()))
+
+    def __float__(self) -> builtins.float:
+        return builtins.float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        data = self._concrete("conversion to a numpy array")
+        return data if dtype is None else data.astype(dtype)
+
+    def __repr__(self) -> str:
+        if self._node is not None:
+            return f"Tensor(symbolic %{self._node}, shape={list(self._shape)}, dtype={self.dtype!r})"
+        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4)
+        extras = []
+        if self._dtype not in ("float32", "int64", "bool"):
+            extras.append(f"dtype={self.dtype!r}")
+        if self._grad_fn is not None:
+            extras.append(f"grad_fn={self._grad_fn!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    # --- autograd ---------------------------------------------------------------------------
+    def backward(self, gradient: Any = None) -> None:
+        autograd.backward(self, gradient)
+
+    def detach(self) -> "Tensor":
+        if self._node is not None:
+            return _fn.apply("detach", self)
+        return Tensor._wrap(self._data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and not self._dtype.startswith("float"):
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> None:
+        self._retains_grad = True
+
+    def register_hook(self, hook) -> None:
+        self._hooks.append(hook)
+
+    # --- in-place helpers used by init, optimizers and state_dict ------------------------
+    def _set(self, value: Any) -> "Tensor":
+        np.copyto(self._concrete("an in-place update"), np.asarray(_unwrap(value), dtype=self._dtype))
+        return self
+
+    def copy_(self, src: Any) -> "Tensor":
+        return self._set(src)
+
+    def fill_(self, value: builtins.float) -> "Tensor":
+        return self._set(value)
+
+    def zero_(self) -> "Tensor":
+        return self._set(0)
+
+    def clone(self) -> "Tensor":
+        if self._node is not None:
+            return _fn.apply("detach", self) if not self.requires_grad else self * 1
+        out = Tensor._wrap(self._data.copy())
+        return out if not (self.requires_grad and autograd.is_grad_enabled()) else self * 1
+
+    def contiguous(self) -> "Tensor":
+        return self
+
+    # --- dtype conversion -------------------------------------------------------------------
+    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        target = kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, str) and a in ("cpu",) or getattr(a, "type", None) == "cpu":
+                continue
+            target = a
+        return self if target is None else _fn.cast(self, dtypes.canonical(target))
+
+    def type(self, dtype: Any) -> "Tensor":
+        return _fn.cast(self, dtypes.canonical(dtype))
+
+    def float(self) -> "Tensor":
+        return _fn.cast(self, "float32")
+
+    def double(self) -> "Tensor":
+        return _fn.cast(self, "float64")
+
+    def long(self) -> "Tensor":
+        return _fn.cast(self, "int64")
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    # --- arithmetic -----------------------------------------------------------------------
+    def __add__(self, o): return _fn.add(self, o)
+    def __radd__(self, o): return _fn.add(o, self)
+    def __sub__(self, o): return _fn.sub(self, o)
+    def __rsub__(self, o): return _fn.sub(o, self)
+    def __mul__(self, o): return _fn.mul(self, o)
+    def __rmul__(self, o): return _fn.mul(o, self)
+    def __truediv__(self, o): return _fn.div(self, o)
+    def __rtruediv__(self, o): return _fn.div(o, self)
+    def __pow__(self, o): return _fn.pow(self, o)
+    def __rpow__(self, o): return _fn.pow(o, self)
+    def __neg__(self): return _fn.neg(self)
+    def __pos__(self): return self
+    def __matmul__(self, o): return matmul(self, o)
+    def __rmatmul__(self, o): return matmul(as_tensor(o), self)
+    def __gt__(self, o): return _fn.gt(self, o)
+    def __ge__(self, o): return _fn.ge(self, o)
+    def __lt__(self, o): return _fn.gt(o, self)
+    def __le__(self, o): return _fn.ge(o, self)
+    def __eq__(self, o): return _fn.eq(self, o)  # type: ignore[override]
+    def __ne__(self, o): return _fn.eq(_fn.eq(self, o), False)  # type: ignore[override]
+    __hash__ = object.__hash__
+
+    def add(self, o): return _fn.add(self, o)
+    def sub(self, o): return _fn.sub(self, o)
+    def mul(self, o): return _fn.mul(self, o)
+    def div(self, o): return _fn.div(self, o)
+    def pow(self, o): return _fn.pow(self, o)
+    def neg(self): return _fn.neg(self)
+    def exp(self): return _fn.exp(self)
+    def log(self): return _fn.log(self)
+    def sqrt(self): return _fn.sqrt(self)
+    def tanh(self): return _fn.tanh(self)
+    def sigmoid(self): return _fn.sigmoid(self)
+    def relu(self): return _fn.relu(self)
+    def abs(self): return _fn.where(_fn.ge(self, 0), self, _fn.neg(self))
+    def matmul(self, o): return matmul(self, o)
+
+    def sum(self, dim=None, keepdim: bool = False): return _fn.sum(self, dim, keepdim)
+    def mean(self, dim=None, keepdim: bool = False): return _fn.mean(self, dim, keepdim)
+    def amax(self, dim=None, keepdim: bool = False): return _fn.amax(self, dim, keepdim)
+    def softmax(self, dim: int): return _fn.softmax(self, dim)
+    def log_softmax(self, dim: int): return _fn.log_softmax(self, dim)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        """Eager only: indices are not differentiable and have no place in a compiled graph yet."""
+        data = self._concrete("argmax()")
+        return Tensor._wrap(np.asarray(np.argmax(data, axis=dim, keepdims=keepdim if dim is not None else False)))
+
+    # --- shapes ---------------------------------------------------------------------------
+    def reshape(self, *shape): return _fn.reshape(self, _flat_sizes(shape))
+    def view(self, *shape): return _fn.reshape(self, _flat_sizes(shape))
+    def view_as(self, other): return _fn.reshape(self, other.shape)
+    def expand(self, *shape): return _fn.expand(self, _flat_sizes(shape))
+    def expand_as(self, other): return _fn.expand(self, other.shape)
+    def permute(self, *dims): return _fn.permute(self, _flat_sizes(dims))
+    def transpose(self, dim0: int, dim1: int): return _fn.transpose(self, dim0, dim1)
+
+    def t(self) -> "Tensor":
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return _fn.transpose(self, 0, 1) if self.ndim == 2 else self
+
+    @property
+    def T(self) -> "Tensor":
+        return _fn.permute(self, tuple(reversed(range(self.ndim))))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        if self.ndim == 0:
+            return _fn.reshape(self, (1,))
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        shape = self._shape[:start] + (-1,) + self._shape[end + 1:]
+        return _fn.reshape(self, shape)
+
+    def unsqueeze(self, dim: int) -> "Tensor":
+        dim = dim % (self.ndim + 1)
+        return _fn.reshape(self, self._shape[:dim] + (1,) + self._shape[dim:])
+
+    def squeeze(self, dim: int | None = None) -> "Tensor":
+        if dim is None:
+            return _fn.reshape(self, tuple(s for s in self._shape if s != 1))
+        dim = dim % max(self.ndim, 1)
+        if self.ndim == 0 or self._shape[dim] != 1:
+            return self
+        return _fn.reshape(self, self._shape[:dim] + self._shape[dim + 1:])
+
+    def __getitem__(self, index: Any) -> "Tensor":
+        """Eager indexing (batches of a data set, inspection). Traced graphs have no slicing op yet."""
+        data = self._concrete("indexing")
+        if isinstance(index, Tensor):
+            index = index._data
+        out = Tensor._wrap(np.ascontiguousarray(data[index]))
+        if self.requires_grad and autograd.is_grad_enabled():
+            shape, dtype = self._shape, self._dtype
+
+            def backward(g):
+                full = np.zeros(shape, dtype=dtype)
+                np.add.at(full, index, g._data)
+                return (Tensor._wrap(full),)
+            out.requires_grad = True
+            out._grad_fn = autograd.GradFn("index", (self,), backward)
+        return out
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value._concrete("conversion")
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch.Tensor, say
+        return value.detach().cpu().numpy()
+    if isinstance(value, (list, tuple)):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def _flat_sizes(sizes: Sequence[Any]) -> tuple[int, ...]:
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = sizes[0]
+    return tuple(int(s) for s in sizes)
+
+
+def _default_dtype_of(data: Any) -> str:
+    if isinstance(data, np.ndarray):
+        return str(dtypes.canonical(data.dtype))
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f":
+        return dtypes.get_default_dtype()
+    return str(dtypes.canonical(arr.dtype)) if arr.dtype.kind in "biu" else dtypes.get_default_dtype()
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of `data` (lists give float32/int64, arrays keep their dtype)."""
+    data = _unwrap(data)
+    target = dtypes.canonical(dtype) if dtype is not None else _default_dtype_of(data)
+    t = Tensor._wrap(np.array(data, dtype=target, copy=True))
+    return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+    if isinstance(data, Tensor) and dtype is None:
+        return data
+    if isinstance(data, np.ndarray) and data.dtype.name in ("float32", "float64", "int64", "bool") and dtype is None:
+        return Tensor._wrap(data)
+    return tensor(data, dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    return Tensor._wrap(array)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """PyTorch's matmul rules for 1-D operands and broadcast batches, on top of the 2-D/batched op."""
+    if a.ndim == 1 and b.ndim == 1:
+        return _fn.sum(_fn.mul(a, b))
+    if a.ndim == 1:
+        return matmul(a.unsqueeze(0), b).squeeze(-2)
+    if b.ndim == 1:
+        return matmul(a, b.unsqueeze(1)).squeeze(-1)
+    if b.ndim > 2 and a.shape[:-2] != b.shape[:-2]:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = _fn.expand(a, batch + tuple(a.shape[-2:]))
+        b = _fn.expand(b, batch + tuple(b.shape[-2:]))
+    return _fn.matmul(a, b)
+
+
+from .ops import functions as _fn  # noqa: E402  (op functions need Tensor defined first)

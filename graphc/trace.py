@@ -1,0 +1,202 @@
+"""trace(model, *inputs): run forward on symbolic tensors and record the DAG.
+
+The module tree stays a separate object (`Program.tree`); each node points into it by its
+module path. Parameters and buffers are graph inputs named by their qualified names, created on
+first use, so a parameter shared by two modules is one input.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .errors import TraceError
+from .ir import Graph, GraphBuilder, interpret
+from .ops.dispatch import recording
+from .ops.registry import TensorType
+from .tensor import Tensor, as_tensor
+from .tree import ModuleTree
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_source(skip: Sequence[str] = (_PACKAGE_DIR,)) -> str:
+    """file:line of the innermost frame outside graphc: the user's line that made a node."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(tuple(skip)):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+class Tracer:
+    """The Recorder that `apply` talks to while a forward runs on symbolic tensors."""
+
+    def __init__(self, root: Any = None, builder: GraphBuilder | None = None):
+        self.builder = builder or GraphBuilder()
+        self.bindings: dict[int, int] = {}
+        self.lazy: dict[int, tuple[str, str, Tensor]] = {}
+        self.used: dict[str, Tensor] = {}
+        self.module_names: dict[int, str] = {}
+        self.scope: list[tuple[str, str]] = [("", type(root).__name__ if root is not None else "")]
+        self.provenance: tuple[str, str, str] | None = None  # forced (path, type, source) for autodiff
+        if root is not None:
+            self.module_names = {id(m): name for name, m in root.named_modules(remove_duplicate=False)}
+            for kind, items in (("param", root.named_parameters()), ("buffer", root.named_buffers())):
+                for name, t in items:
+                    self.lazy.setdefault(id(t), (name, kind, t))
+
+    # --- the Recorder protocol -------------------------------------------------------------
+    def value_of(self, t: Tensor) -> int:
+        if t._node is not None:
+            if t._recorder is not self:
+                raise self.fail(TraceError("a symbolic tensor from another trace was used here"))
+            return t._node
+        key = id(t)
+        if key not in self.bindings:
+            if key in self.lazy:
+                name, kind, tensor = self.lazy[key]
+                self.bindings[key] = self.builder.input(name, kind, tuple(t.shape), t.dtype)
+                self.used[name] = tensor
+            else:  # a tensor made inside forward: its value is baked in
+                self.bindings[key] = self.builder.constant(t._data, **self._where())
+                self.lazy[key] = ("", "constant", t)  # keeps it alive so its id stays unique
+        return self.bindings[key]
+
+    def record(self, op: str, inputs: tuple[int, ...], attrs: dict, result: TensorType) -> Tensor:
+        node = self.builder.add(op, inputs, attrs, result.shape, result.dtype, **self._where())
+        return Tensor._symbolic(self, node, result.shape, result.dtype)
+
+    def fail(self, error: Exception) -> Exception:
+        where = self._where()
+        path = where["module_path"] or "<root>"
+        text = f"in module '{path}' ({where['module_type']})"
+        if where["source"]:
+            text += f" at {where['source']}"
+        return type(error)(f"{text}: {error}")
+
+    # --- context ----------------------------------------------------------------------------
+    def _where(self) -> dict[str, str]:
+        if self.provenance is not None:
+            path, type_name, source = self.provenance
+        else:
+            (path, type_name), source = self.scope[-1], user_source()
+        return {"module_path": path, "module_type": type_name, "source": source}
+
+    @contextlib.contextmanager
+    def module_scope(self, module: Any) -> Iterator[None]:
+        """Entered by Module.__call__ so nodes know the innermost module that made them."""
+        parent = self.scope[-1][0]
+        name = self.module_names.get(id(module), f"{parent}.<{type(module).__name__}>".lstrip("."))
+        self.scope.append((name, type(module).__name__))
+        try:
+            yield
+        finally:
+            self.scope.pop()
+
+    def symbolic_input(self, name: str, kind: str, shape: tuple[int, ...], dtype: str) -> Tensor:
+        return Tensor._symbolic(self, self.builder.input(name, kind, shape, dtype), tuple(shape), dtype)
+
+
+def _flatten(value: Any, out: list) -> Any:
+    """Flatten nested outputs into `out`; return a spec that rebuilds the structure."""
+    if isinstance(value, Tensor):
+        out.append(value)
+        return len(out) - 1
+    if isinstance(value, (tuple, list)):
+        return type(value), [_flatten(v, out) for v in value]
+    if isinstance(value, dict):
+        return dict, {k: _flatten(v, out) for k, v in value.items()}
+    raise TraceError(f"forward returned a {type(value).__name__}; traced outputs must be tensors "
+                     "(or tuples, lists and dicts of tensors)")
+
+
+def unflatten(spec: Any, values: Sequence[Any]) -> Any:
+    if isinstance(spec, int):
+        return values[spec]
+    kind, items = spec
+    if kind is dict:
+        return {k: unflatten(v, values) for k, v in items.items()}
+    return kind(unflatten(v, values) for v in items)
+
+
+def _input_names(model: Any, count: int) -> list[str]:
+    forward = getattr(model, "forward", model)
+    try:
+        params = [p.name for p in inspect.signature(forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    names = params[:count] + [f"input{i}" for i in range(len(params), count)]
+    return names
+
+
+@dataclass
+class Program:
+    """What trace returns: the module tree, the graph, and the live tensors behind its inputs."""
+
+    tree: ModuleTree | None
+    graph: Graph
+    params: dict[str, Tensor]
+    input_names: tuple[str, ...]
+    output_spec: Any = field(default=0, repr=False)
+    static_args: tuple = field(default=(), repr=False)
+
+    def input_arrays(self, *inputs: Any) -> list[np.ndarray]:
+        """Arrays in `graph.inputs` order: the user's tensors, then parameters and buffers by name."""
+        user = [x._data if isinstance(x, Tensor) else as_tensor(x)._data for x in inputs if not _is_static(x)]
+        if len(user) != len(self.input_names):
+            raise TypeError(f"expected {len(self.input_names)} tensor inputs, got {len(user)}")
+        return [user[source] if isinstance(source, int) else source._data for source in self._sources()]
+
+    def _sources(self) -> list[int | Tensor]:
+        """Per graph input: the index of a user input, or the live parameter/buffer tensor."""
+        if self.__dict__.get("_source_list") is None:
+            index = {name: i for i, name in enumerate(self.input_names)}
+            self._source_list = [index[n.attr("name")] if n.attr("name") in index else self.params[n.attr("name")]
+                                 for n in self.graph.inputs]
+        return self._source_list
+
+    def __call__(self, *inputs: Any) -> Any:
+        outputs = interpret(self.graph, self.input_arrays(*inputs))
+        return unflatten(self.output_spec, [Tensor._wrap(o) for o in outputs])
+
+
+def _is_static(x: Any) -> bool:
+    return not isinstance(x, (Tensor, np.ndarray))
+
+
+def trace(model: Any, *example_inputs: Any, root: Any = None) -> Program:
+    """Run `model(*example_inputs)` on symbolic tensors and return the Program it made.
+
+    Python control flow on shapes and on non-tensor arguments is specialised; control flow on
+    tensor values raises a TraceError naming the module path and source line. `root` names the
+    module whose parameters become graph inputs when `model` is a plain function.
+    """
+    root = root if root is not None else model
+    is_module = hasattr(root, "named_parameters")
+    tracer = Tracer(root if is_module else None)
+    names = _input_names(model, len(example_inputs))
+    args, tensor_names = [], []
+    for name, x in zip(names, example_inputs):
+        if _is_static(x):
+            args.append(x)
+            continue
+        t = as_tensor(x)
+        args.append(tracer.symbolic_input(name, "user", tuple(t.shape), t.dtype))
+        tensor_names.append(name)
+    with recording(tracer):
+        result = model(*args)
+    flat: list[Tensor] = []
+    spec = _flatten(result, flat)
+    outputs = [tracer.value_of(t) for t in flat]
+    graph = tracer.builder.finish(outputs, [f"out{i}" if len(flat) > 1 else "out" for i in range(len(flat))])
+    tree = ModuleTree.of(root) if is_module else None
+    static = tuple(x for x in example_inputs if _is_static(x))
+    return Program(tree, graph, dict(tracer.used), tuple(tensor_names), spec, static)

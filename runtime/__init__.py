@@ -1,0 +1,1 @@
+"""Native runtime: JIT compilation and execution of compiled graphs."""

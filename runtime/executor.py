@@ -1,0 +1,121 @@
+"""CompiledGraph: a graph lowered to one native entry point, called with checked numpy buffers."""
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from graphc.errors import InputError
+from graphc.ir import Graph
+from graphc.lower import lower
+
+from .jit import NativeModule, compile_ir
+
+_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+ALIGNMENT = 64
+
+
+def debug_level() -> int:
+    """GRAPHC_DEBUG: 1 timings, 2 traced graph, 3 graph after each pass, 4 LLVM IR, 5 assembly."""
+    try:
+        return int(os.environ.get("GRAPHC_DEBUG", "0"))
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def describe(self) -> str:
+        return f"{self.dtype.name}{list(self.shape)}"
+
+
+def address(arr: np.ndarray) -> int:
+    """The data pointer of an array; c_char.from_buffer is 3x cheaper than arr.ctypes.data."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(arr))
+    except (TypeError, ValueError):  # read-only or empty arrays
+        return arr.ctypes.data
+
+
+def aligned_empty(nbytes: int) -> np.ndarray:
+    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % ALIGNMENT
+    return raw[offset:offset + nbytes]
+
+
+class CompiledGraph:
+    """Native code for one graph; `run` checks every buffer before entering it."""
+
+    def __init__(self, graph: Graph, name: str = "graphc_main", context: str = ""):
+        start = time.perf_counter()
+        self.graph, self.context = graph, context
+        lowered = lower(graph, name)
+        self.native: NativeModule = compile_ir(lowered.ir_text)
+        self.lowered = lowered
+        self._entry = _ENTRY(self.native.address(lowered.entry))
+        self.inputs = tuple(BufferSpec(n.attr("name"), n.shape, np.dtype(n.dtype)) for n in graph.inputs)
+        self.outputs = tuple(BufferSpec(name, graph.nodes[i].shape, np.dtype(graph.nodes[i].dtype))
+                             for i, name in zip(graph.outputs, graph.output_names))
+        self._workspace = aligned_empty(max(lowered.workspace_bytes, 1))
+        self._workspace_ptr = self._workspace.ctypes.data
+        self._args = (ctypes.c_void_p * (len(self.inputs) + len(self.outputs)))()
+        self._seen: list[object] = [None] * len(self.inputs)
+        self.compile_seconds = time.perf_counter() - start
+        if debug_level() >= 1:
+            print(f"[graphc] compiled {name} ({len(graph)} nodes) in {self.compile_seconds * 1e3:.1f} ms")
+
+    def check(self, arrays: Sequence[np.ndarray]) -> None:
+        """Raise InputError (naming the model and the input) unless every buffer is as compiled."""
+        if len(arrays) != len(self.inputs):
+            raise InputError(f"{self._where()}expected {len(self.inputs)} inputs, got {len(arrays)}")
+        for spec, arr in zip(self.inputs, arrays):
+            self.check_one(spec, arr)
+
+    def check_one(self, spec: BufferSpec, arr: np.ndarray) -> None:
+        if not isinstance(arr, np.ndarray):
+            raise InputError(f"{self._where()}input '{spec.name}' must be an array, got {type(arr).__name__}")
+        if arr.shape != spec.shape or arr.dtype != spec.dtype:
+            raise InputError(f"{self._where()}input '{spec.name}' expected {spec.describe()}, "
+                             f"got {arr.dtype.name}{list(arr.shape)}")
+        if not arr.flags.c_contiguous:
+            raise InputError(f"{self._where()}input '{spec.name}' must be C-contiguous")
+
+    def _where(self) -> str:
+        return f"{self.context}: " if self.context else ""
+
+    def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Call the native entry point on checked inputs; returns freshly allocated outputs.
+
+        An input that is the same array object as in the previous call (a parameter, say) was
+        checked then and keeps its pointer, so small models pay little per call.
+        """
+        args, seen = self._args, self._seen
+        if len(arrays) != len(seen):
+            self.check(arrays)
+        for i, arr in enumerate(arrays):
+            if arr is not seen[i]:
+                self.check_one(self.inputs[i], arr)
+                args[i] = address(arr)
+                seen[i] = arr
+        outs = [np.empty(s.shape, s.dtype) for s in self.outputs]
+        base = len(seen)
+        for j, arr in enumerate(outs):
+            args[base + j] = address(arr)
+        self._entry(args, self._workspace_ptr)
+        return outs
+
+    __call__ = run
+
+    def llvm_ir(self) -> str:
+        return self.native.ir_text
+
+    def assembly(self) -> str:
+        return self.native.assembly()

@@ -1,0 +1,129 @@
+"""Compile LLVM IR text to native code for the host CPU with llvmlite's MCJIT.
+
+Facts this relies on (see /work/shared/LLVM_NOTES.md): every engine gets its own target
+machine, because MCJIT takes ownership of it and sharing one crashed the process; and
+`emit_assembly`/`emit_object` mutate their module, so dumps work on a fresh parse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+
+# llvm.initialize() raises in llvmlite 0.50; the native target and printer still need this.
+llvm.initialize_native_target()
+llvm.initialize_native_asmprinter()
+
+# libm functions generated code may call. MCJIT resolves them from the process itself
+# (checked by tests/runtime/test_jit.py), so no `llvm.add_symbol` registration is needed.
+MATH_SYMBOLS = ("expf", "logf", "tanhf", "exp", "log", "tanh", "powf", "pow", "sqrtf", "sqrt")
+
+
+def host_target_machine(opt: int = 3) -> llvm.TargetMachine:
+    """A new target machine for this CPU; without the CPU name and features LLVM emits SSE
+    only. Never share the result between engines: an engine owns its target machine."""
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    return target.create_target_machine(
+        cpu=llvm.get_host_cpu_name(),
+        features=llvm.get_host_cpu_features().flatten(),
+        opt=opt,
+        jit=True,
+    )
+
+
+def _parse(ir_text: str, machine: llvm.TargetMachine) -> llvm.ModuleRef:
+    """Parse and verify, turning LLVM's RuntimeError into a ValueError that says which step."""
+    try:
+        module = llvm.parse_assembly(ir_text)
+    except RuntimeError as error:
+        raise ValueError(f"LLVM could not parse the IR: {error}") from None
+    module.triple = machine.triple
+    module.data_layout = str(machine.target_data)
+    try:
+        module.verify()
+    except RuntimeError as error:
+        raise ValueError(f"LLVM IR failed verification: {error}") from None
+    return module
+
+
+def optimize(ir_text: str) -> llvm.ModuleRef:
+    """Parse, verify and run the O3 pipeline with the vectorisers and unrolling switched on,
+    tuned for the host CPU so loops vectorise to AVX-512 where it pays."""
+    machine = host_target_machine()
+    module = _parse(ir_text, machine)
+    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
+    tuning.loop_vectorization = True
+    tuning.slp_vectorization = True
+    tuning.loop_unrolling = True
+    tuning.loop_interleaving = True
+    passes = llvm.create_pass_builder(machine, tuning)
+    passes.getModulePassManager().run(module, passes)
+    return module
+
+
+def _emit_assembly(optimized_ir_text: str) -> str:
+    """Host assembly of already optimised IR, from a private parse (emit_assembly mutates)."""
+    machine = host_target_machine()
+    return machine.emit_assembly(_parse(optimized_ir_text, machine))
+
+
+@dataclass(eq=False)
+class NativeModule:
+    """One compiled LLVM module kept alive with its MCJIT engine.
+
+    The engine owns the module and its target machine, so holding the engine keeps the
+    machine code valid; function addresses die with this object.
+    """
+
+    engine: llvm.ExecutionEngine
+    ir_text: str  # optimised IR; empty when loaded from object code without it
+
+    def address(self, name: str) -> int:
+        """Address of a compiled function, to wrap in `ctypes.CFUNCTYPE`."""
+        address = self.engine.get_function_address(name)
+        if not address:
+            raise KeyError(f"no function named {name!r} in the compiled module")
+        return address
+
+    def assembly(self) -> str:
+        """Host assembly for dumps, emitted from a fresh parse of the optimised IR."""
+        if not self.ir_text:
+            raise ValueError("module was loaded from object code without its IR text")
+        return _emit_assembly(self.ir_text)
+
+
+def compile_ir(ir_text: str) -> NativeModule:
+    """Optimise and compile IR text to machine code callable in this process."""
+    module = optimize(ir_text)
+    text = str(module)
+    engine = llvm.create_mcjit_compiler(module, host_target_machine())  # takes both
+    engine.finalize_object()
+    return NativeModule(engine, text)
+
+
+def optimized_ir(ir_text: str) -> str:
+    """The IR after the O3 pipeline, for dumps."""
+    return str(optimize(ir_text))
+
+
+def assembly(ir_text: str) -> str:
+    """Host assembly of the optimised IR, for dumps."""
+    return host_target_machine().emit_assembly(optimize(ir_text))
+
+
+def object_code(ir_text: str) -> bytes:
+    """Relocatable object code of the optimised IR, for an on-disk cache."""
+    return host_target_machine().emit_object(optimize(ir_text))
+
+
+def load_object(obj: bytes, ir_text: str = "") -> NativeModule:
+    """Load object code from `object_code` (about 2 ms, no optimisation or codegen).
+
+    Pass the optimised IR text too if `assembly()` should work on the result.
+    """
+    machine = host_target_machine()
+    engine = llvm.create_mcjit_compiler(_parse("", machine), machine)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    return NativeModule(engine, ir_text)

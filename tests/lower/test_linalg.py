@@ -1,0 +1,50 @@
+"""matmul in all transpose combinations and batch layouts; one_hot."""
+import numpy as np
+import pytest
+
+from harness import run_op, tolerance
+
+rng = np.random.default_rng(4)
+
+
+def operands(a_shape, b_shape, ta, tb, dtype):
+    """Arrays stored as the op reads them: the last two dims swapped when transposed."""
+    def stored(shape, t):
+        return shape[:-2] + (shape[-1], shape[-2]) if t else shape
+    return (rng.uniform(-1, 1, stored(a_shape, ta)).astype(dtype),
+            rng.uniform(-1, 1, stored(b_shape, tb)).astype(dtype))
+
+
+SHAPES = [
+    ((1, 9), (9, 13)),            # batch-1 Linear layer
+    ((6, 7), (7, 9)),             # remainders of 4x4 tiles in both directions
+    ((8, 33), (33, 16)),          # whole tiles
+    ((13, 19), (19, 43)),         # remainders of outer-product tiles: rows, vectors, columns
+    ((2, 3, 5, 7), (7, 6)),       # batched a, 2-d b
+    ((3, 5, 7), (3, 7, 4)),       # batched a and b
+    ((2, 1, 64), (2, 64, 1)),
+]
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("shapes", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matmul(shapes, ta, tb, dtype):
+    a, b = operands(*shapes, ta, tb, dtype)
+    native, expected = run_op("matmul", [a, b], transpose_a=ta, transpose_b=tb)
+    np.testing.assert_allclose(native, expected, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5)
+
+
+def test_large_linear_layer():
+    x, w = operands((33, 784), (784, 70), False, True, "float32")
+    native, expected = run_op("matmul", [x, w], transpose_a=False, transpose_b=True)
+    np.testing.assert_allclose(native, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool"])
+def test_one_hot_with_out_of_range_indices(dtype):
+    labels = np.array([[0, 3, -100], [2, 4, 1]])
+    native, expected = run_op("one_hot", [labels], num_classes=4, dtype=dtype)
+    assert not native[0, 2].any() and not native[1, 1].any()
+    np.testing.assert_array_equal(native, expected)

@@ -1,0 +1,131 @@
+"""Every gradient rule of the op table against central finite differences in float64,
+eagerly and as a backward graph run by the reference interpreter."""
+import numpy as np
+import pytest
+
+import graphc
+from graphc.autodiff import build_backward, with_saved_outputs
+from graphc.ir import interpret, verify
+from graphc.ops import OPS
+from graphc.ops import functions as F
+from graphc.trace import trace
+
+rng = np.random.default_rng(0)
+
+
+def positive(*shape):
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def signed(*shape):
+    values = rng.uniform(0.2, 1.5, shape) * rng.choice([-1, 1], shape)
+    return values
+
+
+# op name -> (function of tensors, list of float64 input arrays); each differentiable input is checked
+CASES = {
+    "add": (F.add, [signed(3, 4), signed(4)]),
+    "sub": (F.sub, [signed(3, 1), signed(3, 4)]),
+    "mul": (F.mul, [signed(2, 3), signed(2, 1)]),
+    "div": (F.div, [signed(3, 4), positive(4)]),
+    "pow": (F.pow, [positive(3, 4), signed(3, 4)]),
+    "maximum": (F.maximum, [signed(3, 4), signed(3, 4)]),
+    "neg": (F.neg, [signed(5)]),
+    "exp": (F.exp, [signed(2, 3)]),
+    "log": (F.log, [positive(2, 3)]),
+    "sqrt": (F.sqrt, [positive(2, 3)]),
+    "tanh": (F.tanh, [signed(2, 3)]),
+    "sigmoid": (F.sigmoid, [signed(2, 3)]),
+    "relu": (F.relu, [signed(2, 3)]),
+    "where": (lambda a, b: F.where(F.gt(a, 0.0), a, b), [signed(3, 4), signed(4)]),
+    "cast": (lambda a: F.cast(F.cast(a, "float32"), "float64"), [signed(3)]),
+    "sum": (lambda a: F.sum(a, (0, 2), keepdim=False), [signed(2, 3, 4)]),
+    "amax": (lambda a: F.amax(a, 1, keepdim=True), [signed(3, 5)]),
+    "reshape": (lambda a: F.reshape(a, (4, 3)), [signed(2, 6)]),
+    "permute": (lambda a: F.permute(a, (2, 0, 1)), [signed(2, 3, 4)]),
+    "expand": (lambda a: F.expand(a, (2, 3, 4)), [signed(3, 1)]),
+    "matmul": (lambda a, b: F.matmul(a, b), [signed(3, 4), signed(4, 5)]),
+}
+MATMUL_VARIANTS = [
+    (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),
+    (False, False, (2, 3, 4), (4, 5)), (False, True, (2, 3, 4), (5, 4)), (False, False, (2, 3, 4), (2, 4, 5)),
+]
+
+
+LOOSE = {"cast": dict(eps=1e-2, rtol=1e-3, atol=1e-4)}  # float32 rounding inside the function
+
+
+def numeric_grad(fn, arrays, k, weights, eps=1e-6):
+    grad = np.zeros_like(arrays[k])
+    for idx in np.ndindex(arrays[k].shape):
+        plus = [a.copy() for a in arrays]
+        minus = [a.copy() for a in arrays]
+        plus[k][idx] += eps
+        minus[k][idx] -= eps
+        f_plus = (fn(*[graphc.tensor(a) for a in plus]).numpy() * weights).sum()
+        f_minus = (fn(*[graphc.tensor(a) for a in minus]).numpy() * weights).sum()
+        grad[idx] = (f_plus - f_minus) / (2 * eps)
+    return grad
+
+
+def check_against_finite_differences(fn, arrays, rtol=1e-5, atol=1e-7, eps=1e-6):
+    tensors = [graphc.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    weights = rng.standard_normal(out.shape)
+    (out * graphc.tensor(weights)).sum().backward()
+    for k, t in enumerate(tensors):
+        expected = numeric_grad(fn, arrays, k, weights, eps)
+        got = np.zeros_like(expected) if t.grad is None else t.grad.numpy()
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=f"input {k}")
+    return tensors, weights
+
+
+def test_every_differentiable_op_has_a_case():
+    differentiable = {name for name, op in OPS.items() if op.gradient is not None}
+    assert differentiable <= set(CASES), differentiable - set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_eager_gradient_matches_finite_differences(name):
+    fn, arrays = CASES[name]
+    check_against_finite_differences(fn, arrays, **LOOSE.get(name, {}))
+
+
+@pytest.mark.parametrize("ta,tb,sa,sb", MATMUL_VARIANTS)
+def test_matmul_variants(ta, tb, sa, sb):
+    check_against_finite_differences(lambda a, b: F.matmul(a, b, ta, tb), [signed(*sa), signed(*sb)])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_backward_graph_matches_eager(name):
+    fn, arrays = CASES[name]
+    tensors, weights = check_against_finite_differences(fn, arrays, **LOOSE.get(name, {}))
+    program = trace(lambda *xs: fn(*xs) * graphc.tensor(weights), *[graphc.tensor(a) for a in arrays])
+    names = [n.attr("name") for n in program.graph.inputs]
+    backward = build_backward(program.graph, names)
+    verify(backward.graph)
+    fwd = with_saved_outputs(program.graph, backward.saved)
+    outs = interpret(fwd, arrays)
+    forward_values = dict(zip(fwd.output_names, outs)) | dict(zip(names, arrays))
+    feed = [np.ones(n.shape, n.dtype) if n.attr("kind") == "grad" else forward_values[n.attr("name")]
+            for n in backward.graph.inputs]
+    grads = dict(zip(backward.graph.output_names, interpret(backward.graph, feed)))
+    for name_, t in zip(names, tensors):
+        expected = np.zeros(t.shape) if t.grad is None else t.grad.numpy()
+        got = grads.get(f"grad_{name_}", np.zeros(t.shape))
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_detach_stops_the_gradient_eagerly_and_in_backward_graphs():
+    a = signed(4)
+    x = graphc.tensor(a, requires_grad=True)
+    F.mul(x, F.detach(x)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), a)
+    program = trace(lambda t: F.sum(F.mul(t, F.detach(t))), graphc.tensor(a))
+    backward = build_backward(program.graph, [program.input_names[0]])
+    outs = dict(zip(with_saved_outputs(program.graph, backward.saved).output_names,
+                    interpret(with_saved_outputs(program.graph, backward.saved), [a])))
+    feed = [np.ones((), "float64") if n.attr("kind") == "grad" else outs.get(n.attr("name"), a)
+            for n in backward.graph.inputs]
+    (grad,) = interpret(backward.graph, feed)
+    np.testing.assert_allclose(grad, a)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .ir.node import SHORT_DTYPE
+from .ir.node import type_text
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Slot:
 
     def __str__(self) -> str:
         shared = f"  (shared with {self.shared_with})" if self.shared_with else ""
-        return f"{self.kind} {self.name.rsplit('.', 1)[-1]}: {SHORT_DTYPE[self.dtype]}{list(self.shape)}{shared}"
+        return f"{self.kind} {self.name.rsplit('.', 1)[-1]}: {type_text(self.shape, self.dtype)}{shared}"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ import numpy as np
 SHORT_DTYPE = {"float32": "f32", "float64": "f64", "int64": "i64", "bool": "b8"}
 
 
+def type_text(shape: tuple[int, ...], dtype: str) -> str:
+    """`f32[128,512]`: how types print everywhere (graphs, trees, dumps)."""
+    return f"{SHORT_DTYPE.get(dtype, dtype)}[{','.join(map(str, shape))}]"
+
+
 @dataclass(frozen=True, slots=True)
 class Literal:
     """A constant array stored by value, so nodes holding it stay hashable."""
@@ -58,7 +63,7 @@ class Node:
 
     @property
     def type_str(self) -> str:
-        return f"{SHORT_DTYPE.get(self.dtype, self.dtype)}[{','.join(map(str, self.shape))}]"
+        return type_text(self.shape, self.dtype)
 
     @property
     def size(self) -> int:

@@ -353,7 +353,8 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        extra_text = self.extra_repr()
+        extra = extra_text.split("\n") if extra_text else []
         children = [f"({name}): {indent_tail(repr(m), 2)}" for name, m in self._modules.items()]
         if len(extra) == 1 and not children:
             return f"{self._get_name()}({extra[0]})"

@@ -1,4 +1,5 @@
 """Module: registration, traversal, state_dict round trips with PyTorch, hooks, modes, casting."""
+import contextlib
 import copy
 from collections import OrderedDict
 
@@ -250,7 +251,6 @@ def test_call_enters_the_recorders_module_scope():
         entered = []
 
         def module_scope(self, module):
-            import contextlib
             Scopes.entered.append(type(module).__name__)
             return contextlib.nullcontext()
     model = gnn.Sequential(gnn.Identity(), gnn.Sequential(gnn.Identity()))
@@ -270,7 +270,10 @@ def test_train_eval_propagate(nets, torch):
     assert g.eval() is g
     assert all(not m.training for m in g.modules())
     g.heads.train()
-    assert [m.training for m in g.modules()] == [m.training for m in t.eval().heads.train() and t.modules()]
+    t.eval()
+    t.heads.train()
+    assert [m.training for m in g.modules()] == [m.training for m in t.modules()]
+    assert g.heads["b"].training and not g.fc1.training
     with pytest.raises(ValueError):
         g.train("yes")
 

@@ -53,7 +53,9 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Any:
         raise CliError(f"bad target {spec!r}: expected FILE.py:NAME")
     if not os.path.isfile(path):
         raise CliError(f"no such file: {path}")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:  # so the model file can import its neighbours
+        sys.path.insert(0, folder)
     module_spec = importlib.util.spec_from_file_location(f"graphc_dump_{os.path.basename(path)[:-3]}", path)
     if module_spec is None or module_spec.loader is None:
         raise CliError(f"cannot import {path}")
@@ -71,7 +73,7 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Any:
                        f"{type(e).__name__}: {e}") from None
     import graphc
     if not isinstance(model, graphc.nn.Module):
-        raise CliError(f"{name}() returned a {type(model).__name__}, not a graphc.nn.Module")
+        raise CliError(f"{name}() returned {type(model).__name__} {model!r:.40}, not a graphc.nn.Module")
     return model
 
 
@@ -114,17 +116,22 @@ def _examples(inputs):
     return [graphc.tensor(np.zeros(shape, dtype)) for shape, dtype in inputs]
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise CliError(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="graphc", description="graphc: inspect every stage of the compiler")
+    parser = _Parser(prog="graphc", description="graphc: inspect every stage of the compiler")
     sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("dump", help="print one stage for a model")
+    d = sub.add_parser("dump", help="print one stage for a model", description=__doc__.splitlines()[0])
     d.add_argument("target", help="FILE.py:NAME, a Module class or factory taking keyword arguments")
     d.add_argument("--input", action="append", default=[], help="input shape such as 8x784 (':int64' for indices)")
     d.add_argument("--stage", default="traced", help=f"one of: {', '.join(STAGES)}")
     d.add_argument("--arg", action="append", default=[], help="name=value passed to NAME")
     d.add_argument("--eval", action="store_true", help="put the model in eval mode first")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         if args.stage not in STAGES:
             raise CliError(f"unknown stage {args.stage!r}; choose one of: {', '.join(STAGES)}")
         inputs = [parse_input(text) for text in args.input]
@@ -138,9 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"graphc: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # a model that fails to trace or compile: one line, not a traceback
-        print(f"graphc: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"graphc: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
-    print(text)
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `graphc dump ... | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

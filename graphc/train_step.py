@@ -2,22 +2,41 @@
 
 The joint graph is the optimised forward graph, then the gradient rules (autodiff.backprop),
 then the optimizer's own update rule traced on symbolic tensors; new parameter and state values
-are graph `updates`, written in place into the model's and optimizer's arrays.
+are graph `updates`, written in place into the model's and optimizer's arrays. Each parameter
+has its own scalar hyperparameter inputs (Adam's bias corrections depend on its step count);
+their 0-d arrays are kept and refilled in place, so the executor reuses their pointers.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .autodiff import backprop
-from .compile import compiled_graph, optimize_logged, _signature
-from .ir import Graph, GraphBuilder
+from .compile import _signature, compiled_graph, optimize_logged
+from .ir import GraphBuilder
 from .ops.dispatch import recording
 from .optim.optimizer import Optimizer
-from .tensor import Tensor
-from .tensor import as_tensor
+from .tensor import Tensor, as_tensor
 from .trace import Program, Tracer, _is_static, trace
+
+
+@dataclass
+class _Trained:
+    """One trainable parameter of a compiled step: its group and its hyperparameter buffers."""
+
+    name: str
+    param: Tensor
+    group: dict
+    hyper: dict[str, np.ndarray]
+
+
+@dataclass
+class _Specialisation:
+    program: Program
+    compiled: Any
+    trained: list[_Trained]
 
 
 class TrainStep:
@@ -25,76 +44,70 @@ class TrainStep:
 
     def __init__(self, model: Any, loss_fn: Any, optimizer: Optimizer):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self._cache: dict[tuple, tuple[Program, Any, list]] = {}
+        self._cache: dict[tuple, _Specialisation] = {}
 
     def _structure(self) -> tuple:
+        """What changes the graph besides shapes: update-rule switches and which params train."""
         keys = ("momentum", "nesterov", "amsgrad", "weight_decay", "maximize", "dampening")
-        return tuple(tuple(bool(g.get(k)) for k in keys) for g in self.optimizer.param_groups)
+        return (tuple(tuple(bool(g.get(k)) for k in keys) for g in self.optimizer.param_groups),
+                tuple(p.requires_grad for p in self.model.parameters()), self.optimizer.state_names)
 
     def __call__(self, *inputs: Any) -> Tensor:
         key = (_signature(inputs), bool(self.model.training), self._structure())
-        entry = self._cache.get(key)
-        if entry is None:
-            entry = self._cache[key] = self._build(inputs)
-        program, compiled, plan = entry
+        spec = self._cache.get(key)
+        if spec is None:
+            spec = self._cache[key] = self._build(inputs)
         user = [as_tensor(x)._data for x in inputs if not _is_static(x)]
-        arrays = dict(zip(program.input_names, user)) | {n: t._data for n, t in program.params.items()}
-        for group_index, group, params in plan:
-            step = 0
-            for name, p in params:
-                state = self.optimizer.param_state(p)
-                state["step"] += 1
-                step = state["step"]
-                arrays.update({f"{name}:{s}": state[s]._data for s in self.optimizer.state_names})
-            if params:
-                hyper = self.optimizer.step_hyper(group, step)
-                arrays.update({f"group{group_index}:{h}": np.asarray(v, params[0][1].dtype) for h, v in hyper.items()})
-        names = [spec.name for spec in compiled.inputs]
-        (loss,) = compiled.run([arrays[n] for n in names])
+        arrays = dict(zip(spec.program.input_names, user)) | {n: t._data for n, t in spec.program.params.items()}
+        for t in spec.trained:
+            state, hyper = self.optimizer.begin_step(t.param, t.group)
+            arrays.update({f"{t.name}:{s}": state[s]._data for s in self.optimizer.state_names})
+            for h, buffer in t.hyper.items():
+                buffer[()] = hyper[h]
+                arrays[f"{t.name}:{h}"] = buffer
+        (loss,) = spec.compiled.run([arrays[i.name] for i in spec.compiled.inputs])
         return Tensor._wrap(loss)
 
-    def _build(self, inputs: tuple) -> tuple[Program, Any, list]:
-        model, loss_fn = self.model, self.loss_fn
+    def _build(self, inputs: tuple) -> _Specialisation:
+        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
 
         def forward_and_loss(*args):
             return loss_fn(model(*args[:-1]), args[-1])
 
         program = trace(forward_and_loss, *inputs, root=model)
-        if len(program.graph.outputs) != 1 or program.graph.nodes[program.graph.outputs[0]].shape != ():
+        loss_node = program.graph.nodes[program.graph.outputs[0]]
+        if len(program.graph.outputs) != 1 or loss_node.shape != ():
             raise ValueError("compile_train_step: the loss function must return one scalar tensor")
         forward = optimize_logged(program.graph, "train step forward")
         tracer = Tracer(builder=GraphBuilder(list(forward.nodes)))
         value = {n.id: Tensor._symbolic(tracer, n.id, n.shape, n.dtype) for n in forward.nodes}
+        by_name = {n.attr("name"): n for n in forward.inputs}
+        candidates = [(name, p, g) for g in optimizer.param_groups for name, p in program.params.items()
+                      if p.requires_grad and name in by_name and any(p is q for q in g["params"])]
         loss_id = forward.outputs[0]
         with recording(tracer):
-            seed = Tensor._symbolic(tracer, tracer.builder.constant(np.ones((), forward.nodes[loss_id].dtype)),
-                                    (), forward.nodes[loss_id].dtype)
-        inputs_by_name = {n.attr("name"): n for n in forward.inputs}
-        trainable = [(i, g, [(n, p) for n, p in program.params.items() if any(p is q for q in g["params"])
-                             and p.requires_grad and n in inputs_by_name])
-                     for i, g in enumerate(self.optimizer.param_groups)]
-        wrt = [inputs_by_name[n].id for _, _, ps in trainable for n, _ in ps]
-        grads = backprop(forward, tracer, value.__getitem__, {loss_id: seed}, wrt)
-        updates, plan = [], []
+            seed = tracer.builder.constant(np.ones((), loss_node.dtype))
+        grads = backprop(forward, tracer, value.__getitem__,
+                         {loss_id: Tensor._symbolic(tracer, seed, (), loss_node.dtype)},
+                         [by_name[name].id for name, _, _ in candidates])
+        updates, trained = [], []
         with recording(tracer):
-            for group_index, group, params in trainable:
-                params = [(n, p) for n, p in params if grads[inputs_by_name[n].id] is not None]
-                plan.append((group_index, group, params))
-                if not params:
+            for name, p, group in candidates:
+                node = by_name[name]
+                grad = grads[node.id]
+                if grad is None:  # the loss does not depend on it: PyTorch leaves it alone too
                     continue
-                dtype = params[0][1].dtype
-                hyper = {h: tracer.symbolic_input(f"group{group_index}:{h}", "hyper", (), dtype)
-                         for h in self.optimizer.step_hyper(group, 1)}
-                for name, p in params:
-                    node = inputs_by_name[name]
-                    state = {s: tracer.symbolic_input(f"{name}:{s}", "state", node.shape, node.dtype)
-                             for s in self.optimizer.state_names}
-                    new_p, new_state = self.optimizer.update(value[node.id], grads[node.id], state, hyper, group)
-                    updates.append((tracer.value_of(new_p), node.id))
-                    updates += [(tracer.value_of(new_state[s]), state[s]._node) for s in new_state]
+                state = {s: tracer.symbolic_input(f"{name}:{s}", "state", node.shape, node.dtype)
+                         for s in optimizer.state_names}
+                names = optimizer.step_hyper(group, {"step": 1, "fresh": frozenset()})
+                hyper = {h: tracer.symbolic_input(f"{name}:{h}", "hyper", (), node.dtype) for h in names}
+                new_p, new_state = optimizer.update(value[node.id], grad, state, hyper, group)
+                updates.append((tracer.value_of(new_p), node.id))
+                updates += [(tracer.value_of(new_state[s]), state[s]._node) for s in new_state]
+                trained.append(_Trained(name, p, group, {h: np.zeros((), node.dtype) for h in names}))
         joint = tracer.builder.finish([loss_id], ["loss"], updates)
         compiled = compiled_graph(optimize_logged(joint, "train step"), "train_step", type(model).__name__)
-        return program, compiled, plan
+        return _Specialisation(program, compiled, trained)
 
 
 def compile_train_step(model: Any, loss_fn: Any, optimizer: Optimizer) -> TrainStep:

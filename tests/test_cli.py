@@ -266,3 +266,18 @@ def test_no_traceback_reaches_the_terminal(model_file, target, input_text, fragm
     status, out, err = dump_subprocess(target.format(file=model_file), "--input", input_text)
     assert_one_error_line(status, err, *fragments)
     assert out == ""
+
+
+@pytest.mark.parametrize("argv", [["dump"], ["dump", "x.py:Net", "--frobnicate"], ["compile"], []])
+def test_argument_parser_errors_are_one_line_too(capsys, argv):
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert_one_error_line(status, err)
+
+
+def test_a_closed_pipe_is_not_an_error(model_file):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    done = subprocess.run(f"{sys.executable} -m graphc dump {model_file}:make --input 2x8 --stage llvm | head -1",
+                          shell=True, capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.startswith("; ModuleID")
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

@@ -22,8 +22,9 @@ class Adam(Optimizer):
         names = ("exp_avg", "exp_avg_sq")
         return names + ("max_exp_avg_sq",) if any(g["amsgrad"] for g in self.param_groups) else names
 
-    def step_hyper(self, group: dict[str, Any], step: int) -> dict[str, float]:
+    def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
         beta1, beta2 = group["betas"]
+        step = state["step"]
         return {"beta1": beta1, "beta2": beta2, "eps": group["eps"], "weight_decay": group["weight_decay"],
                 "step_size": group["lr"] / (1 - beta1 ** step),
                 "bias_correction2_sqrt": math.sqrt(1 - beta2 ** step)}

@@ -43,13 +43,23 @@ class Optimizer:
                     p.grad.zero_()
 
     def param_state(self, p: Tensor) -> dict[str, Any]:
-        """The state of `p`, created with zero tensors and step 0 on first use."""
-        if p not in self.state:
-            self.state[p] = {"step": 0, **{n: Tensor._wrap(np.zeros(p.shape, p.dtype)) for n in self.state_names}}
-        return self.state[p]
+        """The state of `p`. State tensors start at zero when first needed (a momentum buffer
+        switched on later starts then); `fresh` names those started at this step."""
+        state = self.state.setdefault(p, {"step": 0})
+        fresh = [n for n in self.state_names if n not in state]
+        for name in fresh:
+            state[name] = Tensor._wrap(np.zeros(p.shape, p.dtype))
+        state["fresh"] = frozenset(fresh)
+        return state
 
-    def step_hyper(self, group: dict[str, Any], step: int) -> dict[str, float]:
-        """Scalars for this step (learning rate, bias corrections): floats computed in Python."""
+    def begin_step(self, p: Tensor, group: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+        """Advance `p`'s step count; return its state and this step's scalar hyperparameters."""
+        state = self.param_state(p)
+        state["step"] += 1
+        return state, self.step_hyper(group, state)
+
+    def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
+        """Scalars for this step of one parameter (learning rate, bias corrections), as floats."""
         raise NotImplementedError  # every concrete optimizer defines it
 
     def update(self, p: Any, g: Any, state: dict[str, Any], hyper: dict[str, Any],
@@ -64,9 +74,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.param_state(p)
-                state["step"] += 1
-                hyper = self.step_hyper(group, state["step"])
+                state, hyper = self.begin_step(p, group)
                 tensors = {n: state[n] for n in self.state_names}
                 new_p, new_state = self.update(p.detach(), p.grad, tensors, hyper, group)
                 p._set(new_p._data)
@@ -76,8 +84,8 @@ class Optimizer:
 
     def state_dict(self) -> dict[str, Any]:
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
-        return {"state": {index[id(p)]: {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in s.items()}
-                          for p, s in self.state.items()},
+        return {"state": {index[id(p)]: {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in s.items()
+                                         if k != "fresh"} for p, s in self.state.items()},
                 "param_groups": [{**{k: v for k, v in g.items() if k != "params"},
                                   "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]}
 

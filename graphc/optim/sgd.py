@@ -20,9 +20,9 @@ class SGD(Optimizer):
     def state_names(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("momentum_buffer",) if any(g["momentum"] for g in self.param_groups) else ()
 
-    def step_hyper(self, group: dict[str, Any], step: int) -> dict[str, float]:
-        # the first step copies the gradient into the (zero) buffer: PyTorch's buf = clone(g)
-        grad_scale = 1.0 if step == 1 else 1.0 - group["dampening"]
+    def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
+        # a new (zero) buffer takes the gradient itself: PyTorch's buf = clone(g)
+        grad_scale = 1.0 if "momentum_buffer" in state["fresh"] else 1.0 - group["dampening"]
         return {"lr": group["lr"], "momentum": group["momentum"], "weight_decay": group["weight_decay"],
                 "grad_scale": grad_scale}
 

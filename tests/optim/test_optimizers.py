@@ -337,7 +337,7 @@ def test_turning_on_weight_decay_recompiles_and_still_matches_torch(name, kwargs
     assert len(step._cache) == 2
 
 
-# ---- known disagreements with torch (strict xfail: remove the mark when fixed) -----------------------
+# ---- state and hyperparameters that change between steps -------------------------------------------
 
 def set_requires_grad(modules, flag):
     for module in modules:
@@ -345,8 +345,6 @@ def set_requires_grad(modules, flag):
             p.requires_grad_(flag)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="Optimizer.param_state never adds state names that "
-                   "appear later (momentum turned on after the first step); torch starts the buffer then")
 def test_turning_on_momentum_later_matches_torch():
     g_model, t_model = classifier_pair()
     g_opt, t_opt = make_optimizers(g_model, t_model, "SGD", dict(lr=0.1))
@@ -361,8 +359,6 @@ def test_turning_on_momentum_later_matches_torch():
     assert_same_params(g_model, t_model)
 
 
-@pytest.mark.xfail(strict=True, reason="TrainStep's cache key ignores the parameters' requires_grad: a step "
-                   "compiled while a layer was frozen keeps skipping it after it is unfrozen")
 def test_unfreezing_a_layer_between_compiled_steps_matches_torch():
     g_model, t_model = classifier_pair()
     g_opt, t_opt = make_optimizers(g_model, t_model, "SGD", dict(lr=0.1))
@@ -378,8 +374,6 @@ def test_unfreezing_a_layer_between_compiled_steps_matches_torch():
     assert_same_params(g_model, t_model)
 
 
-@pytest.mark.xfail(strict=True, reason="TrainStep computes one set of hyperparameters per group from the last "
-                   "parameter's step count; Adam's bias corrections need each parameter's own step")
 def test_compiled_adam_with_different_step_counts_in_one_group_matches_torch():
     g_model, t_model = classifier_pair()
     g_opt, t_opt = make_optimizers(g_model, t_model, "Adam", dict(lr=0.01))

@@ -5,42 +5,34 @@ compiled on first use, as torch.compile does.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from runtime.executor import CompiledGraph
+from runtime.training import DifferentiableRunner, InferenceRunner
+
 from . import autograd
 from .autodiff import build_backward, with_saved_outputs
+from .debug import debug_level, log
 from .ir import Graph
 from .passes import optimize
-from .tensor import Tensor, as_tensor
-from .trace import Program, _is_static, trace, unflatten
-
-
-def _log_stages(label: str) -> Callable[[str, Graph, float], None] | None:
-    from runtime.executor import debug_level
-    if debug_level() < 3:
-        return None
-    return lambda name, graph, seconds: print(f"[graphc] {label} after {name} ({seconds * 1e3:.2f} ms):\n{graph}")
+from .tensor import Tensor
+from .trace import _is_static, trace
 
 
 def optimize_logged(graph: Graph, label: str) -> Graph:
     """The pass pipeline, printing stages as GRAPHC_DEBUG asks."""
-    from runtime.executor import debug_level
-    if debug_level() >= 2:
-        print(f"[graphc] {label} traced:\n{graph}")
-    return optimize(graph, after_each=_log_stages(label))
+    log(2, f"{label} traced:\n{graph}")
+    after_each = (lambda name, g, seconds: log(3, f"{label} after {name} ({seconds * 1e3:.2f} ms):\n{g}"))
+    return optimize(graph, after_each=after_each if debug_level() >= 3 else None)
 
 
-def compiled_graph(graph: Graph, name: str, context: str):
-    from runtime.executor import CompiledGraph, debug_level
+def compiled_graph(graph: Graph, name: str, context: str) -> CompiledGraph:
     compiled = CompiledGraph(graph, name, context)
     if debug_level() >= 4:
-        print(f"[graphc] LLVM IR of {name}:\n{compiled.llvm_ir()}")
-    if debug_level() >= 5:
-        print(f"[graphc] assembly of {name}:\n{compiled.assembly()}")
+        log(4, f"LLVM IR of {name}:\n{compiled.llvm_ir()}")
+        log(5, f"assembly of {name}:\n{compiled.assembly()}")
     return compiled
 
 
@@ -48,63 +40,6 @@ def _signature(inputs: tuple) -> tuple:
     """What a specialisation depends on: shapes, dtypes and requires_grad of tensors, values of the rest."""
     return tuple((x._shape, x._dtype, x.requires_grad) if isinstance(x, Tensor) else
                  (x.shape, x.dtype.name, False) if isinstance(x, np.ndarray) else ("static", x) for x in inputs)
-
-
-@dataclass
-class _Inference:
-    program: Program
-    forward: Any
-
-    def __call__(self, inputs: tuple) -> Any:
-        outputs = self.forward.run(self.program.input_arrays(*inputs))
-        return unflatten(self.program.output_spec, [Tensor._wrap(o) for o in outputs])
-
-
-@dataclass
-class _Differentiable:
-    """Compiled forward that saves what the compiled backward needs; outputs carry a GradFn."""
-
-    program: Program
-    forward: Any
-    backward: Any
-    wrt: tuple[str, ...]
-    n_outputs: int
-
-    def __call__(self, inputs: tuple) -> Any:
-        arrays = self.program.input_arrays(*inputs)
-        results = self.forward.run(arrays)
-        outputs, saved = results[:self.n_outputs], dict(zip(self.forward.graph.output_names, results))
-        by_name = {n.attr("name"): a for n, a in zip(self.forward.graph.inputs, arrays)}
-        sources = self._sources(inputs)
-        tensors = [Tensor._wrap(o) for o in outputs]
-        for k, t in enumerate(tensors):
-            if t.dtype.is_floating_point:
-                t.requires_grad = True
-                t._grad_fn = autograd.GradFn("compiled", [sources[n] for n in self.wrt],
-                                             self._backward_fn(k, saved, by_name, outputs))
-        return unflatten(self.program.output_spec, tensors)
-
-    def _sources(self, inputs: tuple) -> dict[str, Tensor]:
-        user = [as_tensor(x) for x in inputs if not _is_static(x)]
-        return dict(zip(self.program.input_names, user)) | self.program.params
-
-    def _backward_fn(self, k: int, saved: dict, by_name: dict, outputs: list) -> Callable:
-        def run(grad: Tensor) -> list[Tensor | None]:
-            arrays = []
-            for node in self.backward.graph.inputs:
-                name = node.attr("name")
-                if node.attr("kind") == "grad":
-                    j = self.program_output_index(name)
-                    arrays.append(np.ascontiguousarray(grad._data, dtype=node.dtype) if j == k
-                                  else np.zeros(node.shape, node.dtype))
-                else:
-                    arrays.append(saved[name] if name in saved else by_name[name])
-            grads = dict(zip(self.backward.graph.output_names, self.backward.run(arrays)))
-            return [Tensor._wrap(grads[f"grad_{n}"]) if f"grad_{n}" in grads else None for n in self.wrt]
-        return run
-
-    def program_output_index(self, grad_name: str) -> int:
-        return list(self.forward.graph.output_names).index(grad_name.removeprefix("grad_"))
 
 
 class CompiledModule:
@@ -134,7 +69,7 @@ class CompiledModule:
         program = trace(model, *inputs)
         forward = optimize_logged(program.graph, f"{context} forward")
         if not needs_grad:
-            return _Inference(program, compiled_graph(forward, "forward", context))
+            return InferenceRunner(program, compiled_graph(forward, "forward", context))
         user_grads = [name for name, x in zip(program.input_names, [x for x in inputs if not _is_static(x)])
                       if getattr(x, "requires_grad", False)]
         present = {n.attr("name") for n in forward.inputs}
@@ -144,7 +79,7 @@ class CompiledModule:
         n_outputs = len(forward.outputs)
         fwd = compiled_graph(with_saved_outputs(forward, backward.saved), "forward_train", context)
         bwd = compiled_graph(backward_graph, "backward", context)
-        return _Differentiable(program, fwd, bwd, wrt, n_outputs)
+        return DifferentiableRunner(program, fwd, bwd, wrt, n_outputs)
 
     def specializations(self) -> int:
         return len(self._cache)

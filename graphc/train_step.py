@@ -8,35 +8,19 @@ their 0-d arrays are kept and refilled in place, so the executor reuses their po
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from runtime.training import Trained, TrainStepRunner
 
 from .autodiff import backprop
 from .compile import _signature, compiled_graph, optimize_logged
 from .ir import GraphBuilder
 from .ops.dispatch import recording
 from .optim.optimizer import Optimizer
-from .tensor import Tensor, as_tensor
-from .trace import Program, Tracer, _is_static, trace
-
-
-@dataclass
-class _Trained:
-    """One trainable parameter of a compiled step: its group and its hyperparameter buffers."""
-
-    name: str
-    param: Tensor
-    group: dict
-    hyper: dict[str, np.ndarray]
-
-
-@dataclass
-class _Specialisation:
-    program: Program
-    compiled: Any
-    trained: list[_Trained]
+from .tensor import Tensor
+from .trace import Tracer, trace
 
 
 class TrainStep:
@@ -44,7 +28,7 @@ class TrainStep:
 
     def __init__(self, model: Any, loss_fn: Any, optimizer: Optimizer):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self._cache: dict[tuple, _Specialisation] = {}
+        self._cache: dict[tuple, TrainStepRunner] = {}
 
     def _structure(self) -> tuple:
         """What changes the graph besides shapes: update-rule switches and which params train."""
@@ -57,18 +41,9 @@ class TrainStep:
         spec = self._cache.get(key)
         if spec is None:
             spec = self._cache[key] = self._build(inputs)
-        user = [as_tensor(x)._data for x in inputs if not _is_static(x)]
-        arrays = dict(zip(spec.program.input_names, user)) | {n: t._data for n, t in spec.program.params.items()}
-        for t in spec.trained:
-            state, hyper = self.optimizer.begin_step(t.param, t.group)
-            arrays.update({f"{t.name}:{s}": state[s]._data for s in self.optimizer.state_names})
-            for h, buffer in t.hyper.items():
-                buffer[()] = hyper[h]
-                arrays[f"{t.name}:{h}"] = buffer
-        (loss,) = spec.compiled.run([arrays[i.name] for i in spec.compiled.inputs])
-        return Tensor._wrap(loss)
+        return spec(self.optimizer, inputs)
 
-    def _build(self, inputs: tuple) -> _Specialisation:
+    def _build(self, inputs: tuple) -> TrainStepRunner:
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
 
         def forward_and_loss(*args):
@@ -104,10 +79,10 @@ class TrainStep:
                 new_p, new_state = optimizer.update(value[node.id], grad, state, hyper, group)
                 updates.append((tracer.value_of(new_p), node.id))
                 updates += [(tracer.value_of(new_state[s]), state[s]._node) for s in new_state]
-                trained.append(_Trained(name, p, group, {h: np.zeros((), node.dtype) for h in names}))
+                trained.append(Trained(name, p, group, {h: np.zeros((), node.dtype) for h in names}))
         joint = tracer.builder.finish([loss_id], ["loss"], updates)
         compiled = compiled_graph(optimize_logged(joint, "train step"), "train_step", type(model).__name__)
-        return _Specialisation(program, compiled, trained)
+        return TrainStepRunner(program, compiled, trained)
 
 
 def compile_train_step(model: Any, loss_fn: Any, optimizer: Optimizer) -> TrainStep:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import time
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from graphc.debug import log
 from graphc.errors import InputError
 from graphc.ir import Graph
 from graphc.lower import lower
@@ -17,14 +17,6 @@ from .jit import NativeModule, compile_ir
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 ALIGNMENT = 64
-
-
-def debug_level() -> int:
-    """GRAPHC_DEBUG: 1 timings, 2 traced graph, 3 graph after each pass, 4 LLVM IR, 5 assembly."""
-    try:
-        return int(os.environ.get("GRAPHC_DEBUG", "0"))
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -69,8 +61,7 @@ class CompiledGraph:
         self._args = (ctypes.c_void_p * (len(self.inputs) + len(self.outputs)))()
         self._seen: list[object] = [None] * len(self.inputs)
         self.compile_seconds = time.perf_counter() - start
-        if debug_level() >= 1:
-            print(f"[graphc] compiled {name} ({len(graph)} nodes) in {self.compile_seconds * 1e3:.1f} ms")
+        log(1, f"compiled {name} ({len(graph)} nodes) in {self.compile_seconds * 1e3:.1f} ms")
 
     def check(self, arrays: Sequence[np.ndarray]) -> None:
         """Raise InputError (naming the model and the input) unless every buffer is as compiled."""

@@ -20,6 +20,10 @@ import graphc.nn as gnn
 
 
 def median_us(fn: Callable[[], object], repeat: int, warmup: int = 10) -> float:
+    """Median wall time of `fn` in µs. It first sleeps: OpenBLAS and OpenMP worker threads keep
+    spinning for a while after their last call, and would steal the other core from the next
+    framework measured (with two cores that halved graphc's threaded kernels)."""
+    time.sleep(0.5)
     for _ in range(warmup):
         fn()
     samples = []

@@ -15,13 +15,15 @@ remainder rows and columns become smaller tiles.
 """
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import llvmlite.ir as ir
 
 from .kernel import (FAST, REASSOC, Kernel, add, declare, for_range, i64, llvm_type, load, splat, store,
                      vector_unit)
+from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
 # Tiles measured best with 16 vector registers (AVX2, Zen 3); the 32-register (AVX-512)
 # tiles are scaled from them and not measured.
@@ -67,12 +69,29 @@ def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
 
 
 def emit_matmul(k: Kernel) -> None:
-    b = k.builder
     batch, ops = _layout(k)
     strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if ops.a_k == 1 else _plain
+    if batch == 1:
+        run_parts(k, _row_parts(strategy, ops))
+        return
+    b = k.builder
     with for_range(b, batch, "batch") as t:
         strategy(k, ops, add(b, i64(0), t, ops.a_batch), add(b, i64(0), t, ops.b_batch),
                  add(b, i64(0), t, ops.M * ops.N))
+
+
+def _row_parts(strategy, ops: _Operands) -> list:
+    """One part per thread, each a block of rows of out (whole register tiles where possible).
+    Rows of op(a) are a fixed stride apart whatever the transposes, so a block of rows is the
+    same computation with M smaller and a and out offset."""
+    threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
+    tile = OUTER_TILE[vector_unit().registers][0] if strategy is _outer_tiles else DOT_TILE[vector_unit().registers][0]
+    return [functools.partial(_rows, strategy, replace(ops, M=count), start * ops.a_row, start * ops.N)
+            for start, count in split(ops.M, threads, tile if ops.M >= 2 * tile else 1)]
+
+
+def _rows(strategy, ops: _Operands, a_offset: int, out_offset: int, k: Kernel) -> None:
+    strategy(k, ops, i64(a_offset), i64(0), i64(out_offset))
 
 
 def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value) -> None:

@@ -1,0 +1,44 @@
+"""Kernels split across threads give the results of one thread."""
+import numpy as np
+import pytest
+
+from graphc.lower import lower
+from graphc.lower.threads import MIN_FLOPS_PER_THREAD, split
+from harness import run_op
+from test_linalg import operands
+
+
+@pytest.mark.parametrize("total, parts, multiple", [(128, 2, 4), (7, 2, 1), (13, 3, 6), (1, 4, 1), (5, 8, 4)])
+def test_split_covers_the_range_once(total, parts, multiple):
+    ranges = split(total, parts, multiple)
+    assert [start for start, _ in ranges] == [sum(c for _, c in ranges[:i]) for i in range(len(ranges))]
+    assert sum(count for _, count in ranges) == total
+    assert len(ranges) <= parts and all(count % multiple == 0 for _, count in ranges[:-1])
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("m", [64, 67, 3])
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_threaded_matmul_matches_numpy(monkeypatch, ta, tb, m, threads):
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", threads)
+    k, n = 256, 96  # 2*m*k*n is above the threshold for m >= 64: threads start
+    assert 2 * 64 * k * n >= MIN_FLOPS_PER_THREAD
+    a, b = operands((m, k), (k, n), ta, tb, "float32")
+    native, expected = run_op("matmul", [a, b], transpose_a=ta, transpose_b=tb)
+    np.testing.assert_allclose(native, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_large_matmuls_start_threads_and_small_ones_do_not(monkeypatch):
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", "2")
+    from graphc.ir import GraphBuilder
+
+    def matmul_ir(m):
+        b = GraphBuilder()
+        x = b.input("x", "user", (m, 256), "float32")
+        w = b.input("w", "user", (96, 256), "float32")
+        out = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (m, 96), "float32")
+        return lower(b.finish([out])).ir_text
+
+    assert "pthread_create" in matmul_ir(128) and "_part1" in matmul_ir(128)
+    assert "pthread_create" not in matmul_ir(2)

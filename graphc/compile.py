@@ -5,6 +5,7 @@ compiled on first use, as torch.compile does.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ class CompiledModule:
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_cache", {})
         object.__setattr__(self, "_params", list(model.named_parameters()))
+        object.__setattr__(self, "_build_lock", threading.Lock())
 
     def __call__(self, *inputs: Any) -> Any:
         model = self._model
@@ -58,9 +60,12 @@ class CompiledModule:
         key = (_signature(inputs), model.training, needs_grad, trainable if needs_grad else ())
         runner = self._cache.get(key)
         if runner is None:
-            object.__setattr__(self, "_params", list(model.named_parameters()))
-            params = tuple(n for n, p in self._params if p.requires_grad)
-            runner = self._cache[key] = self._build(inputs, needs_grad, params)
+            with self._build_lock:  # threads asking for the same specialisation compile it once
+                runner = self._cache.get(key)
+                if runner is None:
+                    object.__setattr__(self, "_params", list(model.named_parameters()))
+                    params = tuple(n for n, p in self._params if p.requires_grad)
+                    runner = self._cache[key] = self._build(inputs, needs_grad, params)
         return runner(inputs)
 
     def _build(self, inputs: tuple, needs_grad: bool, params: tuple[str, ...]) -> Any:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -60,6 +61,7 @@ class CompiledGraph:
         self._workspace_ptr = self._workspace.ctypes.data
         self._args = (ctypes.c_void_p * (len(self.inputs) + len(self.outputs)))()
         self._seen: list[object] = [None] * len(self.inputs)
+        self._lock = threading.Lock()
         self.compile_seconds = time.perf_counter() - start
         log(1, f"compiled {name} ({len(graph)} nodes) in {self.compile_seconds * 1e3:.1f} ms")
 
@@ -88,20 +90,21 @@ class CompiledGraph:
         An input that is the same array object as in the previous call (a parameter, say) was
         checked then and keeps its pointer, so small models pay little per call.
         """
-        args, seen = self._args, self._seen
-        if len(arrays) != len(seen):
-            self.check(arrays)
-        for i, arr in enumerate(arrays):
-            if arr is not seen[i]:
-                self.check_one(self.inputs[i], arr)
-                args[i] = address(arr)
-                seen[i] = arr
-        outs = [np.empty(s.shape, s.dtype) for s in self.outputs]
-        base = len(seen)
-        for j, arr in enumerate(outs):
-            args[base + j] = address(arr)
-        self._entry(args, self._workspace_ptr)
-        return outs
+        with self._lock:  # one workspace and pointer array per graph: one call at a time
+            args, seen = self._args, self._seen
+            if len(arrays) != len(seen):
+                self.check(arrays)
+            for i, arr in enumerate(arrays):
+                if arr is not seen[i]:
+                    self.check_one(self.inputs[i], arr)
+                    args[i] = address(arr)
+                    seen[i] = arr
+            outs = [np.empty(s.shape, s.dtype) for s in self.outputs]
+            base = len(seen)
+            for j, arr in enumerate(outs):
+                args[base + j] = address(arr)
+            self._entry(args, self._workspace_ptr)
+            return outs
 
     __call__ = run
 

@@ -191,3 +191,28 @@ def test_compiled_graph_checks_shape_dtype_and_contiguity_before_native_code():
     with pytest.raises(graphc.InputError, match="expected"):
         compiled.run(arrays[:1])
     compiled.run(arrays)  # still usable after rejected calls
+
+
+def test_concurrent_calls_from_python_threads_give_correct_results():
+    import threading
+    model = MLP(sizes=(64, 256, 256, 8)).eval()
+    compiled = graphc.compile(model)
+    inputs = [batch(32, 64) for _ in range(4)]
+    with graphc.no_grad():
+        expected = [compiled(x).numpy() for x in inputs]
+        results = {}
+
+        def work(i):
+            for _ in range(20):
+                with graphc.no_grad():  # grad mode is per thread, as in PyTorch
+                    results[i] = compiled(inputs[i]).numpy()
+            eager = graphc.compile(model)(inputs[i])  # a trace per thread, while others run
+            np.testing.assert_allclose(eager.detach().numpy(), expected[i], rtol=1e-5)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for i in range(4):
+        np.testing.assert_allclose(results[i], expected[i], rtol=1e-6)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any, Iterator, Protocol
 
 import numpy as np
@@ -19,21 +20,28 @@ class Recorder(Protocol):
     def fail(self, error: Exception) -> Exception: ...
 
 
-_recorders: list[Recorder] = []
+_local = threading.local()  # tracing in one thread leaves other threads eager
+
+
+def _stack() -> list[Recorder]:
+    if not hasattr(_local, "recorders"):
+        _local.recorders = []
+    return _local.recorders
 
 
 @contextlib.contextmanager
 def recording(recorder: Recorder) -> Iterator[Recorder]:
-    """While active, every op on tensors records a node instead of computing."""
-    _recorders.append(recorder)
+    """While active, every op on tensors in this thread records a node instead of computing."""
+    _stack().append(recorder)
     try:
         yield recorder
     finally:
-        _recorders.pop()
+        _stack().pop()
 
 
 def active_recorder() -> Recorder | None:
-    return _recorders[-1] if _recorders else None
+    recorders = getattr(_local, "recorders", None)
+    return recorders[-1] if recorders else None
 
 
 def is_symbolic(t: Any) -> bool:

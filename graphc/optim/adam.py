@@ -30,10 +30,7 @@ class Adam(Optimizer):
                 "bias_correction2_sqrt": math.sqrt(1 - beta2 ** step)}
 
     def update(self, p, g, state, hyper, group):
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"]:
-            g = g + hyper["weight_decay"] * p
+        g = self.regularized_gradient(p, g, hyper, group)
         m = state["exp_avg"] + (1 - hyper["beta1"]) * (g - state["exp_avg"])
         v = hyper["beta2"] * state["exp_avg_sq"] + (1 - hyper["beta2"]) * (g * g)
         new_state = {"exp_avg": m, "exp_avg_sq": v}

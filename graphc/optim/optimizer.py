@@ -67,6 +67,15 @@ class Optimizer:
         """New parameter and new state tensors, written with op functions."""
         raise NotImplementedError  # every concrete optimizer defines it
 
+    @staticmethod
+    def regularized_gradient(p: Any, g: Any, hyper: dict[str, Any], group: dict[str, Any]) -> Any:
+        """The gradient after `maximize` and L2 `weight_decay`, as PyTorch's optimizers apply them."""
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"]:
+            g = g + hyper["weight_decay"] * p
+        return g
+
     @no_grad()
     def step(self, closure: Any = None) -> Any:
         loss = closure() if closure is not None else None

@@ -27,10 +27,7 @@ class SGD(Optimizer):
                 "grad_scale": grad_scale}
 
     def update(self, p, g, state, hyper, group):
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"]:
-            g = g + hyper["weight_decay"] * p
+        g = self.regularized_gradient(p, g, hyper, group)
         new_state = {}
         if group["momentum"]:
             buf = hyper["momentum"] * state["momentum_buffer"] + hyper["grad_scale"] * g

@@ -149,7 +149,7 @@ class Tensor:
     def __repr__(self) -> str:
         if self._node is not None:
             return f"Tensor(symbolic %{self._node}, shape={list(self._shape)}, dtype={self.dtype!r})"
-        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4)
+        body = _format_data(self._data)
         extras = []
         if self._dtype not in ("float32", "int64", "bool"):
             extras.append(f"dtype={self.dtype!r}")
@@ -332,6 +332,22 @@ class Tensor:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+
+def _format_data(data: np.ndarray) -> str:
+    """Numbers printed as PyTorch prints them: `1.`, `0.5000` or `1.0000e-05`, right-aligned."""
+    if data.dtype.kind != "f" or data.size == 0:
+        return np.array2string(data, separator=", ", prefix="tensor(")
+    finite = np.abs(data[np.isfinite(data)])
+    if finite.size and np.all(finite == np.round(finite)) and finite.max() < 1e8:
+        fmt = "{:.0f}."
+    elif finite.size and (finite.max() >= 1e8 or finite[finite > 0].min(initial=1.0) < 1e-4):
+        fmt = "{:.4e}"
+    else:
+        fmt = "{:.4f}"
+    width = max(len(fmt.format(v)) if np.isfinite(v) else len(str(v)) for v in data.flat)
+    return np.array2string(data, separator=", ", prefix="tensor(", max_line_width=80, formatter={
+        "float_kind": lambda v: (fmt.format(v) if np.isfinite(v) else str(v)).rjust(width)})
 
 
 def _unwrap(value: Any) -> Any:

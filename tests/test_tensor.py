@@ -100,3 +100,21 @@ def test_float64_is_kept():
     assert y.dtype == graphc.float64
     y.backward()
     assert x.grad.dtype == graphc.float64
+
+
+REPR_CASES = {
+    "integral": lambda m: m.tensor([1.0, 2.0]), "fractions": lambda m: m.tensor([[1.5, 2.0], [3.0, 4.25]]),
+    "scalar": lambda m: m.tensor(3.5), "tiny": lambda m: m.tensor([1e-5, 1.0]), "huge": lambda m: m.tensor([1e9, 1.0]),
+    "non_finite": lambda m: m.tensor([float("nan"), 1.5, float("inf")]), "negative": lambda m: m.tensor([-1.25, 10.0]),
+    "int": lambda m: m.tensor([1, -2]), "bool": lambda m: m.tensor([1.0, 2.0]) > 1.5,
+    "float64": lambda m: m.tensor([0.5], dtype=m.float64), "requires_grad": lambda m: m.tensor([1.0], requires_grad=True),
+    "int_true_division": lambda m: m.tensor([1, 2, 3]) / 2, "int_times_float": lambda m: m.tensor([1, 2]) * 0.5,
+    "scalar_over_int": lambda m: 3 / m.tensor([2, 4]), "bool_times_float": lambda m: m.tensor([True, False]) * 1.5,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPR_CASES))
+def test_values_dtypes_and_repr_match_torch(name):
+    ours, theirs = REPR_CASES[name](graphc), REPR_CASES[name](torch)
+    assert repr(ours) == repr(theirs).replace("torch.", "graphc.")
+    assert str(ours.dtype).removeprefix("graphc.") == str(theirs.dtype).removeprefix("torch.")

@@ -17,7 +17,15 @@ def _binary(name: str):
     return fn
 
 
-add, sub, mul, div, pow, maximum = (_binary(n) for n in ("add", "sub", "mul", "div", "pow", "maximum"))
+add, sub, mul, pow, maximum = (_binary(n) for n in ("add", "sub", "mul", "pow", "maximum"))
+
+
+def div(a: Any, b: Any):
+    """True division: integer operands divide as the default float dtype, as in PyTorch."""
+    if all(getattr(x, "dtype", "float32") in ("int64", "bool") or isinstance(x, int) for x in (a, b)):
+        from ..dtypes import get_default_dtype
+        a, b = (cast(x, get_default_dtype()) if hasattr(x, "dtype") else float(x) for x in (a, b))
+    return apply("div", a, b, promote=True)
 gt, ge, eq = (_binary(n) for n in ("gt", "ge", "eq"))
 
 

@@ -72,6 +72,7 @@ class TrainStep:
                 grad = grads[node.id]
                 if grad is None:  # the loss does not depend on it: PyTorch leaves it alone too
                     continue
+                tracer.provenance = (name, type(optimizer).__name__, "")  # `# fc1.weight (SGD)`
                 state = {s: tracer.symbolic_input(f"{name}:{s}", "state", node.shape, node.dtype)
                          for s in optimizer.state_names}
                 names = optimizer.step_hyper(group, {"step": 1, "fresh": frozenset()})
@@ -80,6 +81,7 @@ class TrainStep:
                 updates.append((tracer.value_of(new_p), node.id))
                 updates += [(tracer.value_of(new_state[s]), state[s]._node) for s in new_state]
                 trained.append(Trained(name, p, group, {h: np.zeros((), node.dtype) for h in names}))
+        tracer.provenance = None
         joint = tracer.builder.finish([loss_id], ["loss"], updates)
         compiled = compiled_graph(optimize_logged(joint, "train step"), "train_step", type(model).__name__)
         return TrainStepRunner(program, compiled, trained)

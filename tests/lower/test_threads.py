@@ -18,12 +18,12 @@ def test_split_covers_the_range_once(total, parts, multiple):
 
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
-@pytest.mark.parametrize("m", [64, 67, 3])
+@pytest.mark.parametrize("m", [67, 128, 3])
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_threaded_matmul_matches_numpy(monkeypatch, ta, tb, m, threads):
     monkeypatch.setenv("GRAPHC_NUM_THREADS", threads)
-    k, n = 256, 96  # 2*m*k*n is above the threshold for m >= 64: threads start
-    assert 2 * 64 * k * n >= MIN_FLOPS_PER_THREAD
+    k, n = 2048, 512  # m = 67 makes two parts of enough work, m = 128 four
+    assert 2 * 67 * k * n >= 2 * MIN_FLOPS_PER_THREAD
     a, b = operands((m, k), (k, n), ta, tb, "float32")
     native, expected = run_op("matmul", [a, b], transpose_a=ta, transpose_b=tb)
     np.testing.assert_allclose(native, expected, rtol=1e-4, atol=1e-4)
@@ -35,10 +35,10 @@ def test_large_matmuls_start_threads_and_small_ones_do_not(monkeypatch):
 
     def matmul_ir(m):
         b = GraphBuilder()
-        x = b.input("x", "user", (m, 256), "float32")
-        w = b.input("w", "user", (96, 256), "float32")
-        out = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (m, 96), "float32")
+        x = b.input("x", "user", (m, 2048), "float32")
+        w = b.input("w", "user", (512, 2048), "float32")
+        out = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (m, 512), "float32")
         return lower(b.finish([out])).ir_text
 
     assert "pthread_create" in matmul_ir(128) and "_part1" in matmul_ir(128)
-    assert "pthread_create" not in matmul_ir(2)
+    assert "pthread_create" not in matmul_ir(16)

@@ -42,5 +42,15 @@ def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 from . import nn, optim  # noqa: E402
 from .trace import Program, trace  # noqa: E402
-from .compile import CompiledModule, compile  # noqa: E402,A001
-from .train_step import TrainStep, compile_train_step  # noqa: E402
+
+_COMPILED = {"compile": "compiled", "CompiledModule": "compiled", "compile_train_step": "train_step",
+             "TrainStep": "train_step"}
+
+
+def __getattr__(name: str):
+    """The compile API loads on first use: eager code never loads LLVM, and runtime (which
+    builds on graphc's IR and lowering) can be imported before or after graphc."""
+    if name in _COMPILED:
+        import importlib
+        return getattr(importlib.import_module(f".{_COMPILED[name]}", __name__), name)
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")

@@ -15,7 +15,7 @@ import numpy as np
 from runtime.training import Trained, TrainStepRunner
 
 from .autodiff import backprop
-from .compile import _signature, compiled_graph, optimize_logged
+from .compiled import _signature, compiled_graph, optimize_logged
 from .ir import GraphBuilder
 from .ops.dispatch import recording
 from .optim.optimizer import Optimizer

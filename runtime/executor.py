@@ -14,7 +14,8 @@ from graphc.errors import InputError
 from graphc.ir import Graph
 from graphc.lower import lower
 
-from .jit import NativeModule, compile_ir
+from .cache import compile_cached
+from .jit import NativeModule
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 ALIGNMENT = 64
@@ -51,7 +52,7 @@ class CompiledGraph:
         start = time.perf_counter()
         self.graph, self.context = graph, context
         lowered = lower(graph, name)
-        self.native: NativeModule = compile_ir(lowered.ir_text)
+        self.native: NativeModule = compile_cached(lowered.ir_text)
         self.lowered = lowered
         self._entry = _ENTRY(self.native.address(lowered.entry))
         self.inputs = tuple(BufferSpec(n.attr("name"), n.shape, np.dtype(n.dtype)) for n in graph.inputs)
@@ -109,7 +110,8 @@ class CompiledGraph:
     __call__ = run
 
     def llvm_ir(self) -> str:
-        return self.native.ir_text
+        """The module's IR after LLVM's optimisation."""
+        return self.native.optimized_ir()
 
     def assembly(self) -> str:
         return self.native.assembly()

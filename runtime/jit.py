@@ -47,6 +47,9 @@ def _parse(ir_text: str, machine: llvm.TargetMachine) -> llvm.ModuleRef:
     return module
 
 
+OPTIMIZATION = "O3 vectorize slp interleave no-unroll"  # must name what optimize() below does
+
+
 def optimize(ir_text: str) -> llvm.ModuleRef:
     """Parse, verify and run the O3 pipeline with the vectorisers and interleaving on, tuned
     for the host CPU. Unrolling stays off: with static trip counts it doubled compile time
@@ -64,22 +67,16 @@ def optimize(ir_text: str) -> llvm.ModuleRef:
     return module
 
 
-def _emit_assembly(optimized_ir_text: str) -> str:
-    """Host assembly of already optimised IR, from a private parse (emit_assembly mutates)."""
-    machine = host_target_machine()
-    return machine.emit_assembly(_parse(optimized_ir_text, machine))
-
-
 @dataclass(eq=False)
 class NativeModule:
     """One compiled LLVM module kept alive with its MCJIT engine.
 
-    The engine owns the module and its target machine, so holding the engine keeps the
-    machine code valid; function addresses die with this object.
+    The engine owns the loaded machine code, so holding it keeps function addresses valid;
+    they die with this object. `source_ir` (the IR as graphc emitted it) serves dumps.
     """
 
     engine: llvm.ExecutionEngine
-    ir_text: str  # optimised IR; empty when loaded from object code without it
+    source_ir: str = ""
 
     def address(self, name: str) -> int:
         """Address of a compiled function, to wrap in `ctypes.CFUNCTYPE`."""
@@ -88,20 +85,22 @@ class NativeModule:
             raise KeyError(f"no function named {name!r} in the compiled module")
         return address
 
+    def optimized_ir(self) -> str:
+        return optimized_ir(self._source())
+
     def assembly(self) -> str:
-        """Host assembly for dumps, emitted from a fresh parse of the optimised IR."""
-        if not self.ir_text:
+        """Host assembly for dumps, from a fresh optimisation of the source IR."""
+        return assembly(self._source())
+
+    def _source(self) -> str:
+        if not self.source_ir:
             raise ValueError("module was loaded from object code without its IR text")
-        return _emit_assembly(self.ir_text)
+        return self.source_ir
 
 
 def compile_ir(ir_text: str) -> NativeModule:
     """Optimise and compile IR text to machine code callable in this process."""
-    module = optimize(ir_text)
-    text = str(module)
-    engine = llvm.create_mcjit_compiler(module, host_target_machine())  # takes both
-    engine.finalize_object()
-    return NativeModule(engine, text)
+    return load_object(object_code(ir_text), ir_text)
 
 
 def optimized_ir(ir_text: str) -> str:
@@ -110,22 +109,29 @@ def optimized_ir(ir_text: str) -> str:
 
 
 def assembly(ir_text: str) -> str:
-    """Host assembly of the optimised IR, for dumps."""
+    """Host assembly of the optimised IR, for dumps (a fresh module: emit_assembly mutates it)."""
     return host_target_machine().emit_assembly(optimize(ir_text))
 
 
 def object_code(ir_text: str) -> bytes:
-    """Relocatable object code of the optimised IR, for an on-disk cache."""
+    """Relocatable object code of the optimised IR: what the on-disk cache stores."""
     return host_target_machine().emit_object(optimize(ir_text))
 
 
-def load_object(obj: bytes, ir_text: str = "") -> NativeModule:
+def load_object(obj: bytes, source_ir: str = "") -> NativeModule:
     """Load object code from `object_code` (about 2 ms, no optimisation or codegen).
 
-    Pass the optimised IR text too if `assembly()` should work on the result.
+    Pass the IR text too if `assembly()` should work on the result.
     """
     machine = host_target_machine()
     engine = llvm.create_mcjit_compiler(_parse("", machine), machine)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
-    return NativeModule(engine, ir_text)
+    return NativeModule(engine, source_ir)
+
+
+def machine_description() -> str:
+    """Everything about this host and toolchain that changes the machine code for one IR text."""
+    import llvmlite
+    return "|".join((llvmlite.__version__, llvm.get_process_triple(), llvm.get_host_cpu_name(),
+                     llvm.get_host_cpu_features().flatten(), OPTIMIZATION))

@@ -1,7 +1,7 @@
 """Running compiled graphs from the user's side: inference, a compiled forward whose outputs
 backpropagate through a compiled backward graph, and whole train steps.
 
-The graphs are built by graphc (graphc/compile.py, graphc/train_step.py); these runners only
+The graphs are built by graphc (graphc/compiled.py, graphc/train_step.py); these runners only
 gather buffers, call native code and hand results back as graphc tensors.
 """
 from __future__ import annotations

@@ -118,3 +118,13 @@ def test_values_dtypes_and_repr_match_torch(name):
     ours, theirs = REPR_CASES[name](graphc), REPR_CASES[name](torch)
     assert repr(ours) == repr(theirs).replace("torch.", "graphc.")
     assert str(ours.dtype).removeprefix("graphc.") == str(theirs.dtype).removeprefix("torch.")
+
+
+def test_eager_use_does_not_load_llvm_and_runtime_imports_first():
+    import subprocess
+    import sys
+    code = ("import sys, graphc; graphc.randn(2).exp(); assert 'llvmlite' not in sys.modules; "
+            "import runtime.executor, runtime.training; graphc.compile")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", "import runtime.training; import graphc; graphc.compile_train_step"],
+                   check=True)

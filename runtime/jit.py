@@ -123,6 +123,8 @@ def load_object(obj: bytes, source_ir: str = "") -> NativeModule:
 
     Pass the IR text too if `assembly()` should work on the result.
     """
+    from .pool import ensure_started
+    ensure_started()  # kernels that split across threads call the pool: resolve it first
     machine = host_target_machine()
     engine = llvm.create_mcjit_compiler(_parse("", machine), machine)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))

@@ -1,8 +1,9 @@
-"""Splitting one kernel across threads with pthreads, inside the one native call.
+"""Splitting one kernel into parts that run on the runtime's thread pool, inside the one call.
 
-A ctypes call releases the GIL, so native threads run truly in parallel. The kernel starts
-one pthread per extra part, runs part 0 itself and joins; a part whose thread could not start
-runs on the calling thread, so a failure to create threads costs speed, never results.
+A kernel that splits emits `void <kernel>_parts(ptr context, i64 index)`, which unpacks the
+kernel's buffer pointers from `context` and runs part `index`, and calls the runtime's
+`graphc_parallel(parts_fn, context, count)` (runtime/pool.py). A ctypes call releases the GIL,
+so the pool's native workers run truly in parallel; with no workers the parts run in turn.
 """
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ import llvmlite.ir as ir
 
 from .kernel import I64, PTR, Kernel, declare, i64
 
-I32 = ir.IntType(32)
-# Starting and joining a pthread measured 90-170 µs here (a 2-vCPU VM; a C loop of create+join
-# on an empty function), and two threads streaming the same weights share the memory bandwidth,
-# so a part must hold about 1 ms of work (64M flops at ~65 GFLOP/s) before a second thread pays.
-# A persistent pool is the next step; it would let mid-sized kernels split too.
-MIN_FLOPS_PER_THREAD = 1 << 26
+ENTRY = "graphc_parallel"
+# A part must hold about 30 µs of work (2M flops at ~65 GFLOP/s): handing a part to a spinning
+# worker costs about a microsecond, but a worker that went to sleep takes longer to wake.
+MIN_FLOPS_PER_THREAD = 1 << 21
 
 
 def num_threads() -> int:
@@ -43,39 +42,34 @@ def split(total: int, parts: int, multiple: int = 1) -> list[tuple[int, int]]:
 
 
 def run_parts(k: Kernel, parts: Sequence[Callable[[Kernel], None]]) -> None:
-    """Emit parts[1:] as thread functions started from this kernel, parts[0] inline, then join."""
+    """Emit the parts as one indexed function and hand it to the pool; one part runs inline."""
     if len(parts) == 1:
         parts[0](k)
         return
-    b, module = k.builder, k.builder.module
+    b = k.builder
     pointers = (k.out, *k.ins)
     context = k.alloca(ir.ArrayType(PTR, len(pointers)), "context")
     for j, ptr in enumerate(pointers):
         b.store(ptr, b.gep(context, [i64(0), i64(j)], inbounds=True))
-    create = declare(module, "pthread_create", I32, [PTR, PTR, PTR, PTR])
-    join = declare(module, "pthread_join", I32, [I64, PTR])
-    started = []
-    for index, part in enumerate(parts[1:], 1):
-        worker = _worker(k, part, f"{b.function.name}_part{index}", len(pointers))
-        thread = k.alloca(I64, f"thread{index}")
-        status = b.call(create, [thread, ir.Constant(PTR, None), worker, context])
-        started.append((worker, thread, b.icmp_signed("==", status, ir.Constant(I32, 0))))
-    parts[0](k)
-    for worker, thread, ok in started:
-        with b.if_else(ok) as (then, otherwise):
-            with then:
-                b.call(join, [b.load(thread, typ=I64), ir.Constant(PTR, None)])
-            with otherwise:
-                b.call(worker, [context])
+    parallel = declare(b.module, ENTRY, ir.VoidType(), [PTR, PTR, I64])
+    b.call(parallel, [_parts_function(k, parts, len(pointers)), context, i64(len(parts))])
 
 
-def _worker(k: Kernel, part: Callable[[Kernel], None], name: str, count: int) -> ir.Function:
-    """`ptr name(ptr context)`: unpacks the kernel's buffer pointers and runs one part."""
-    fn = ir.Function(k.builder.module, ir.FunctionType(PTR, [PTR]), name)
+def _parts_function(k: Kernel, parts: Sequence[Callable[[Kernel], None]], count: int) -> ir.Function:
+    """`void <kernel>_parts(ptr context, i64 index)`: unpack the buffer pointers, run part `index`."""
+    fn = ir.Function(k.builder.module, ir.FunctionType(ir.VoidType(), [PTR, I64]), f"{k.builder.function.name}_parts")
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     ptrs = [b.load(b.gep(fn.args[0], [i64(0), i64(j)], inbounds=True, source_etype=ir.ArrayType(PTR, count)), typ=PTR)
             for j in range(count)]
-    part(Kernel(b, k.node, k.operands, ptrs[0], tuple(ptrs[1:])))
-    b.ret(ir.Constant(PTR, None))
+    done = fn.append_basic_block("done")
+    switch = b.switch(fn.args[1], done)
+    for index, part in enumerate(parts):
+        block = fn.append_basic_block(f"part{index}")
+        switch.add_case(i64(index), block)
+        b.position_at_end(block)
+        part(Kernel(b, k.node, k.operands, ptrs[0], tuple(ptrs[1:])))
+        b.branch(done)
+    b.position_at_end(done)
+    b.ret_void()
     return fn

@@ -40,5 +40,5 @@ def test_large_matmuls_start_threads_and_small_ones_do_not(monkeypatch):
         out = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (m, 512), "float32")
         return lower(b.finish([out])).ir_text
 
-    assert "pthread_create" in matmul_ir(128) and "_part1" in matmul_ir(128)
-    assert "pthread_create" not in matmul_ir(16)
+    assert "graphc_parallel" in matmul_ir(128) and "_parts" in matmul_ir(128)
+    assert "graphc_parallel" not in matmul_ir(1)

@@ -1,0 +1,112 @@
+"""The native thread pool: parallel kernels are correct under concurrency, fork and exit."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from graphc.ir import GraphBuilder
+from runtime.executor import CompiledGraph
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def big_matmul(m=96, k=512, n=256):
+    b = GraphBuilder()
+    x = b.input("x", "user", (m, k), "float32")
+    w = b.input("w", "user", (n, k), "float32")
+    out = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (m, n), "float32")
+    relu = b.add("relu", [out], {}, (m, n), "float32")
+    return b.finish([relu])
+
+
+def operands(seed, m=96, k=512, n=256):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((n, k)).astype(np.float32)]
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", "2")
+
+
+def test_kernels_split_across_the_pool_are_correct_many_times(two_threads):
+    compiled = CompiledGraph(big_matmul())
+    assert "graphc_parallel" in compiled.lowered.ir_text
+    x, w = operands(0)
+    expected = np.maximum(x @ w.T, 0)
+    for _ in range(200):
+        np.testing.assert_allclose(compiled.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_graphs_running_in_several_python_threads_share_the_pool(two_threads):
+    graphs = [CompiledGraph(big_matmul()), CompiledGraph(big_matmul(64, 256, 512))]
+    inputs = [operands(1), operands(2, 64, 256, 512)]
+    expected = [np.maximum(x @ w.T, 0) for x, w in inputs]
+    failures = []
+
+    def work(i):
+        for _ in range(100):
+            got = graphs[i % 2].run(inputs[i % 2])[0]
+            if not np.allclose(got, expected[i % 2], rtol=1e-4, atol=1e-4):
+                failures.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and not failures
+
+
+SCRIPT = """
+import os, sys, numpy as np
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {tests!r})
+os.environ["GRAPHC_NUM_THREADS"] = "2"
+from test_pool import big_matmul, operands
+from runtime.executor import CompiledGraph
+compiled = CompiledGraph(big_matmul())
+x, w = operands(3)
+expected = np.maximum(x @ w.T, 0)
+assert np.allclose(compiled.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)
+{extra}
+print("done")
+"""
+
+FORK = """
+pid = os.fork()
+if pid == 0:
+    ok = np.allclose(compiled.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)
+    again = CompiledGraph(big_matmul())
+    ok = ok and np.allclose(again.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert np.allclose(compiled.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)
+"""
+
+
+@pytest.mark.parametrize("extra", ["", FORK], ids=["exit", "fork"])
+def test_processes_exit_cleanly_and_forked_children_compute(extra):
+    script = SCRIPT.format(root=ROOT, tests=os.path.dirname(os.path.abspath(__file__)), extra=extra)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+
+
+def test_without_workers_split_kernels_run_in_turn():
+    script = SCRIPT.format(root=ROOT, tests=os.path.dirname(os.path.abspath(__file__)), extra=(
+        "from runtime import pool\nassert pool._started == 0, pool._started"))
+    script = script.replace('os.environ["GRAPHC_NUM_THREADS"] = "2"', (
+        'os.environ["GRAPHC_NUM_THREADS"] = "1"\n'
+        'import graphc.lower.linalg as linalg\nlinalg.num_threads = lambda: 2  # split anyway'))
+    script = script.replace("compiled = CompiledGraph(big_matmul())",
+                            "compiled = CompiledGraph(big_matmul())\nassert 'graphc_parallel' in compiled.lowered.ir_text")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"

@@ -25,6 +25,8 @@ from .kernel import (FAST, REASSOC, Kernel, add, declare, for_range, i64, llvm_t
                      vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
+MIN_ELEMENTS_PER_ROW_PART = 1 << 17  # a part of a one-row matmul streams at least 512 KB of b
+
 # Tiles measured best with 16 vector registers (AVX2, Zen 3); the 32-register (AVX-512)
 # tiles are scaled from them and not measured.
 #   dot products, rows of a x rows of b: 4x3 = 12 accumulators + 3 vectors of b + 1 of a
@@ -83,11 +85,21 @@ def emit_matmul(k: Kernel) -> None:
 def _row_parts(strategy, ops: _Operands) -> list:
     """One part per thread, each a block of rows of out (whole register tiles where possible).
     Rows of op(a) are a fixed stride apart whatever the transposes, so a block of rows is the
-    same computation with M smaller and a and out offset."""
+    same computation with M smaller and a and out offset. A single row (batch-1 inference)
+    splits its columns instead: that kernel streams b from memory, so it pays from a smaller size."""
+    if ops.M == 1:
+        threads = min(num_threads(), max(1, ops.N * ops.K // MIN_ELEMENTS_PER_ROW_PART))
+        return [functools.partial(_columns, strategy, replace(ops, N=count), start)
+                for start, count in split(ops.N, threads, 8)]
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     tile = OUTER_TILE[vector_unit().registers][0] if strategy is _outer_tiles else DOT_TILE[vector_unit().registers][0]
     return [functools.partial(_rows, strategy, replace(ops, M=count), start * ops.a_row, start * ops.N)
             for start, count in split(ops.M, threads, tile if ops.M >= 2 * tile else 1)]
+
+
+def _columns(strategy, ops: _Operands, start: int, k: Kernel) -> None:
+    # with one row, ops.N is only the width: out's row stride is never multiplied by a row
+    strategy(k, ops, i64(0), i64(start * ops.b_col), i64(start))
 
 
 def _rows(strategy, ops: _Operands, a_offset: int, out_offset: int, k: Kernel) -> None:

@@ -18,7 +18,7 @@ def test_split_covers_the_range_once(total, parts, multiple):
 
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
-@pytest.mark.parametrize("m", [67, 128, 3])
+@pytest.mark.parametrize("m", [67, 128, 3, 1])
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_threaded_matmul_matches_numpy(monkeypatch, ta, tb, m, threads):
     monkeypatch.setenv("GRAPHC_NUM_THREADS", threads)
@@ -33,12 +33,14 @@ def test_large_matmuls_start_threads_and_small_ones_do_not(monkeypatch):
     monkeypatch.setenv("GRAPHC_NUM_THREADS", "2")
     from graphc.ir import GraphBuilder
 
-    def matmul_ir(m):
+    def matmul_ir(m, k=2048, n=512):
         b = GraphBuilder()
-        x = b.input("x", "user", (m, 2048), "float32")
-        w = b.input("w", "user", (512, 2048), "float32")
-        out = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (m, 512), "float32")
+        x = b.input("x", "user", (m, k), "float32")
+        w = b.input("w", "user", (n, k), "float32")
+        out = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (m, n), "float32")
         return lower(b.finish([out])).ir_text
 
     assert "graphc_parallel" in matmul_ir(128) and "_parts" in matmul_ir(128)
-    assert "graphc_parallel" not in matmul_ir(1)
+    assert "graphc_parallel" in matmul_ir(1)  # one row: its columns split
+    assert "graphc_parallel" not in matmul_ir(4, 64, 64)
+    assert "graphc_parallel" not in matmul_ir(1, 64, 64)

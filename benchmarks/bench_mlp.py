@@ -104,11 +104,13 @@ def main() -> dict:
     case["torch_eager_us"] = median_us(torch_step, args.repeat // 2)
     results["cases"]["train_step_b128"] = case
 
-    print(f"{'case':<18}{'graphc µs':>12}{'torch µs':>12}{'numpy µs':>12}{'torch/graphc':>14}")
+    print(f"{'case':<18}{'graphc µs':>12}{'torch µs':>12}{'compile µs':>12}{'numpy µs':>12}{'torch/graphc':>14}")
     for name, c in results["cases"].items():
         c["speedup_vs_torch_eager"] = c["torch_eager_us"] / c["graphc_us"]
-        numpy_us = f"{c['numpy_us']:.1f}" if "numpy_us" in c else "-"
-        print(f"{name:<18}{c['graphc_us']:>12.1f}{c['torch_eager_us']:>12.1f}{numpy_us:>12}"
+        if "torch_compile_us" in c:
+            c["speedup_vs_torch_compile"] = c["torch_compile_us"] / c["graphc_us"]
+        optional = [f"{c[k]:.1f}" if k in c else "-" for k in ("torch_compile_us", "numpy_us")]
+        print(f"{name:<18}{c['graphc_us']:>12.1f}{c['torch_eager_us']:>12.1f}{optional[0]:>12}{optional[1]:>12}"
               f"{c['speedup_vs_torch_eager']:>13.2f}x")
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:

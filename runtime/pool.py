@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import platform
 import threading
 
 import llvmlite.binding as llvm
@@ -210,7 +211,20 @@ entry:
   store atomic i32 0, ptr @busy seq_cst, align 4
   ret void
 }
-""".replace("MAX_WORKERS", str(MAX_WORKERS)).replace("SPINS_BEFORE_SLEEP", str(SPINS_BEFORE_SLEEP))
+"""
+
+# Linux futex syscall numbers; on other machines the pool runs no workers (kernels run in turn)
+FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98}
+
+
+def pool_ir(machine: str = platform.machine()) -> str:
+    """The pool module for this machine: its futex syscall number and spin-wait hint."""
+    text = POOL_IR.replace("MAX_WORKERS", str(MAX_WORKERS)).replace("SPINS_BEFORE_SLEEP", str(SPINS_BEFORE_SLEEP))
+    text = text.replace("i64 202,", f"i64 {FUTEX_SYSCALL.get(machine, -1)},")
+    if machine != "x86_64":  # `pause` is x86's; elsewhere the loop spins without the hint
+        text = text.replace("  call void @llvm.x86.sse2.pause()\n", "").replace(
+            "declare void @llvm.x86.sse2.pause()\n", "")
+    return text
 
 _lock = threading.Lock()
 _engine = None
@@ -228,7 +242,7 @@ def ensure_started() -> None:
     with _lock:
         if _engine is None:
             from .jit import host_target_machine, optimize
-            module = optimize(POOL_IR)
+            module = optimize(pool_ir())
             _engine = llvm.create_mcjit_compiler(module, host_target_machine())
             _engine.finalize_object()
             signatures = {"graphc_pool_start": ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64),
@@ -239,7 +253,7 @@ def ensure_started() -> None:
             llvm.add_symbol(ENTRY, _engine.get_function_address(ENTRY))
             atexit.register(_stop)
             os.register_at_fork(after_in_child=_forget)
-        _started = _functions["graphc_pool_start"](wanted)
+        _started = _functions["graphc_pool_start"](wanted if platform.machine() in FUTEX_SYSCALL else 0)
 
 
 def _stop() -> None:

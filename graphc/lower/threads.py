@@ -25,7 +25,8 @@ def num_threads() -> int:
     try:
         return max(1, int(os.environ["GRAPHC_NUM_THREADS"]))
     except (KeyError, ValueError):
-        return max(1, len(os.sched_getaffinity(0)))
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        return max(1, len(usable))
 
 
 def split(total: int, parts: int, multiple: int = 1) -> list[tuple[int, int]]:

@@ -110,3 +110,12 @@ def test_without_workers_split_kernels_run_in_turn():
                           env=dict(os.environ, PYTHONPATH=ROOT))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64", "riscv64"])
+def test_pool_module_is_valid_ir_for_each_machine(machine):
+    import llvmlite.binding as llvm
+    from runtime.pool import pool_ir
+    text = pool_ir(machine)
+    llvm.parse_assembly(text).verify()
+    assert ("llvm.x86.sse2.pause" in text) == (machine == "x86_64")

@@ -81,7 +81,7 @@ def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str) 
     """The text of one stage for `model` traced on zero inputs of the given shapes."""
     import graphc
     from graphc.autodiff import build_backward
-    from graphc.passes import optimize
+    from graphc.passes import KERNEL_PIPELINE, PIPELINE, optimize
     from graphc.lower import lower
     from graphc.tree import ModuleTree
     from runtime import jit
@@ -93,15 +93,17 @@ def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str) 
         return str(program.graph)
     if stage == "passes":
         parts = [f"== traced ==\n{program.graph}"]
-        optimize(program.graph, after_each=lambda name, g, s: parts.append(f"== after {name} ({s * 1e3:.2f} ms) ==\n{g}"))
+        optimize(program.graph, PIPELINE + KERNEL_PIPELINE,
+                 after_each=lambda name, g, s: parts.append(f"== after {name} ({s * 1e3:.2f} ms) ==\n{g}"))
         return "\n".join(parts)
     graph = optimize(program.graph)
-    if stage == "optimized":
-        return str(graph)
     if stage == "backward":
         params = [n.attr("name") for n in graph.inputs if n.attr("kind") == "param"
                   and program.params[n.attr("name")].requires_grad]
         return str(optimize(build_backward(graph, params).graph))
+    graph = optimize(graph, KERNEL_PIPELINE)
+    if stage == "optimized":
+        return str(graph)
     ir_text = lower(graph).ir_text
     if stage == "llvm":
         return ir_text

@@ -17,20 +17,22 @@ from . import autograd
 from .autodiff import build_backward, with_saved_outputs
 from .debug import debug_level, log
 from .ir import Graph
-from .passes import optimize
+from .passes import KERNEL_PIPELINE, PIPELINE, optimize
 from .tensor import Tensor
 from .trace import _is_static, trace
 
 
-def optimize_logged(graph: Graph, label: str) -> Graph:
-    """The pass pipeline, printing stages as GRAPHC_DEBUG asks."""
-    log(2, f"{label} traced:\n{graph}")
+def optimize_logged(graph: Graph, label: str, passes: tuple = PIPELINE) -> Graph:
+    """A pass pipeline, printing stages as GRAPHC_DEBUG asks."""
+    if passes is PIPELINE:
+        log(2, f"{label} traced:\n{graph}")
     after_each = (lambda name, g, seconds: log(3, f"{label} after {name} ({seconds * 1e3:.2f} ms):\n{g}"))
-    return optimize(graph, after_each=after_each if debug_level() >= 3 else None)
+    return optimize(graph, passes, after_each=after_each if debug_level() >= 3 else None)
 
 
 def compiled_graph(graph: Graph, name: str, context: str) -> CompiledGraph:
-    compiled = CompiledGraph(graph, name, context)
+    """Kernel passes (fusion), then lowering and native code for `graph`."""
+    compiled = CompiledGraph(optimize_logged(graph, name, KERNEL_PIPELINE), name, context)
     if debug_level() >= 4:
         log(4, f"LLVM IR of {name}:\n{compiled.llvm_ir()}")
         log(5, f"assembly of {name}:\n{compiled.assembly()}")

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import graphc
 from graphc.ops import functions as F
-from graphc.passes import optimize
+from graphc.passes import KERNEL_PIPELINE, optimize
 from graphc.ir import interpret
 from runtime.executor import CompiledGraph
 
@@ -59,7 +59,7 @@ def test_random_programs_compile_to_the_reference_result(program):
     y = rng.standard_normal(shape[-1:]).astype(dtype)
     traced = graphc.trace(build(steps), graphc.tensor(x), graphc.tensor(y))
     expected = interpret(traced.graph, [x, y])
-    got = CompiledGraph(optimize(traced.graph)).run([x, y])
+    got = CompiledGraph(optimize(optimize(traced.graph), KERNEL_PIPELINE)).run([x, y])
     tol = 1e-4 if dtype == "float32" else 1e-10
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=tol, atol=tol)
@@ -80,7 +80,7 @@ def test_random_backward_graphs_compile_to_the_reference_result(program):
     feed = [rng.standard_normal(n.shape).astype(n.dtype) if n.attr("kind") == "grad" else saved[n.attr("name")]
             for n in backward.graph.inputs]
     expected = interpret(backward.graph, feed)
-    got = CompiledGraph(optimize(backward.graph)).run(feed)
+    got = CompiledGraph(optimize(optimize(backward.graph), KERNEL_PIPELINE)).run(feed)
     tol = 1e-4 if dtype == "float32" else 1e-10
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=tol, atol=tol)

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import llvmlite.ir as ir
 
 from ..ir import Node
+from ..ops.fused import evaluate
 from .kernel import (FAST, I8, Kernel, LoweringError, call_math, collapse, contiguous_strides, is_float,
                      llvm_type, load, store, strided_loops)
 
@@ -138,3 +139,16 @@ def emit_elementwise(k: Kernel) -> None:
     op = SCALAR_OPS[k.node.op]
     strides = [broadcast_strides(n.shape, k.node.shape) for n in k.operands]
     emit_map(k, strides, lambda b, values: op(b, values, k.node))
+
+
+def emit_fused(k: Kernel) -> None:
+    """A `fused` chain: the steps' scalar expressions composed inside one broadcasting loop."""
+    strides = [broadcast_strides(n.shape, k.node.shape) for n in k.operands]
+    node = k.node
+
+    def step(b: ir.IRBuilder, step: tuple, operands: list) -> ir.Value:
+        op, _, attrs, dtype = step
+        as_node = Node(node.id, op, (), attrs, node.shape, dtype, node.module_path, node.module_type, node.source)
+        return SCALAR_OPS[op](b, operands, as_node)
+
+    emit_map(k, strides, lambda b, values: evaluate(node.attr("body"), values, lambda s, ops: step(b, s, ops)))

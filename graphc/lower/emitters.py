@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .elementwise import SCALAR_OPS, emit_elementwise
+from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
 from .linalg import emit_matmul, emit_one_hot
 from .reduce import REDUCTIONS, emit_reduce
@@ -29,5 +29,6 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "expand": emit_expand,
     "matmul": emit_matmul,
     "one_hot": emit_one_hot,
+    "fused": emit_fused,
     **{op: _alias for op in ALIASES},
 }

@@ -3,8 +3,9 @@ from .cse import cse
 from .dead_code import dead_code, drop_unused_inputs
 from .fold_constants import fold_constants
 from .fold_transpose import fold_transpose_into_matmul
-from .pipeline import PASSES, PIPELINE, optimize
+from .fuse_elementwise import fuse_elementwise
+from .pipeline import KERNEL_PIPELINE, PASSES, PIPELINE, optimize
 from .simplify import simplify
 
-__all__ = ["cse", "dead_code", "drop_unused_inputs", "fold_constants", "fold_transpose_into_matmul",
-           "simplify", "PASSES", "PIPELINE", "optimize"]
+__all__ = ["cse", "dead_code", "drop_unused_inputs", "fold_constants", "fold_transpose_into_matmul", "fuse_elementwise",
+           "simplify", "KERNEL_PIPELINE", "PASSES", "PIPELINE", "optimize"]

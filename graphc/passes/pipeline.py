@@ -9,6 +9,7 @@ from .cse import cse
 from .dead_code import dead_code
 from .fold_constants import fold_constants
 from .fold_transpose import fold_transpose_into_matmul
+from .fuse_elementwise import fuse_elementwise
 from .simplify import simplify
 
 Pass = Callable[[Graph], Graph]
@@ -21,7 +22,12 @@ PIPELINE: tuple[Pass, ...] = (
     dead_code,
 )
 
-PASSES: dict[str, Pass] = {p.__name__: p for p in PIPELINE}
+# after autodiff, just before lowering: passes that make kernels rather than simplify math
+KERNEL_PIPELINE: tuple[Pass, ...] = (
+    fuse_elementwise,
+)
+
+PASSES: dict[str, Pass] = {p.__name__: p for p in PIPELINE + KERNEL_PIPELINE}
 
 
 def optimize(graph: Graph, passes: tuple[Pass, ...] = PIPELINE,

@@ -19,6 +19,11 @@ def rebuild(graph: Graph, rule: Rule | None = None, keep: set[int] | None = None
         inputs = tuple(new[i] for i in node.inputs)
         replaced = rule(node, inputs, builder) if rule is not None else None
         new[node.id] = replaced if replaced is not None else builder.copy_node(node, inputs)
+    return finish_like(graph, builder, new)
+
+
+def finish_like(graph: Graph, builder: GraphBuilder, new: dict[int, int]) -> Graph:
+    """The rebuilt graph: `graph`'s outputs, names and updates through the id map `new`."""
     return builder.finish((new[i] for i in graph.outputs), graph.output_names,
                           ((new[v], new[t]) for v, t in graph.updates))
 

@@ -47,6 +47,12 @@ def cases(op, dtype):
         return [values((2, 3, 4), dtype)], {"dims": (2, 0, 1)}
     if op == "expand":
         return [values((3, 1), dtype)], {"shape": (2, 3, 4)}
+    if op == "fused":  # sigmoid(a * b + c) > 0.5 ? exp(a) : c, with b broadcast
+        from graphc.ops.fused import Body
+        body = Body((("mul", ("in0", "in1"), (), dtype), ("add", ("s0", "in2"), (), dtype),
+                     ("sigmoid", ("s1",), (), dtype), ("gt", ("s2", "in3"), (), "bool"),
+                     ("exp", ("in0",), (), dtype), ("where", ("s3", "s4", "in2"), (), dtype)))
+        return [values(s, dtype), values((17,), dtype), values(s, dtype), np.asarray(0.5, dtype)], {"body": body}
     raise KeyError(f"no test case for op {op!r}: add one here")
 
 

@@ -5,7 +5,7 @@ import pytest
 import graphc
 from graphc.ir import GraphBuilder, interpret, verify
 from graphc.ops import functions as F
-from graphc.passes import PIPELINE, cse, dead_code, fold_constants, fold_transpose_into_matmul, optimize, simplify
+from graphc.passes import KERNEL_PIPELINE, PIPELINE, cse, dead_code, fold_constants, fold_transpose_into_matmul, optimize, simplify
 from graphc.trace import trace
 
 rng = np.random.default_rng(0)
@@ -24,7 +24,7 @@ def sample_program():
     return trace(f, graphc.tensor(rng.standard_normal((3, 4)).astype(np.float32)))
 
 
-@pytest.mark.parametrize("pass_", PIPELINE, ids=lambda p: p.__name__)
+@pytest.mark.parametrize("pass_", PIPELINE + KERNEL_PIPELINE, ids=lambda p: p.__name__)
 def test_pass_keeps_results(pass_):
     program = sample_program()
     x = rng.standard_normal((3, 4)).astype(np.float32)
@@ -90,3 +90,28 @@ def test_fold_transpose_into_matmul_sets_flags():
     assert mm.attr("transpose_a") and mm.attr("transpose_b") and mm.inputs == (0, 1)
     arrays = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)]
     np.testing.assert_allclose(interpret(graph, arrays)[0], arrays[0].T @ arrays[1].T, rtol=1e-5)
+
+
+def test_fuse_elementwise_makes_one_kernel_per_chain_golden_text():
+    from graphc.passes import fuse_elementwise
+
+    def sgd_momentum(p, g, buf):
+        new_buf = 0.9 * buf + g
+        return p - 0.1 * new_buf, new_buf
+
+    arrays = [rng.standard_normal((2, 3)).astype(np.float32) for _ in range(3)]
+    program = trace(sgd_momentum, *[graphc.tensor(a) for a in arrays])
+    fused = verify(fuse_elementwise(program.graph))
+    assert [line.split("  #")[0].rstrip() for line in str(fused).splitlines()] == [
+        "graph (3 inputs, 7 nodes):",
+        "  %0 : f32[2,3] = input p  (user)",
+        "  %1 : f32[2,3] = input g  (user)",
+        "  %2 : f32[2,3] = input buf  (user)",
+        "  %3 : f32[] = constant 0.9",
+        "  %4 : f32[2,3] = fused %3, %2, %1  {body=add(mul(in0, in1), in2)}",
+        "  %5 : f32[] = constant 0.1",
+        "  %6 : f32[2,3] = fused %5, %4, %0  {body=sub(in2, mul(in0, in1))}",
+        "  return %6 out0, %4 out1",
+    ]
+    for got, expected in zip(interpret(fused, arrays), interpret(program.graph, arrays)):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)

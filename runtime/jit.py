@@ -7,6 +7,7 @@ machine, because MCJIT takes ownership of it and sharing one crashed the process
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -132,6 +133,7 @@ def load_object(obj: bytes, source_ir: str = "") -> NativeModule:
     return NativeModule(engine, source_ir)
 
 
+@functools.cache
 def machine_description() -> str:
     """Everything about this host and toolchain that changes the machine code for one IR text."""
     import llvmlite

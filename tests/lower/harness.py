@@ -9,16 +9,10 @@ import numpy as np
 from graphc.ir import Graph, GraphBuilder
 from graphc.lower import lower
 from graphc.ops import OPS, TensorType
+from runtime.executor import aligned_empty
 from runtime.jit import compile_ir
 
 ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
-
-
-def aligned_bytes(nbytes: int, alignment: int = 64) -> np.ndarray:
-    """`nbytes` of uint8 starting at an `alignment`-aligned address."""
-    raw = np.empty(nbytes + alignment, np.uint8)
-    start = -raw.ctypes.data % alignment
-    return raw[start:start + nbytes]
 
 
 class Native:
@@ -33,7 +27,7 @@ class Native:
         self.lowered = lower(graph)
         self.module = compile_ir(self.lowered.ir_text)
         self.entry = ENTRY_TYPE(self.module.address(self.lowered.entry))
-        self.workspace = aligned_bytes(self.lowered.workspace_bytes)
+        self.workspace = aligned_empty(self.lowered.workspace_bytes)
 
     def prepare(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray], Any]:
         nodes = self.graph.nodes

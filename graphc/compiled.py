@@ -1,7 +1,7 @@
-"""graphc.compile and graphc.compile_train_step: trace, differentiate, optimise, lower, run.
+"""graphc.compile: trace, differentiate, optimise, lower and run a model like torch.compile.
 
 Each distinct (input shapes and dtypes, train/eval mode, grad mode) gets its own specialisation,
-compiled on first use, as torch.compile does.
+compiled on first use. The helpers here also serve compile_train_step (train_step.py).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .trace import _is_static, trace
 
 def optimize_logged(graph: Graph, label: str, passes: tuple = PIPELINE) -> Graph:
     """A pass pipeline, printing stages as GRAPHC_DEBUG asks."""
-    if passes is PIPELINE:
+    if passes is PIPELINE:  # the first pipeline a graph meets: show it as traced
         log(2, f"{label} traced:\n{graph}")
     after_each = (lambda name, g, seconds: log(3, f"{label} after {name} ({seconds * 1e3:.2f} ms):\n{g}"))
     return optimize(graph, passes, after_each=after_each if debug_level() >= 3 else None)
@@ -42,7 +42,17 @@ def compiled_graph(graph: Graph, name: str, context: str) -> CompiledGraph:
 def _signature(inputs: tuple) -> tuple:
     """What a specialisation depends on: shapes, dtypes and requires_grad of tensors, values of the rest."""
     return tuple((x._shape, x._dtype, x.requires_grad) if isinstance(x, Tensor) else
-                 (x.shape, x.dtype.name, False) if isinstance(x, np.ndarray) else ("static", x) for x in inputs)
+                 (x.shape, x.dtype.name, False) if isinstance(x, np.ndarray) else ("static", _hashable(x))
+                 for x in inputs)
+
+
+def _hashable(value: Any) -> Any:
+    """A static argument as a cache key: itself when hashable, else its repr (a list of sizes, say)."""
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return (type(value).__name__, repr(value))
 
 
 class CompiledModule:

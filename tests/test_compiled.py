@@ -216,3 +216,21 @@ def test_concurrent_calls_from_python_threads_give_correct_results():
             t.join()
     for i in range(4):
         np.testing.assert_allclose(results[i], expected[i], rtol=1e-6)
+
+
+def test_static_arguments_specialise_even_when_unhashable():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x, scales):
+            return self.fc(x) * scales[0]
+
+    model = Scaled().eval()
+    compiled = graphc.compile(model)
+    x = batch(2, 3)
+    with graphc.no_grad():
+        for scales in ([1.0], [2.0], [2.0]):
+            np.testing.assert_allclose(compiled(x, scales).numpy(), model(x, scales).numpy(), rtol=1e-6)
+    assert compiled.specializations() == 2

@@ -62,5 +62,7 @@ def _emit_group(group: list[Node], builder: GraphBuilder, new: dict[int, int]) -
             args.append(step_of[i] if i in step_of else f"in{outside.index(new[i])}")
         steps.append((n.op, tuple(args), n.attrs, n.dtype))
     root = group[-1]
-    return builder.add("fused", outside, {"body": Body(tuple(steps))}, root.shape, root.dtype,
-                       root.module_path, root.module_type, root.source)
+    paths = list(dict.fromkeys(n.module_path for n in group))  # the modules the kernel came from
+    path = paths[0] if len(paths) == 1 else "+".join(p or "<root>" for p in paths)
+    types = "+".join(dict.fromkeys(n.module_type for n in group))
+    return builder.add("fused", outside, {"body": Body(tuple(steps))}, root.shape, root.dtype, path, types, root.source)

@@ -12,6 +12,7 @@ import llvmlite.ir as ir
 
 from ..ir import Node
 from ..ops.fused import evaluate
+from .fastmath import exp_f32, tanh_f32
 from .kernel import (FAST, I8, Kernel, LoweringError, call_math, collapse, contiguous_strides, is_float,
                      llvm_type, load, store, strided_loops)
 
@@ -58,10 +59,23 @@ def _neg(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
     return b.fneg(x, flags=FAST) if is_float(x.type) else b.neg(x)
 
 
+def _exp(x: ir.Value, b: ir.IRBuilder) -> ir.Value:
+    return exp_f32(b, x) if isinstance(x.type, ir.FloatType) else call_math(b, "llvm.exp", x)
+
+
+def _float32_fast(fast, name: str) -> ScalarOp:
+    """float32 through the vectorisable version in fastmath.py, float64 through libm."""
+    slow = _math(name)
+
+    def emit(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
+        return fast(b, args[0]) if isinstance(args[0].type, ir.FloatType) else slow(b, args, node)
+    return emit
+
+
 def _sigmoid(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
     (x,) = args
     one = ir.Constant(x.type, 1.0)
-    exp = call_math(b, "llvm.exp", b.fneg(x, flags=FAST))
+    exp = _exp(b.fneg(x, flags=FAST), b)
     return b.fdiv(one, b.fadd(one, exp, flags=FAST), flags=FAST)
 
 
@@ -103,10 +117,10 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "pow": _math("llvm.pow"),
     "maximum": _maximum,
     "neg": _neg,
-    "exp": _math("llvm.exp"),
+    "exp": _float32_fast(exp_f32, "llvm.exp"),
     "log": _math("llvm.log"),
     "sqrt": _math("llvm.sqrt"),
-    "tanh": _math("tanh"),  # libm tanhf/tanh: LLVM has no tanh intrinsic worth using here
+    "tanh": _float32_fast(tanh_f32, "tanh"),  # float64: libm tanh
     "sigmoid": _sigmoid,
     "relu": _relu,
     "gt": _compare(">", ">"),

@@ -54,3 +54,7 @@ def __getattr__(name: str):
         import importlib
         return getattr(importlib.import_module(f".{_COMPILED[name]}", __name__), name)
     raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_COMPILED))

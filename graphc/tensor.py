@@ -182,6 +182,10 @@ class Tensor:
 
     # --- in-place helpers used by init, optimizers and state_dict ------------------------
     def _set(self, value: Any) -> "Tensor":
+        if getattr(value, "_node", None) is not None:
+            raise value._recorder.fail(TraceError(
+                "in-place updates of tensors (such as a buffer's running statistics) cannot be traced "
+                "yet; return the new value from forward instead"))
         np.copyto(self._concrete("an in-place update"), np.asarray(_unwrap(value), dtype=self._dtype))
         return self
 

@@ -137,3 +137,17 @@ def test_forward_hooks_run_while_tracing():
     model.head.register_forward_hook(lambda module, args, out: out * 2.0)
     x = graphc.randn(2, 4)
     np.testing.assert_allclose(graphc.trace(model, x)(x).numpy(), model(x).detach().numpy(), rtol=1e-6)
+
+
+def test_in_place_updates_in_forward_raise_a_clear_trace_error():
+    class Running(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", graphc.zeros(3))
+
+        def forward(self, x):
+            self.mean.copy_(x.mean(0))
+            return x
+
+    with pytest.raises(graphc.TraceError, match=r"'<root>' \(Running\).*in-place updates"):
+        graphc.trace(Running(), graphc.randn(2, 3))

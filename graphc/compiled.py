@@ -19,7 +19,7 @@ from .debug import debug_level, log
 from .ir import Graph
 from .passes import KERNEL_PIPELINE, PIPELINE, optimize
 from .tensor import Tensor
-from .trace import _is_static, trace
+from .trace import trace
 
 
 def optimize_logged(graph: Graph, label: str, passes: tuple = PIPELINE) -> Graph:
@@ -87,8 +87,7 @@ class CompiledModule:
         forward = optimize_logged(program.graph, f"{context} forward")
         if not needs_grad:
             return InferenceRunner(program, compiled_graph(forward, "forward", context))
-        user_grads = [name for name, x in zip(program.input_names, [x for x in inputs if not _is_static(x)])
-                      if getattr(x, "requires_grad", False)]
+        user_grads = [name for name, t in zip(program.input_names, program.user_tensors(*inputs)) if t.requires_grad]
         present = {n.attr("name") for n in forward.inputs}
         wrt = tuple(n for n in user_grads + list(params) if n in present)
         backward = build_backward(forward, wrt)

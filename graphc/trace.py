@@ -148,12 +148,21 @@ class Program:
     output_spec: Any = field(default=0, repr=False)
     static_args: tuple = field(default=(), repr=False)
 
-    def input_arrays(self, *inputs: Any) -> list[np.ndarray]:
-        """Arrays in `graph.inputs` order: the user's tensors, then parameters and buffers by name."""
-        user = [x._data if isinstance(x, Tensor) else as_tensor(x)._data for x in inputs if not _is_static(x)]
+    def user_tensors(self, *inputs: Any) -> list[Tensor]:
+        """The call's tensor arguments (static ones dropped), one per name in `input_names`."""
+        user = [x if isinstance(x, Tensor) else as_tensor(x) for x in inputs if not _is_static(x)]
         if len(user) != len(self.input_names):
             raise TypeError(f"expected {len(self.input_names)} tensor inputs, got {len(user)}")
-        return [user[source] if isinstance(source, int) else source._data for source in self._sources()]
+        return user
+
+    def named_tensors(self, *inputs: Any) -> dict[str, Tensor]:
+        """Every tensor behind a graph input, by input name: the call's, then parameters and buffers."""
+        return dict(zip(self.input_names, self.user_tensors(*inputs))) | self.params
+
+    def input_arrays(self, *inputs: Any) -> list[np.ndarray]:
+        """Arrays in `graph.inputs` order: the user's tensors, then parameters and buffers by name."""
+        user = self.user_tensors(*inputs)
+        return [(user[source] if isinstance(source, int) else source)._data for source in self._sources()]
 
     def _sources(self) -> list[int | Tensor]:
         """Per graph input: the index of a user input, or the live parameter/buffer tensor."""

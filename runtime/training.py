@@ -12,16 +12,10 @@ from typing import Any, Callable
 import numpy as np
 
 from graphc import autograd
-from graphc.tensor import Tensor, as_tensor
-from graphc.trace import Program, _is_static, unflatten
+from graphc.tensor import Tensor
+from graphc.trace import Program, unflatten
 
 from .executor import CompiledGraph
-
-
-def user_arrays(program: Program, inputs: tuple) -> dict[str, np.ndarray]:
-    """The user's tensor inputs by graph input name."""
-    user = [x._data if isinstance(x, Tensor) else as_tensor(x)._data for x in inputs if not _is_static(x)]
-    return dict(zip(program.input_names, user))
 
 
 @dataclass
@@ -46,12 +40,10 @@ class DifferentiableRunner:
     n_outputs: int
 
     def __call__(self, inputs: tuple) -> Any:
-        arrays = self.program.input_arrays(*inputs)
-        results = self.forward.run(arrays)
-        available = dict(zip((s.name for s in self.forward.inputs), arrays))
+        sources = self.program.named_tensors(*inputs)
+        available = {spec.name: sources[spec.name]._data for spec in self.forward.inputs}
+        results = self.forward.run(list(available.values()))
         available.update(zip((s.name for s in self.forward.outputs), results))
-        sources = {**dict(zip(self.program.input_names, [as_tensor(x) for x in inputs if not _is_static(x)])),
-                   **self.program.params}
         tensors = [Tensor._wrap(o) for o in results[:self.n_outputs]]
         for k, t in enumerate(tensors):
             if t.dtype.is_floating_point:
@@ -93,7 +85,7 @@ class TrainStepRunner:
     trained: list[Trained]
 
     def __call__(self, optimizer: Any, inputs: tuple) -> Tensor:
-        arrays = user_arrays(self.program, inputs) | {n: t._data for n, t in self.program.params.items()}
+        arrays = {name: t._data for name, t in self.program.named_tensors(*inputs).items()}
         for t in self.trained:
             state, hyper = optimizer.begin_step(t.param, t.group)
             arrays.update({f"{t.name}:{s}": state[s]._data for s in optimizer.state_names})

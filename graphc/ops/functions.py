@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..dtypes import get_default_dtype
 from .dispatch import apply, is_symbolic  # noqa: F401  (is_symbolic is part of this API)
 
 
@@ -23,9 +24,10 @@ add, sub, mul, pow, maximum = (_binary(n) for n in ("add", "sub", "mul", "pow", 
 def div(a: Any, b: Any):
     """True division: integer operands divide as the default float dtype, as in PyTorch."""
     if all(getattr(x, "dtype", "float32") in ("int64", "bool") or isinstance(x, int) for x in (a, b)):
-        from ..dtypes import get_default_dtype
         a, b = (cast(x, get_default_dtype()) if hasattr(x, "dtype") else float(x) for x in (a, b))
     return apply("div", a, b, promote=True)
+
+
 gt, ge, eq = (_binary(n) for n in ("gt", "ge", "eq"))
 
 

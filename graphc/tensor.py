@@ -6,7 +6,7 @@ one piece of code whether it runs, is traced, or is differentiated.
 from __future__ import annotations
 
 import builtins
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

@@ -1,6 +1,5 @@
 """Random op chains: compiled native code against the reference interpreter (hypothesis)."""
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import graphc

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness import run_op, tolerance
+from harness import run_op
 
 rng = np.random.default_rng(4)
 

@@ -89,21 +89,18 @@ def _row_parts(strategy, ops: _Operands) -> list:
     splits its columns instead: that kernel streams b from memory, so it pays from a smaller size."""
     if ops.M == 1:
         threads = min(num_threads(), max(1, ops.N * ops.K // MIN_ELEMENTS_PER_ROW_PART))
-        return [functools.partial(_columns, strategy, replace(ops, N=count), start)
+        # with one row, ops.N is only the width: out's row stride is never multiplied by a row
+        return [functools.partial(_part, strategy, replace(ops, N=count), 0, start * ops.b_col, start)
                 for start, count in split(ops.N, threads, 8)]
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     tile = OUTER_TILE[vector_unit().registers][0] if strategy is _outer_tiles else DOT_TILE[vector_unit().registers][0]
-    return [functools.partial(_rows, strategy, replace(ops, M=count), start * ops.a_row, start * ops.N)
+    return [functools.partial(_part, strategy, replace(ops, M=count), start * ops.a_row, 0, start * ops.N)
             for start, count in split(ops.M, threads, tile if ops.M >= 2 * tile else 1)]
 
 
-def _columns(strategy, ops: _Operands, start: int, k: Kernel) -> None:
-    # with one row, ops.N is only the width: out's row stride is never multiplied by a row
-    strategy(k, ops, i64(0), i64(start * ops.b_col), i64(start))
-
-
-def _rows(strategy, ops: _Operands, a_offset: int, out_offset: int, k: Kernel) -> None:
-    strategy(k, ops, i64(a_offset), i64(0), i64(out_offset))
+def _part(strategy, ops: _Operands, a_offset: int, b_offset: int, out_offset: int, k: Kernel) -> None:
+    """One block of the matmul: `strategy` on `ops` with a, b and out starting at these elements."""
+    strategy(k, ops, i64(a_offset), i64(b_offset), i64(out_offset))
 
 
 def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value) -> None:

@@ -1,76 +1,296 @@
 """On-disk cache of compiled object code, so a graph compiled once loads in milliseconds.
 
-An entry is keyed by everything that decides the machine code: the IR text graphc emitted,
-graphc's version and the cache format, llvmlite's version, the target triple, CPU name and
-features, and the optimisation settings. Entries carry a digest of their bytes and are checked
-before LLVM sees them (a truncated or damaged file is recompiled, never loaded); they are
-written to a temporary file and renamed, so readers never see half an entry.
+What it trusts: files in a folder private to the user (mode 0700, owned by them). Everything
+else is recompiled. An entry is one file named by the sha256 of its key text:
+
+    graphc-object-2\\n
+    {"key": "<full key text>", "signature": "<ABI signature>"}\\n
+    sha256 <hex digest of the object bytes>\\n
+    <object bytes>
+
+The key text names everything that decides the machine code (cache format, graphc's version,
+llvmlite's version, target triple, CPU name and features, optimisation settings, the caller's
+ABI signature and the sha256 of the IR text). Before any byte reaches LLVM, the first two
+lines must equal what the caller expects and the digest must match; after loading, the entry
+symbol must exist. Anything else - a copied, damaged, short, hostile or foreign entry, a
+FIFO, a device, a symlink, an oversized file - is a miss: compile afresh and atomically
+replace the entry. A read-only or full disk costs speed, never correctness.
+
 GRAPHC_CACHE_DIR picks the folder (default: $XDG_CACHE_HOME/graphc or ~/.cache/graphc);
-GRAPHC_CACHE=0 switches the cache off.
+GRAPHC_CACHE=0 switches the cache off; GRAPHC_CACHE_MAX_BYTES bounds the folder (default
+1 GiB; least recently used entries go first).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
+import stat
 import tempfile
+import warnings
 from pathlib import Path
 
 from graphc.debug import log
 
 from .jit import NativeModule, load_object, machine_description, object_code
 
-FORMAT = b"graphc-object-1\n"
-_DIGEST = 32
+FORMAT = "graphc-object-2"
+MAX_ENTRY_BYTES = 64 << 20  # larger files are not graphc entries: never read them
+DEFAULT_MAX_BYTES = 1 << 30
+SUFFIX = ".o"
+TEMPORARY_PREFIX = ".graphc-tmp-"
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.o")
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC  # a FIFO must not block
+_refused: set[str] = set()  # folders already reported as unsafe
 
 
-def cache_dir() -> Path | None:
-    if os.environ.get("GRAPHC_CACHE", "1") == "0":
-        return None
+def cache_dir() -> Path:
+    """The configured folder, whether or not caching is on."""
     if os.environ.get("GRAPHC_CACHE_DIR"):
         return Path(os.environ["GRAPHC_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "graphc"
 
 
-def cache_key(ir_text: str) -> str:
-    from graphc import __version__
-    parts = (FORMAT.decode(), __version__, machine_description(), ir_text)
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def _read(path: Path) -> bytes | None:
-    """The object bytes of a whole, undamaged entry, else None."""
+def max_bytes() -> int:
+    """GRAPHC_CACHE_MAX_BYTES, or the default (with a warning) when it is not a size in bytes."""
+    text = os.environ.get("GRAPHC_CACHE_MAX_BYTES")
+    if text is None:
+        return DEFAULT_MAX_BYTES
     try:
-        data = path.read_bytes()
+        value = int(text)
+        if value >= 0:
+            return value
+    except ValueError:
+        pass
+    warnings.warn(f"graphc: GRAPHC_CACHE_MAX_BYTES={text!r} is not a size in bytes; "
+                  f"using {DEFAULT_MAX_BYTES}", stacklevel=2)
+    return DEFAULT_MAX_BYTES
+
+
+def key_text(ir_text: str, signature: str) -> str:
+    """Everything an entry must match, in full."""
+    from graphc import __version__
+    ir_digest = hashlib.sha256(ir_text.encode()).hexdigest()
+    return "\n".join((f"format={FORMAT}", f"graphc={__version__}", f"machine={machine_description()}",
+                      f"signature={signature}", f"ir=sha256:{ir_digest}"))
+
+
+def cache_key(ir_text: str, signature: str) -> str:
+    """The entry's file name without its suffix."""
+    return hashlib.sha256(key_text(ir_text, signature).encode()).hexdigest()
+
+
+def _header(key: str, signature: str) -> bytes:
+    fields = json.dumps({"key": key, "signature": signature}, sort_keys=True)
+    return f"{FORMAT}\n{fields}\n".encode()
+
+
+def _digest_line(obj: bytes) -> bytes:
+    return f"sha256 {hashlib.sha256(obj).hexdigest()}\n".encode()
+
+
+def encode_entry(key: str, signature: str, obj: bytes) -> bytes:
+    """The bytes of an entry file."""
+    return _header(key, signature) + _digest_line(obj) + obj
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The whole content of a regular file of at most MAX_ENTRY_BYTES, else None."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)  # a symlink fails here (O_NOFOLLOW)
     except OSError:
         return None
-    header, digest, obj = data[:len(FORMAT)], data[len(FORMAT):len(FORMAT) + _DIGEST], data[len(FORMAT) + _DIGEST:]
-    if header != FORMAT or hashlib.sha256(obj).digest() != digest or not obj:
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ENTRY_BYTES:
+            return None
+        chunks, left = [], info.st_size
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                return None  # shorter than fstat said
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_entry(path: Path, header: bytes) -> bytes | None:
+    """The object bytes of the entry at `path` if its header is exactly `header` and its digest
+    matches, else None."""
+    data = _read_regular(path)
+    if data is None or not data.startswith(header):
+        return None
+    digest_end = len(header) + len(_digest_line(b""))
+    obj = data[digest_end:]
+    if not obj or data[len(header):digest_end] != _digest_line(obj):
         return None
     return obj
 
 
-def _write(path: Path, obj: bytes) -> None:
+def _unsafe(folder: Path) -> str | None:
+    """Why `folder` may not hold entries we load, or None when it is ours alone."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        info = os.stat(folder)
+    except OSError as error:
+        return str(error)
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a folder"
+    if info.st_uid != os.getuid():
+        return f"owned by uid {info.st_uid}, not by you (uid {os.getuid()})"
+    if info.st_mode & 0o022:
+        return f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _private_folder() -> Path | None:
+    """The cache folder, created 0700 if missing; None when caching is off or the folder is unsafe."""
+    if os.environ.get("GRAPHC_CACHE", "1") == "0":
+        return None
+    folder = cache_dir()
+    try:
+        os.makedirs(folder, mode=0o700)
+        os.chmod(folder, 0o700)  # the umask may have taken bits away; we want exactly 0700
+    except FileExistsError:
+        pass
+    except OSError as error:
+        log(1, f"could not create the compile cache at {folder}: {error}")
+        return None
+    reason = _unsafe(folder)
+    if reason is not None:
+        if str(folder) not in _refused:
+            _refused.add(str(folder))
+            message = f"graphc: not using the compile cache at {folder}: {reason}; compiling without it"
+            log(1, message)
+            warnings.warn(message, stacklevel=3)
+        return None
+    return folder
+
+
+def _entries(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """graphc entries in `folder` that are regular files, with their lstat."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if _ENTRY_NAME.fullmatch(name):
+            try:
+                info = os.lstat(folder / name)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((folder / name, info))
+    return found
+
+
+def _evict(folder: Path) -> None:
+    """Delete least recently used entries until the folder is within GRAPHC_CACHE_MAX_BYTES."""
+    bound = max_bytes()
+    entries = sorted(_entries(folder), key=lambda entry: entry[1].st_mtime_ns)
+    total = sum(info.st_size for _, info in entries)
+    for path, info in entries:
+        if total <= bound:
+            break
+        try:
+            os.unlink(path)
+            log(1, f"compile cache evicted {path.name[:16]}")
+        except OSError:
+            pass
+        total -= info.st_size
+
+
+def _write(folder: Path, path: Path, data: bytes) -> None:
+    """Replace `path` atomically (the name itself: a symlink or FIFO there is replaced, not followed)."""
+    temporary = None
+    try:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX)
         with os.fdopen(fd, "wb") as f:
-            f.write(FORMAT + hashlib.sha256(obj).digest() + obj)
+            f.write(data)
         os.replace(temporary, path)
+        temporary = None
     except OSError as error:  # a read-only or full disk costs speed, not correctness
         log(1, f"could not write the compile cache at {path}: {error}")
+        return
+    finally:
+        if temporary is not None:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+    _evict(folder)
 
 
-def compile_cached(ir_text: str) -> NativeModule:
-    """Native code for `ir_text`, from the cache when an entry exists, else compiled and stored."""
-    folder = cache_dir()
+def _has_symbol(native: NativeModule, entry: str) -> bool:
+    try:
+        native.address(entry)
+        return True
+    except KeyError:
+        return False
+
+
+def compile_cached(ir_text: str, signature: str, entry: str) -> NativeModule:
+    """Native code for `ir_text`, loaded from the cache when an entry for exactly this IR, ABI
+    `signature` and machine exists and defines `entry`; else compiled and stored."""
+    folder = _private_folder()
     if folder is None:
         return load_object(object_code(ir_text), ir_text)
-    path = folder / f"{cache_key(ir_text)}.o"
-    obj = _read(path)
+    key = key_text(ir_text, signature)
+    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}"
+    header = _header(key, signature)
+    obj = _read_entry(path, header)
     if obj is not None:
-        log(1, f"compile cache hit {path.name[:16]}")
-        return load_object(obj, ir_text)
+        native = load_object(obj, ir_text)
+        if _has_symbol(native, entry):
+            log(1, f"compile cache hit {path.name[:16]}")
+            try:
+                os.utime(path, follow_symlinks=False)  # recently used: evicted last
+            except OSError:
+                pass
+            return native
+        log(1, f"compile cache entry {path.name[:16]} lacks {entry!r}: recompiling")
     obj = object_code(ir_text)
-    _write(path, obj)
+    _write(folder, path, encode_entry(key, signature, obj))
     return load_object(obj, ir_text)
+
+
+def cache_info() -> dict:
+    """The folder, whether it is used, how many entries it holds, their total size and the bound."""
+    folder = cache_dir()
+    entries = _entries(folder)
+    if os.environ.get("GRAPHC_CACHE", "1") == "0":
+        state = "off (GRAPHC_CACHE=0)"
+    elif not folder.exists():
+        state = "on (folder not created yet)"
+    else:
+        reason = _unsafe(folder)
+        state = "on" if reason is None else f"not used: {reason}"
+    return {"folder": str(folder), "state": state, "entries": len(entries),
+            "bytes": sum(info.st_size for _, info in entries), "max_bytes": max_bytes()}
+
+
+def cache_clear() -> int:
+    """Delete graphc's entries and its leftover temporary files; returns how many entries went.
+    Nothing else in the folder is touched."""
+    folder = cache_dir()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        is_entry = _ENTRY_NAME.fullmatch(name) is not None
+        if is_entry or name.startswith(TEMPORARY_PREFIX):
+            try:
+                if stat.S_ISREG(os.lstat(folder / name).st_mode):
+                    os.unlink(folder / name)
+                    removed += is_entry
+            except OSError:
+                pass
+    return removed

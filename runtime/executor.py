@@ -52,7 +52,8 @@ class CompiledGraph:
         start = time.perf_counter()
         self.graph, self.context = graph, context
         lowered = lower(graph, name)
-        self.native: NativeModule = compile_cached(lowered.ir_text)
+        self.native: NativeModule = compile_cached(
+            lowered.ir_text, abi_signature(graph, lowered.entry, lowered.workspace_bytes), lowered.entry)
         self.lowered = lowered
         self._entry = _ENTRY(self.native.address(lowered.entry))
         self.inputs = tuple(BufferSpec(n.attr("name"), n.shape, np.dtype(n.dtype)) for n in graph.inputs)
@@ -115,3 +116,13 @@ class CompiledGraph:
 
     def assembly(self) -> str:
         return self.native.assembly()
+
+
+def abi_signature(graph: Graph, entry: str, workspace_bytes: int) -> str:
+    """The entry point's calling convention as text, for the compile cache to match exactly:
+    its name, each input and output buffer's dtype and shape in argument order, and the
+    workspace size, e.g. `abi=1 entry=main in=float32[4,16];float32[3,16] out=float32[4,3] workspace=256`."""
+    def buffers(nodes) -> str:
+        return ";".join(f"{n.dtype}[{','.join(map(str, n.shape))}]" for n in nodes)
+    return (f"abi=1 entry={entry} in={buffers(graph.inputs)} "
+            f"out={buffers(graph.nodes[i] for i in graph.outputs)} workspace={workspace_bytes}")

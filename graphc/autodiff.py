@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .ir import Graph, Node
+from .ir import Graph
 from .ops import functions as F
 from .ops.dispatch import recording
 from .ops.registry import OPS
@@ -57,24 +57,21 @@ def backprop(graph: Graph, tracer: Tracer, value: Callable[[int], Tensor],
 
 @dataclass(frozen=True)
 class BackwardGraph:
-    """The backward graph and how its inputs connect to the forward graph.
+    """The backward graph and how it connects to the forward graph, by role.
 
-    Inputs of kind 'saved' are named after a forward input (pass the same array) or
-    'saved%<id>' (a forward intermediate: the forward graph must output node <id>);
-    inputs of kind 'grad' are the gradients of the forward outputs, named 'grad_<output name>'.
-    Outputs are named 'grad_<input name>' for each differentiated input that received one.
+    Its inputs are `saved` (key: the forward node id whose value is passed in: a forward input,
+    or an intermediate the forward must also output) and `seed` (key k: the gradient of forward
+    output k). Output j is the gradient of forward input `wrt[j]`.
     """
 
     graph: Graph
-    saved: tuple[int, ...]  # forward node ids of the intermediates the forward must output
+    saved: tuple[int, ...]  # forward intermediates (not inputs) the forward must output
+    wrt: tuple[int, ...]    # forward input id of each output
 
 
-def saved_name(node: Node) -> str:
-    return node.attr("name") if node.op == "input" else f"saved%{node.id}"
-
-
-def build_backward(forward: Graph, wrt_names: Sequence[str]) -> BackwardGraph:
-    """The backward graph of `forward` w.r.t. the named forward inputs, seeded at every float output."""
+def build_backward(forward: Graph, wrt: Sequence[int]) -> BackwardGraph:
+    """The backward graph of `forward` w.r.t. the forward inputs `wrt` (node ids), seeded at
+    every float output; inputs that receive no gradient are left out of its outputs."""
     tracer = Tracer()
     placeholders: dict[int, Tensor] = {}
 
@@ -85,25 +82,29 @@ def build_backward(forward: Graph, wrt_names: Sequence[str]) -> BackwardGraph:
                 placeholders[i] = Tensor._symbolic(tracer, tracer.builder.constant(node.attr("value").array()),
                                                    node.shape, node.dtype)
             else:
-                placeholders[i] = tracer.symbolic_input(saved_name(node), "saved", node.shape, node.dtype)
+                label = node.attr("name") if node.op == "input" else f"saved%{node.id}"
+                placeholders[i] = tracer.symbolic_input(label, "saved", node.shape, node.dtype, key=node.id)
         return placeholders[i]
 
-    seeds = {}
-    for out, name in zip(forward.outputs, forward.output_names):
+    seeds: dict[int, Tensor] = {}
+    for k, (out, name) in enumerate(zip(forward.outputs, forward.output_names)):
         node = forward.nodes[out]
-        if node.dtype.startswith("float") and out not in seeds:
-            seeds[out] = tracer.symbolic_input(f"grad_{name}", "grad", node.shape, node.dtype)
-    wrt = [forward.input_named(n).id for n in wrt_names]
-    grads = backprop(forward, tracer, value, seeds, wrt)
-    outputs, names = [], []
+        if node.dtype.startswith("float"):  # one seed per output, so a repeated output gets both
+            seed = tracer.symbolic_input(f"grad_{name}", "seed", node.shape, node.dtype, key=k)
+            with recording(tracer):
+                seeds[out] = F.add(seeds[out], seed) if out in seeds else seed
+    grads = backprop(forward, tracer, value, seeds, list(wrt))
+    outputs, names, received = [], [], []
     with recording(tracer):
-        for w, name in zip(wrt, wrt_names):
+        for w in wrt:
             if grads[w] is not None:
                 outputs.append(tracer.value_of(grads[w]))
-                names.append(f"grad_{name}")
+                names.append(f"grad_{forward.nodes[w].attr('name')}")
+                received.append(w)
     graph = drop_unused_inputs(tracer.builder.finish(outputs, names), ("saved",))
-    saved = tuple(int(n.attr("name")[6:]) for n in graph.inputs if n.attr("name").startswith("saved%"))
-    return BackwardGraph(graph, saved)
+    saved = tuple(n.role.key for n in graph.inputs
+                  if n.role.kind == "saved" and forward.nodes[n.role.key].op != "input")
+    return BackwardGraph(graph, saved, tuple(received))
 
 
 def with_saved_outputs(forward: Graph, saved: Sequence[int]) -> Graph:

@@ -98,8 +98,7 @@ def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str) 
         return "\n".join(parts)
     graph = optimize(program.graph)
     if stage == "backward":
-        params = [n.attr("name") for n in graph.inputs if n.attr("kind") == "param"
-                  and program.params[n.attr("name")].requires_grad]
+        params = [n.id for n in graph.inputs if n.role.kind == "param" and program.params[n.role.key].requires_grad]
         return str(optimize(build_backward(graph, params).graph))
     graph = optimize(graph, KERNEL_PIPELINE)
     if stage == "optimized":
@@ -118,6 +117,17 @@ def _examples(inputs):
     return [graphc.tensor(np.zeros(shape, dtype)) for shape, dtype in inputs]
 
 
+def cache_command(action: str) -> int:
+    """`graphc cache info` prints the compile cache's facts one per line; `clear` empties it."""
+    from runtime import cache
+    if action == "info":
+        print("\n".join(f"{name}: {value}" for name, value in cache.cache_info().items()))
+    else:
+        removed = cache.cache_clear()
+        print(f"removed {removed} {'entry' if removed == 1 else 'entries'} from {cache.cache_dir()}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not argparse's usage block
         raise CliError(message)
@@ -132,8 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--stage", default="traced", help=f"one of: {', '.join(STAGES)}")
     d.add_argument("--arg", action="append", default=[], help="name=value passed to NAME")
     d.add_argument("--eval", action="store_true", help="put the model in eval mode first")
+    c = sub.add_parser("cache", help="show or clear the on-disk compile cache")
+    c.add_argument("action", choices=("info", "clear"))
     try:
         args = parser.parse_args(argv)
+        if args.command == "cache":
+            return cache_command(args.action)
         if args.stage not in STAGES:
             raise CliError(f"unknown stage {args.stage!r}; choose one of: {', '.join(STAGES)}")
         inputs = [parse_input(text) for text in args.input]

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from runtime.executor import CompiledGraph
-from runtime.training import DifferentiableRunner, InferenceRunner
+from runtime.training import BackwardFeeds, DifferentiableRunner, InferenceRunner
 
 from . import autograd
-from .autodiff import build_backward, with_saved_outputs
+from .autodiff import BackwardGraph, build_backward, with_saved_outputs
 from .debug import debug_level, log
 from .ir import Graph
 from .passes import KERNEL_PIPELINE, PIPELINE, optimize
@@ -37,6 +37,24 @@ def compiled_graph(graph: Graph, name: str, context: str) -> CompiledGraph:
         log(4, f"LLVM IR of {name}:\n{compiled.llvm_ir()}")
         log(5, f"assembly of {name}:\n{compiled.assembly()}")
     return compiled
+
+
+def backward_feeds(forward: Graph, backward: BackwardGraph) -> BackwardFeeds:
+    """Where each backward input comes from, by position: bound by role, never by name."""
+    input_position = {n.id: j for j, n in enumerate(forward.inputs)}
+    output_position: dict[int, int] = {}
+    for j, node_id in enumerate(forward.outputs):
+        output_position.setdefault(node_id, j)
+    sources = []
+    for node in backward.graph.inputs:
+        kind, key = node.role.kind, node.role.key
+        if kind == "seed":
+            sources.append(("seed", key))
+        elif forward.nodes[key].op == "input":
+            sources.append(("input", input_position[key]))
+        else:
+            sources.append(("output", output_position[key]))
+    return BackwardFeeds(tuple(sources), tuple(input_position[w] for w in backward.wrt))
 
 
 def _signature(inputs: tuple) -> tuple:
@@ -87,15 +105,16 @@ class CompiledModule:
         forward = optimize_logged(program.graph, f"{context} forward")
         if not needs_grad:
             return InferenceRunner(program, compiled_graph(forward, "forward", context))
-        user_grads = [name for name, t in zip(program.input_names, program.user_tensors(*inputs)) if t.requires_grad]
-        present = {n.attr("name") for n in forward.inputs}
-        wrt = tuple(n for n in user_grads + list(params) if n in present)
+        user = program.user_tensors(*inputs)
+        trained = set(params)
+        wrt = [n.id for n in forward.inputs if (n.role.kind == "user" and user[n.role.key].requires_grad)
+               or (n.role.kind == "param" and n.role.key in trained)]
         backward = build_backward(forward, wrt)
         backward_graph = optimize_logged(backward.graph, f"{context} backward")
-        n_outputs = len(forward.outputs)
-        fwd = compiled_graph(with_saved_outputs(forward, backward.saved), "forward_train", context)
+        forward_train = with_saved_outputs(forward, backward.saved)
+        fwd = compiled_graph(forward_train, "forward_train", context)
         bwd = compiled_graph(backward_graph, "backward", context)
-        return DifferentiableRunner(program, fwd, bwd, wrt, n_outputs)
+        return DifferentiableRunner(program, fwd, bwd, backward_feeds(forward_train, backward), len(forward.outputs))
 
     def specializations(self) -> int:
         return len(self._cache)

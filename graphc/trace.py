@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .errors import TraceError
-from .ir import Graph, GraphBuilder, interpret
+from .ir import Graph, GraphBuilder, Role, interpret
 from .ops.dispatch import recording
 from .ops.registry import TensorType
 from .tensor import Tensor, as_tensor
@@ -62,7 +62,7 @@ class Tracer:
         if key not in self.bindings:
             if key in self.lazy:
                 name, kind, tensor = self.lazy[key]
-                self.bindings[key] = self.builder.input(name, kind, tuple(t.shape), t.dtype)
+                self.bindings[key] = self.builder.input(name, kind, tuple(t.shape), t.dtype, key=name)
                 self.used[name] = tensor
             else:  # a tensor made inside forward: its value is baked in
                 self.bindings[key] = self.builder.constant(t._data, **self._where())
@@ -100,8 +100,10 @@ class Tracer:
         finally:
             self.scope.pop()
 
-    def symbolic_input(self, name: str, kind: str, shape: tuple[int, ...], dtype: str) -> Tensor:
-        return Tensor._symbolic(self, self.builder.input(name, kind, shape, dtype), tuple(shape), dtype)
+    def symbolic_input(self, name: str, kind: str, shape: tuple[int, ...], dtype: str, key: Any = None) -> Tensor:
+        """A new graph input of role (kind, key); `name` only labels it."""
+        node = self.builder.input(name, kind, shape, dtype, key)
+        return Tensor._symbolic(self, node, tuple(shape), dtype)
 
 
 def _flatten(value: Any, out: list) -> Any:
@@ -155,22 +157,23 @@ class Program:
             raise TypeError(f"expected {len(self.input_names)} tensor inputs, got {len(user)}")
         return user
 
-    def named_tensors(self, *inputs: Any) -> dict[str, Tensor]:
-        """Every tensor behind a graph input, by input name: the call's, then parameters and buffers."""
-        return dict(zip(self.input_names, self.user_tensors(*inputs))) | self.params
+    def tensor_for(self, role: Role, user: Sequence[Tensor]) -> Tensor:
+        """The tensor behind a graph input of `role`: the call's k-th tensor, or a parameter or
+        buffer by its qualified name."""
+        if role.kind == "user":
+            return user[role.key]
+        if role.kind in ("param", "buffer"):
+            return self.params[role.key]
+        raise KeyError(f"a traced program has no tensor for a {role} input")
+
+    def input_tensors(self, *inputs: Any) -> list[Tensor]:
+        """Tensors in `graph.inputs` order, each bound by its input's role."""
+        user = self.user_tensors(*inputs)
+        return [self.tensor_for(n.role, user) for n in self.graph.inputs]
 
     def input_arrays(self, *inputs: Any) -> list[np.ndarray]:
-        """Arrays in `graph.inputs` order: the user's tensors, then parameters and buffers by name."""
-        user = self.user_tensors(*inputs)
-        return [(user[source] if isinstance(source, int) else source)._data for source in self._sources()]
-
-    def _sources(self) -> list[int | Tensor]:
-        """Per graph input: the index of a user input, or the live parameter/buffer tensor."""
-        if self.__dict__.get("_source_list") is None:
-            index = {name: i for i, name in enumerate(self.input_names)}
-            self._source_list = [index[n.attr("name")] if n.attr("name") in index else self.params[n.attr("name")]
-                                 for n in self.graph.inputs]
-        return self._source_list
+        """Arrays in `graph.inputs` order (see input_tensors)."""
+        return [t._data for t in self.input_tensors(*inputs)]
 
     def __call__(self, *inputs: Any) -> Any:
         outputs = interpret(self.graph, self.input_arrays(*inputs))
@@ -198,7 +201,7 @@ def trace(model: Any, *example_inputs: Any, root: Any = None) -> Program:
             args.append(x)
             continue
         t = as_tensor(x)
-        args.append(tracer.symbolic_input(name, "user", tuple(t.shape), t.dtype))
+        args.append(tracer.symbolic_input(name, "user", tuple(t.shape), t.dtype, key=len(tensor_names)))
         tensor_names.append(name)
     with recording(tracer):
         result = model(*args)

@@ -37,11 +37,13 @@ class TrainStep:
                 tuple(p.requires_grad for p in self.model.parameters()), self.optimizer.state_names)
 
     def __call__(self, *inputs: Any) -> Tensor:
-        key = (_signature(inputs), bool(self.model.training), self._structure())
-        spec = self._cache.get(key)
-        if spec is None:
-            spec = self._cache[key] = self._build(inputs)
-        return spec(self.optimizer, inputs)
+        """A step is atomic: steps from any number of threads equal the same steps run in turn."""
+        with self.optimizer.lock:
+            key = (_signature(inputs), bool(self.model.training), self._structure())
+            spec = self._cache.get(key)
+            if spec is None:
+                spec = self._cache[key] = self._build(inputs)
+            return spec(self.optimizer, inputs)
 
     def _build(self, inputs: tuple) -> TrainStepRunner:
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
@@ -56,35 +58,38 @@ class TrainStep:
         forward = optimize_logged(program.graph, "train step forward")
         tracer = Tracer(builder=GraphBuilder(list(forward.nodes)))
         value = {n.id: Tensor._symbolic(tracer, n.id, n.shape, n.dtype) for n in forward.nodes}
-        by_name = {n.attr("name"): n for n in forward.inputs}
+        param_inputs = {n.role.key: n for n in forward.inputs if n.role.kind == "param"}
         candidates = [(name, p, g) for g in optimizer.param_groups for name, p in program.params.items()
-                      if p.requires_grad and name in by_name and any(p is q for q in g["params"])]
+                      if p.requires_grad and name in param_inputs and any(p is q for q in g["params"])]
         loss_id = forward.outputs[0]
         with recording(tracer):
             seed = tracer.builder.constant(np.ones((), loss_node.dtype))
         grads = backprop(forward, tracer, value.__getitem__,
                          {loss_id: Tensor._symbolic(tracer, seed, (), loss_node.dtype)},
-                         [by_name[name].id for name, _, _ in candidates])
+                         [param_inputs[name].id for name, _, _ in candidates])
         updates, trained = [], []
         with recording(tracer):
             for name, p, group in candidates:
-                node = by_name[name]
+                node = param_inputs[name]
                 grad = grads[node.id]
                 if grad is None:  # the loss does not depend on it: PyTorch leaves it alone too
                     continue
                 tracer.provenance = (name, type(optimizer).__name__, "")  # `# fc1.weight (SGD)`
-                state = {s: tracer.symbolic_input(f"{name}:{s}", "state", node.shape, node.dtype)
+                state = {s: tracer.symbolic_input(f"{name}:{s}", "state", node.shape, node.dtype, key=(name, s))
                          for s in optimizer.state_names}
                 names = optimizer.step_hyper(group, {"step": 1, "fresh": frozenset()})
-                hyper = {h: tracer.symbolic_input(f"{name}:{h}", "hyper", (), node.dtype) for h in names}
+                hyper = {h: tracer.symbolic_input(f"{name}:{h}", "hyper", (), node.dtype, key=(name, h))
+                         for h in names}
                 new_p, new_state = optimizer.update(value[node.id], grad, state, hyper, group)
                 updates.append((tracer.value_of(new_p), node.id))
                 updates += [(tracer.value_of(new_state[s]), state[s]._node) for s in new_state]
                 trained.append(Trained(name, p, group, {h: np.zeros((), node.dtype) for h in names}))
         tracer.provenance = None
         joint = tracer.builder.finish([loss_id], ["loss"], updates)
-        compiled = compiled_graph(optimize_logged(joint, "train step"), "train_step", type(model).__name__)
-        return TrainStepRunner(program, compiled, trained)
+        joint = optimize_logged(joint, "train step")
+        compiled = compiled_graph(joint, "train_step", type(model).__name__)
+        roles = tuple((n.role.kind, n.role.key) for n in joint.inputs)
+        return TrainStepRunner(program, compiled, trained, roles)
 
 
 def compile_train_step(model: Any, loss_fn: Any, optimizer: Optimizer) -> TrainStep:

@@ -2,11 +2,12 @@
 backpropagate through a compiled backward graph, and whole train steps.
 
 The graphs are built by graphc (graphc/compiled.py, graphc/train_step.py); these runners only
-gather buffers, call native code and hand results back as graphc tensors.
+gather buffers by the roles the compiler gave them (positions, never names), call native code,
+and hand results back as graphc tensors. State is committed only after a call succeeded.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -28,6 +29,16 @@ class InferenceRunner:
         return unflatten(self.program.output_spec, [Tensor._wrap(o) for o in outputs])
 
 
+@dataclass(frozen=True)
+class BackwardFeeds:
+    """How the backward graph's inputs are fed: per input, ("input", j) is forward input j,
+    ("output", j) forward output j (a saved value), ("seed", k) the gradient of model output k.
+    `grad_of[j]` is the forward input whose gradient backward output j is."""
+
+    sources: tuple[tuple[str, int], ...]
+    grad_of: tuple[int, ...]
+
+
 @dataclass
 class DifferentiableRunner:
     """Compiled forward that also returns what the compiled backward needs; each float output
@@ -35,36 +46,37 @@ class DifferentiableRunner:
 
     program: Program
     forward: CompiledGraph   # outputs: the model's outputs, then the saved values
-    backward: CompiledGraph  # inputs: saved values (by name) and one gradient per model output
-    wrt: tuple[str, ...]     # graph input names whose gradients the backward returns
+    backward: CompiledGraph
+    feeds: BackwardFeeds
     n_outputs: int
 
     def __call__(self, inputs: tuple) -> Any:
-        sources = self.program.named_tensors(*inputs)
-        available = {spec.name: sources[spec.name]._data for spec in self.forward.inputs}
-        results = self.forward.run(list(available.values()))
-        available.update(zip((s.name for s in self.forward.outputs), results))
-        tensors = [Tensor._wrap(o) for o in results[:self.n_outputs]]
-        for k, t in enumerate(tensors):
+        tensors = self.program.input_tensors(*inputs)
+        arrays = [t._data for t in tensors]
+        results = self.forward.run(arrays)
+        sources = [tensors[j] for j in self.feeds.grad_of]
+        outputs = [Tensor._wrap(o) for o in results[:self.n_outputs]]
+        for k, t in enumerate(outputs):
             if t.dtype.is_floating_point:
                 t.requires_grad = True
-                t._grad_fn = autograd.GradFn("compiled", [sources[n] for n in self.wrt], self._backward_fn(k, available))
-        return unflatten(self.program.output_spec, tensors)
+                t._grad_fn = autograd.GradFn("compiled", sources, self._backward_fn(k, arrays, results))
+        return unflatten(self.program.output_spec, outputs)
 
-    def _backward_fn(self, k: int, available: dict[str, np.ndarray]) -> Callable[[Tensor], list]:
+    def _backward_fn(self, k: int, arrays: list[np.ndarray],
+                     results: list[np.ndarray]) -> Callable[[Tensor], list]:
         """Backward for output k; gradients are linear in the seeds, so one call per output adds up."""
-        seeds = {f"grad_{s.name}": j for j, s in enumerate(self.forward.outputs[:self.n_outputs])}
-
-        def run(grad: Tensor) -> list[Tensor | None]:
-            arrays = []
-            for spec in self.backward.inputs:
-                if spec.name in seeds:
-                    arrays.append(np.ascontiguousarray(grad._data, spec.dtype) if seeds[spec.name] == k
-                                  else np.zeros(spec.shape, spec.dtype))
+        def run(grad: Tensor) -> list[Tensor]:
+            feed = []
+            for (kind, j), spec in zip(self.feeds.sources, self.backward.inputs):
+                if kind == "input":
+                    feed.append(arrays[j])
+                elif kind == "output":
+                    feed.append(results[j])
+                elif j == k:
+                    feed.append(np.asarray(grad._data, spec.dtype))
                 else:
-                    arrays.append(available[spec.name])
-            grads = dict(zip((s.name for s in self.backward.outputs), self.backward.run(arrays)))
-            return [Tensor._wrap(grads[f"grad_{n}"]) if f"grad_{n}" in grads else None for n in self.wrt]
+                    feed.append(np.zeros(spec.shape, spec.dtype))
+            return [Tensor._wrap(g) for g in self.backward.run(feed)]
         return run
 
 
@@ -80,17 +92,39 @@ class Trained:
 
 @dataclass
 class TrainStepRunner:
+    """One compiled train step. `roles` has one (kind, key) per graph input: user k, a param or
+    buffer by qualified name, state and hyper by (parameter name, name)."""
+
     program: Program
     compiled: CompiledGraph  # inputs: user, params, state and hyper; output: the loss
     trained: list[Trained]
+    roles: tuple[tuple[str, Any], ...]
+    _trained_by_name: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._trained_by_name = {t.name: i for i, t in enumerate(self.trained)}
 
     def __call__(self, optimizer: Any, inputs: tuple) -> Tensor:
-        arrays = {name: t._data for name, t in self.program.named_tensors(*inputs).items()}
-        for t in self.trained:
-            state, hyper = optimizer.begin_step(t.param, t.group)
-            arrays.update({f"{t.name}:{s}": state[s]._data for s in optimizer.state_names})
-            for h, buffer in t.hyper.items():
-                buffer[()] = hyper[h]
-                arrays[f"{t.name}:{h}"] = buffer
-        (loss,) = self.compiled.run([arrays[spec.name] for spec in self.compiled.inputs])
+        """Everything is checked and prepared before native code runs; parameters and optimizer
+        state change only when the whole step succeeded (the caller holds optimizer.lock)."""
+        user = self.program.user_tensors(*inputs)
+        steps = [optimizer.prepare_step(t.param, t.group) for t in self.trained]
+        arrays = []
+        for kind, key in self.roles:
+            if kind == "user":
+                arrays.append(user[key]._data)
+            elif kind in ("param", "buffer"):
+                arrays.append(self.program.params[key]._data)
+            else:
+                name, entry = key
+                i = self._trained_by_name[name]
+                if kind == "state":
+                    arrays.append(steps[i][0][entry]._data)
+                else:
+                    buffer = self.trained[i].hyper[entry]
+                    buffer[()] = steps[i][1][entry]
+                    arrays.append(buffer)
+        (loss,) = self.compiled.run(arrays)
+        for t, (state, _) in zip(self.trained, steps):
+            optimizer.commit_step(t.param, state)
         return Tensor._wrap(loss)

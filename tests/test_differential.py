@@ -68,16 +68,17 @@ def test_random_programs_compile_to_the_reference_result(program):
 @given(programs())
 def test_random_backward_graphs_compile_to_the_reference_result(program):
     from graphc.autodiff import build_backward, with_saved_outputs
+    from graphc.compiled import backward_feeds
     shape, steps, dtype = program
     rng = np.random.default_rng(len(steps) + 1)
     x = rng.standard_normal(shape).astype(dtype)
     y = rng.standard_normal(shape[-1:]).astype(dtype)
     forward = optimize(graphc.trace(build(steps), graphc.tensor(x), graphc.tensor(y)).graph)
-    backward = build_backward(forward, ["x", "y"])
-    saved = dict(zip(with_saved_outputs(forward, backward.saved).output_names,
-                     interpret(with_saved_outputs(forward, backward.saved), [x, y]))) | {"x": x, "y": y}
-    feed = [rng.standard_normal(n.shape).astype(n.dtype) if n.attr("kind") == "grad" else saved[n.attr("name")]
-            for n in backward.graph.inputs]
+    backward = build_backward(forward, [n.id for n in forward.inputs])
+    fwd = with_saved_outputs(forward, backward.saved)
+    outs, sources = interpret(fwd, [x, y]), backward_feeds(fwd, backward).sources
+    feed = [[x, y][j] if kind == "input" else outs[j] if kind == "output"
+            else rng.standard_normal(n.shape).astype(n.dtype) for (kind, j), n in zip(sources, backward.graph.inputs)]
     expected = interpret(backward.graph, feed)
     got = CompiledGraph(optimize(optimize(backward.graph), KERNEL_PIPELINE)).run(feed)
     tol = 1e-4 if dtype == "float32" else 1e-10

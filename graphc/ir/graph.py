@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .node import Literal, Node, freeze_attrs
+from .node import Literal, Node, Role, freeze_attrs
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,11 @@ class Graph:
     def inputs(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.op == "input")
 
-    def input_named(self, name: str) -> Node:
+    def input_with(self, role: Role) -> Node:
         for node in self.inputs:
-            if node.attr("name") == name:
+            if node.role == role:
                 return node
-        raise KeyError(f"graph has no input named {name!r}")
+        raise KeyError(f"graph has no input {role}")
 
     def users(self) -> dict[int, list[int]]:
         """Map each node id to the ids of the nodes that read it."""
@@ -53,6 +53,10 @@ class GraphBuilder:
     """Appends nodes with fresh sequential ids; used by the tracer, autodiff and passes."""
 
     nodes: list[Node] = field(default_factory=list)
+    _inputs: list[Node] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._inputs = [n for n in self.nodes if n.op == "input"]
 
     def add(self, op: str, inputs: Iterable[int], attrs: dict[str, Any] | tuple, shape: tuple[int, ...],
             dtype: str, module_path: str = "", module_type: str = "", source: str = "") -> int:
@@ -60,10 +64,21 @@ class GraphBuilder:
         node = Node(len(self.nodes), op, tuple(inputs), frozen, tuple(int(d) for d in shape), str(dtype),
                     module_path, module_type, source)
         self.nodes.append(node)
+        if op == "input":
+            self._inputs.append(node)
         return node.id
 
-    def input(self, name: str, kind: str, shape: tuple[int, ...], dtype: str) -> int:
-        return self.add("input", (), {"name": name, "kind": kind}, shape, dtype)
+    def input(self, name: str, kind: str, shape: tuple[int, ...], dtype: str, key: Any = None) -> int:
+        """A graph input with role (kind, key); key defaults to its position among inputs of its
+        kind (its qualified name for a param or buffer). `name` is a label for printing, made unique here (`x`, `x#1`)."""
+        taken = {n.attr("name") for n in self._inputs}
+        if key is None:
+            key = name if kind in ("param", "buffer") else sum(1 for n in self._inputs if n.role.kind == kind)
+        label, suffix = name, 0
+        while label in taken:
+            suffix += 1
+            label = f"{name}#{suffix}"
+        return self.add("input", (), {"name": label, "role": Role(kind, key)}, shape, dtype)
 
     def constant(self, value: Any, dtype: str | None = None, **where: str) -> int:
         lit = Literal.of(value, dtype)

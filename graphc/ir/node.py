@@ -38,6 +38,24 @@ class Literal:
 
 
 @dataclass(frozen=True, slots=True)
+class Role:
+    """What a graph input is, which is how runners bind it: never by its printed name.
+
+    kind: user (key: position k among the call's tensors), param and buffer (key: qualified
+    name in the module tree), state and hyper (key: (parameter name, state or hyperparameter
+    name)), seed (key: output index k, the incoming gradient of output k), saved (key: id of
+    the forward node whose value is passed in).
+    """
+
+    kind: str
+    key: Any
+
+    def __str__(self) -> str:
+        key = ", ".join(map(str, self.key)) if isinstance(self.key, tuple) else self.key
+        return f"{self.kind} {'%' if self.kind == 'saved' else ''}{key}"
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     """One op application. `inputs` are ids of earlier nodes; `attrs` is a sorted tuple of pairs."""
 
@@ -58,6 +76,11 @@ class Node:
         return default
 
     @property
+    def role(self) -> Role:
+        """The role of an input node (see Role)."""
+        return self.attr("role")
+
+    @property
     def attr_dict(self) -> dict[str, Any]:
         return dict(self.attrs)
 
@@ -71,7 +94,8 @@ class Node:
 
     def __str__(self) -> str:
         if self.op == "input":
-            rhs = f"input {self.attr('name')}  ({self.attr('kind')})"
+            role = self.role
+            rhs = f"input {self.attr('name')}  ({role.kind if role.key == self.attr('name') else role})"
         elif self.op == "constant":
             rhs = f"constant {self.attr('value')!r}"
         else:

@@ -29,6 +29,14 @@ def verify(graph: Graph) -> Graph:
             raise VerifyError(f"{node}: {e}") from None
         if (expected.shape, expected.dtype) != (node.shape, node.dtype):
             raise VerifyError(f"{node}: op rule gives {expected.dtype}{list(expected.shape)}")
+    names, roles = set(), set()
+    for node in graph.inputs:
+        if node.attr("name") in names:
+            raise VerifyError(f"{node}: two inputs are named {node.attr('name')!r}")
+        if node.role in roles:
+            raise VerifyError(f"{node}: two inputs have the role {node.role}")
+        names.add(node.attr("name"))
+        roles.add(node.role)
     for i in graph.outputs:
         if not 0 <= i < len(graph.nodes):
             raise VerifyError(f"output %{i} is not a node")

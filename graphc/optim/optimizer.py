@@ -5,6 +5,7 @@ compiled train step they are graph values, so the same rule runs in both.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable
 
 import numpy as np
@@ -24,6 +25,7 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}
+        self.lock = threading.RLock()  # a step, eager or compiled, is atomic across threads
         for group in groups:
             self.add_param_group(group)
 
@@ -42,21 +44,20 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad.zero_()
 
-    def param_state(self, p: Tensor) -> dict[str, Any]:
-        """The state of `p`. State tensors start at zero when first needed (a momentum buffer
-        switched on later starts then); `fresh` names those started at this step."""
-        state = self.state.setdefault(p, {"step": 0})
-        fresh = [n for n in self.state_names if n not in state]
-        for name in fresh:
-            state[name] = Tensor._wrap(np.zeros(p.shape, p.dtype))
-        state["fresh"] = frozenset(fresh)
-        return state
-
-    def begin_step(self, p: Tensor, group: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
-        """Advance `p`'s step count; return its state and this step's scalar hyperparameters."""
-        state = self.param_state(p)
-        state["step"] += 1
+    def prepare_step(self, p: Tensor, group: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+        """The state `p` has during this step and this step's scalar hyperparameters (learning
+        rate, bias corrections). Nothing is stored: `commit_step` stores the state once the step
+        succeeded, so a step that fails changes no count and starts no buffer. State tensors start
+        at zero when first needed (a momentum buffer switched on later starts then); `fresh`
+        names those started at this step."""
+        old = self.state.get(p, {"step": 0})
+        fresh = [n for n in self.state_names if n not in old]
+        state = {**old, **{n: Tensor._wrap(np.zeros(p.shape, p.dtype)) for n in fresh}}
+        state["step"], state["fresh"] = old["step"] + 1, frozenset(fresh)
         return state, self.step_hyper(group, state)
+
+    def commit_step(self, p: Tensor, state: dict[str, Any]) -> None:
+        self.state[p] = state
 
     def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
         """Scalars for this step of one parameter (learning rate, bias corrections), as floats."""
@@ -79,16 +80,18 @@ class Optimizer:
     @no_grad()
     def step(self, closure: Any = None) -> Any:
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state, hyper = self.begin_step(p, group)
-                tensors = {n: state[n] for n in self.state_names}
-                new_p, new_state = self.update(p.detach(), p.grad, tensors, hyper, group)
-                p._set(new_p._data)
-                for name, value in new_state.items():
-                    state[name]._set(value._data)
+        with self.lock:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state, hyper = self.prepare_step(p, group)
+                    tensors = {n: state[n] for n in self.state_names}
+                    new_p, new_state = self.update(p.detach(), p.grad, tensors, hyper, group)
+                    p._set(new_p._data)
+                    for name, value in new_state.items():
+                        state[name]._set(value._data)
+                    self.commit_step(p, state)
         return loss
 
     def state_dict(self) -> dict[str, Any]:

@@ -11,4 +11,4 @@ def dead_code(graph: Graph) -> Graph:
 
 def drop_unused_inputs(graph: Graph, kinds: tuple[str, ...]) -> Graph:
     """Also drop unused inputs of the given kinds (autodiff creates saved inputs eagerly)."""
-    return rebuild(graph, keep=live_nodes(graph, lambda n: n.attr("kind") not in kinds))
+    return rebuild(graph, keep=live_nodes(graph, lambda n: n.role.kind not in kinds))

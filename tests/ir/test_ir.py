@@ -28,7 +28,7 @@ def test_nodes_are_frozen_and_hashable():
 def test_printed_form_names_module_and_source():
     lines = str(small_graph()).splitlines()
     assert lines[0] == "graph (2 inputs, 4 nodes):"
-    assert lines[1] == "  %0 : f32[2,3] = input x  (user)"
+    assert lines[1] == "  %0 : f32[2,3] = input x  (user 0)"
     assert lines[3].startswith("  %2 : f32[2,4] = matmul %0, %1  {transpose_a=False, transpose_b=True}")
     assert lines[3].endswith("# fc (Linear)  mlp.py:14")
     assert lines[-1] == "  return %3 out"

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import graphc
+from graphc.compiled import backward_feeds
 from graphc.autodiff import build_backward, with_saved_outputs
 from graphc.ir import interpret, verify
 from graphc.ops import OPS
@@ -101,19 +102,24 @@ def test_backward_graph_matches_eager(name):
     fn, arrays = CASES[name]
     tensors, weights = check_against_finite_differences(fn, arrays, **LOOSE.get(name, {}))
     program = trace(lambda *xs: fn(*xs) * graphc.tensor(weights), *[graphc.tensor(a) for a in arrays])
-    names = [n.attr("name") for n in program.graph.inputs]
-    backward = build_backward(program.graph, names)
+    wrt = [n.id for n in program.graph.inputs]
+    backward = build_backward(program.graph, wrt)
     verify(backward.graph)
     fwd = with_saved_outputs(program.graph, backward.saved)
-    outs = interpret(fwd, arrays)
-    forward_values = dict(zip(fwd.output_names, outs)) | dict(zip(names, arrays))
-    feed = [np.ones(n.shape, n.dtype) if n.attr("kind") == "grad" else forward_values[n.attr("name")]
-            for n in backward.graph.inputs]
-    grads = dict(zip(backward.graph.output_names, interpret(backward.graph, feed)))
-    for name_, t in zip(names, tensors):
+    feed = backward_feed(fwd, backward, arrays, lambda spec: np.ones(spec.shape, spec.dtype))
+    grads = dict(zip(backward.wrt, interpret(backward.graph, feed)))
+    for node, t in zip(program.graph.inputs, tensors):
         expected = np.zeros(t.shape) if t.grad is None else t.grad.numpy()
-        got = grads.get(f"grad_{name_}", np.zeros(t.shape))
+        got = grads.get(node.id, np.zeros(t.shape))
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def backward_feed(forward, backward, arrays, seed):
+    """The backward graph's inputs, bound by role (as the compiled runner binds them)."""
+    outs = interpret(forward, arrays)
+    feeds = backward_feeds(forward, backward)
+    return [arrays[j] if kind == "input" else outs[j] if kind == "output" else seed(node)
+            for (kind, j), node in zip(feeds.sources, backward.graph.inputs)]
 
 
 def test_detach_stops_the_gradient_eagerly_and_in_backward_graphs():
@@ -122,10 +128,8 @@ def test_detach_stops_the_gradient_eagerly_and_in_backward_graphs():
     F.mul(x, F.detach(x)).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), a)
     program = trace(lambda t: F.sum(F.mul(t, F.detach(t))), graphc.tensor(a))
-    backward = build_backward(program.graph, [program.input_names[0]])
-    outs = dict(zip(with_saved_outputs(program.graph, backward.saved).output_names,
-                    interpret(with_saved_outputs(program.graph, backward.saved), [a])))
-    feed = [np.ones((), "float64") if n.attr("kind") == "grad" else outs.get(n.attr("name"), a)
-            for n in backward.graph.inputs]
+    backward = build_backward(program.graph, [program.graph.inputs[0].id])
+    feed = backward_feed(with_saved_outputs(program.graph, backward.saved), backward, [a],
+                         lambda node: np.ones((), "float64"))
     (grad,) = interpret(backward.graph, feed)
     np.testing.assert_allclose(grad, a)

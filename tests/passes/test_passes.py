@@ -72,7 +72,7 @@ def test_fold_constants_and_simplify_golden_text():
     graph = dead_code(simplify(fold_constants(b.finish([z]))))
     assert str(graph).splitlines() == [
         "graph (1 inputs, 2 nodes):",
-        "  %0 : f32[2] = input x  (user)",
+        "  %0 : f32[2] = input x  (user 0)",
         "  %1 : f32[2] = neg %0",
         "  return %1 out0",
     ]
@@ -104,9 +104,9 @@ def test_fuse_elementwise_makes_one_kernel_per_chain_golden_text():
     fused = verify(fuse_elementwise(program.graph))
     assert [line.split("  #")[0].rstrip() for line in str(fused).splitlines()] == [
         "graph (3 inputs, 7 nodes):",
-        "  %0 : f32[2,3] = input p  (user)",
-        "  %1 : f32[2,3] = input g  (user)",
-        "  %2 : f32[2,3] = input buf  (user)",
+        "  %0 : f32[2,3] = input p  (user 0)",
+        "  %1 : f32[2,3] = input g  (user 1)",
+        "  %2 : f32[2,3] = input buf  (user 2)",
         "  %3 : f32[] = constant 0.9",
         "  %4 : f32[2,3] = fused %3, %2, %1  {body=add(mul(in0, in1), in2)}",
         "  %5 : f32[] = constant 0.1",

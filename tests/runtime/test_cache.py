@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pytest
 
+from graphc.cli import main
 from graphc.ir import GraphBuilder
 from runtime import cache
 from runtime.executor import CompiledGraph
@@ -311,3 +312,14 @@ def test_cached_code_equals_fresh_code(folder):
     run_add(add_cached())
     run_add(add_cached())
 
+
+def test_graphc_cache_info_and_clear_on_the_command_line(folder, capsys):
+    add_cached()
+    assert main(["cache", "info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"folder: {folder}" in lines and "entries: 1" in lines and "state: on" in lines
+    assert any(line.startswith("bytes: ") for line in lines)
+    assert f"max_bytes: {cache.DEFAULT_MAX_BYTES}" in lines
+    assert main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out.strip() == f"removed 1 entry from {folder}"
+    assert entries(folder) == []

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
+from .arrays import c_contiguous
 from .tensor import Tensor, _flat_sizes
 
 _generator = np.random.default_rng(0)
@@ -24,7 +25,7 @@ def generator() -> np.random.Generator:
 
 def _make(data: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
     target = dtypes.canonical(dtype) if dtype is not None else dtypes.get_default_dtype()
-    t = Tensor._wrap(np.ascontiguousarray(data, dtype=target))
+    t = Tensor._wrap(c_contiguous(data, dtype=target))
     return t.requires_grad_() if requires_grad else t
 
 
@@ -39,7 +40,7 @@ def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 def randint(low: int, high: int | None = None, size: tuple = (), dtype: Any = "int64") -> Tensor:
     if high is None:
         low, high = 0, low
-    return Tensor._wrap(_generator.integers(low, high, size=tuple(size)).astype(dtypes.canonical(dtype)))
+    return Tensor._wrap(c_contiguous(_generator.integers(low, high, size=tuple(size)), dtypes.canonical(dtype)))
 
 
 def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:

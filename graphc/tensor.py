@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import autograd, dtypes
+from .arrays import c_contiguous
 from .errors import TraceError
 
 
@@ -205,7 +206,22 @@ class Tensor:
         return out if not (self.requires_grad and autograd.is_grad_enabled()) else self * 1
 
     def contiguous(self) -> "Tensor":
-        return self
+        """Self when the data is C-contiguous in native byte order, else a tensor holding such a
+        copy, through which gradients flow unchanged. Traced values are laid out by the compiler."""
+        if self._node is not None:
+            return self
+        data = c_contiguous(self._data)
+        if data is self._data:
+            return self
+        out = Tensor._wrap(data)
+        if self.requires_grad and autograd.is_grad_enabled():
+            out.requires_grad = True
+            out._grad_fn = autograd.GradFn("clone", (self,), lambda grad: (grad,))
+        return out
+
+    def is_contiguous(self) -> bool:
+        """PyTorch's test: row-major without gaps, ignoring strides of size-1 dimensions."""
+        return self._node is not None or self._data.flags.c_contiguous
 
     # --- dtype conversion -------------------------------------------------------------------
     def to(self, *args: Any, **kwargs: Any) -> "Tensor":

@@ -2,14 +2,12 @@
 4 LLVM IR, 5 assembly. `graphc dump` prints the same stages with the same printers."""
 from __future__ import annotations
 
-import os
+from .config import env_int
 
 
 def debug_level() -> int:
-    try:
-        return int(os.environ.get("GRAPHC_DEBUG", "0"))
-    except ValueError:
-        return 0
+    """GRAPHC_DEBUG, 0 (off) when unset; a value that is not a level warns and counts as 0."""
+    return env_int("GRAPHC_DEBUG", 0, minimum=0)
 
 
 def log(level: int, text: str) -> None:

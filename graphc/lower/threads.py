@@ -7,26 +7,17 @@ so the pool's native workers run truly in parallel; with no workers the parts ru
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, Sequence
 
 import llvmlite.ir as ir
 
+from ..config import num_threads  # noqa: F401  (GRAPHC_NUM_THREADS, capped at the usable CPUs)
 from .kernel import I64, PTR, Kernel, declare, i64
 
 ENTRY = "graphc_parallel"
 # A part must hold about 30 µs of work (2M flops at ~65 GFLOP/s): handing a part to a spinning
 # worker costs about a microsecond, but a worker that went to sleep takes longer to wake.
 MIN_FLOPS_PER_THREAD = 1 << 21
-
-
-def num_threads() -> int:
-    """GRAPHC_NUM_THREADS, else the CPUs this process may use."""
-    try:
-        return max(1, int(os.environ["GRAPHC_NUM_THREADS"]))
-    except (KeyError, ValueError):
-        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-        return max(1, len(usable))
 
 
 def split(total: int, parts: int, multiple: int = 1) -> list[tuple[int, int]]:

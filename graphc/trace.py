@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import TraceError
 from .ir import Graph, GraphBuilder, Role, interpret
+from .ir.node import provenance
 from .ops.dispatch import recording
 from .ops.registry import TensorType
 from .tensor import Tensor, as_tensor
@@ -75,11 +76,7 @@ class Tracer:
 
     def fail(self, error: Exception) -> Exception:
         where = self._where()
-        path = where["module_path"] or "<root>"
-        text = f"in module '{path}' ({where['module_type']})"
-        if where["source"]:
-            text += f" at {where['source']}"
-        return type(error)(f"{text}: {error}")
+        return type(error)(f"{provenance(where['module_path'], where['module_type'], where['source'])}: {error}")
 
     # --- context ----------------------------------------------------------------------------
     def _where(self) -> dict[str, str]:

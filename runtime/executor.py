@@ -10,14 +10,16 @@ from typing import Sequence
 import numpy as np
 
 from graphc.debug import log
+from graphc.arrays import c_contiguous
 from graphc.errors import InputError
+from graphc.ops.checks import CHECK_ERRORS
 from graphc.ir import Graph
 from graphc.lower import lower
 
 from .cache import compile_cached
 from .jit import NativeModule
 
-_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 ALIGNMENT = 64
 
 
@@ -35,8 +37,21 @@ def address(arr: np.ndarray) -> int:
     """The data pointer of an array; c_char.from_buffer is 3x cheaper than arr.ctypes.data."""
     try:
         return ctypes.addressof(ctypes.c_char.from_buffer(arr))
-    except (TypeError, ValueError):  # read-only or empty arrays
+    except (TypeError, ValueError, BufferError):  # read-only, strided or empty arrays
         return arr.ctypes.data
+
+
+def _layout(arr: object) -> tuple | None:
+    """What must be unchanged for a cached pointer to stay valid: the data pointer, shape,
+    strides and dtype (an array resized or re-viewed in place changes one of them)."""
+    if not isinstance(arr, np.ndarray):
+        return None
+    return address(arr), arr.shape, arr.strides, arr.dtype
+
+
+def _describe(arr: np.ndarray) -> str:
+    order = {">": " (big-endian)", "<": " (little-endian)"}.get(arr.dtype.byteorder, "") if not arr.dtype.isnative else ""
+    return f"{arr.dtype.name}{list(arr.shape)}{order}"
 
 
 def aligned_empty(nbytes: int) -> np.ndarray:
@@ -62,26 +77,37 @@ class CompiledGraph:
         self._workspace = aligned_empty(max(lowered.workspace_bytes, 1))
         self._workspace_ptr = self._workspace.ctypes.data
         self._args = (ctypes.c_void_p * (len(self.inputs) + len(self.outputs)))()
-        self._seen: list[object] = [None] * len(self.inputs)
+        self._seen: list[tuple | None] = [None] * len(self.inputs)  # layout whose pointer args[i] holds
+        self._detail = ctypes.c_int64(0)  # the offending value of a failed check
+        self._detail_ptr = ctypes.addressof(self._detail)
+        position = {n.id: i for i, n in enumerate(graph.inputs)}
+        self._updated = frozenset(position[target] for _, target in graph.updates)
         self._lock = threading.Lock()
         self.compile_seconds = time.perf_counter() - start
         log(1, f"compiled {name} ({len(graph)} nodes) in {self.compile_seconds * 1e3:.1f} ms")
 
     def check(self, arrays: Sequence[np.ndarray]) -> None:
-        """Raise InputError (naming the model and the input) unless every buffer is as compiled."""
+        """Raise InputError (naming the model and the input) unless every buffer fits."""
         if len(arrays) != len(self.inputs):
             raise InputError(f"{self._where()}expected {len(self.inputs)} inputs, got {len(arrays)}")
-        for spec, arr in zip(self.inputs, arrays):
-            self.check_one(spec, arr)
+        for i, arr in enumerate(arrays):
+            self._checked(i, arr)
 
-    def check_one(self, spec: BufferSpec, arr: np.ndarray) -> None:
+    def _checked(self, i: int, arr: np.ndarray) -> np.ndarray:
+        """Input i as the kernels read it: `arr` itself when it is C-contiguous, aligned and in
+        native byte order, else a staged copy. Shape and dtype must be as compiled."""
+        spec = self.inputs[i]
         if not isinstance(arr, np.ndarray):
             raise InputError(f"{self._where()}input '{spec.name}' must be an array, got {type(arr).__name__}")
-        if arr.shape != spec.shape or arr.dtype != spec.dtype:
+        if arr.shape != spec.shape or arr.dtype.newbyteorder("=") != spec.dtype:
             raise InputError(f"{self._where()}input '{spec.name}' expected {spec.describe()}, "
-                             f"got {arr.dtype.name}{list(arr.shape)}")
-        if not arr.flags.c_contiguous:
-            raise InputError(f"{self._where()}input '{spec.name}' must be C-contiguous")
+                             f"got {_describe(arr)}")
+        if i in self._updated and not arr.flags.writeable:
+            raise InputError(f"{self._where()}input '{spec.name}' is read-only, but this graph updates it")
+        flags = arr.flags
+        if flags.c_contiguous and flags.aligned and arr.dtype.isnative:
+            return arr
+        return c_contiguous(arr, spec.dtype)
 
     def _where(self) -> str:
         return f"{self.context}: " if self.context else ""
@@ -89,24 +115,46 @@ class CompiledGraph:
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Call the native entry point on checked inputs; returns freshly allocated outputs.
 
-        An input that is the same array object as in the previous call (a parameter, say) was
-        checked then and keeps its pointer, so small models pay little per call.
+        Any strided, unaligned or byte-swapped input is copied into a C-contiguous staging array
+        first (and, if the graph updates it, copied back after a successful call). An input whose
+        data pointer, shape, strides and dtype are those of the previous call was checked then
+        and keeps its pointer, so small models pay little per call. A failed check inside native
+        code raises its error; nothing is written to the inputs then, and outputs are dropped.
         """
         with self._lock:  # one workspace and pointer array per graph: one call at a time
             args, seen = self._args, self._seen
             if len(arrays) != len(seen):
                 self.check(arrays)
+            staged: list[tuple[int, np.ndarray]] = []
             for i, arr in enumerate(arrays):
-                if arr is not seen[i]:
-                    self.check_one(self.inputs[i], arr)
-                    args[i] = address(arr)
-                    seen[i] = arr
+                key = _layout(arr)
+                if key != seen[i]:
+                    ready = self._checked(i, arr)
+                    args[i] = address(ready)
+                    if ready is arr:
+                        seen[i] = key
+                    else:  # a fresh copy each call: never cached
+                        seen[i] = None
+                        staged.append((i, ready))
             outs = [np.empty(s.shape, s.dtype) for s in self.outputs]
             base = len(seen)
             for j, arr in enumerate(outs):
                 args[base + j] = address(arr)
-            self._entry(args, self._workspace_ptr)
+            status = self._entry(args, self._workspace_ptr, self._detail_ptr)
+            if status:
+                raise self._failure(status)
+            for i, copy in staged:
+                if i in self._updated:
+                    np.copyto(arrays[i], copy)
             return outs
+
+    def _failure(self, status: int) -> Exception:
+        """The error of the check that failed (status - 1 indexes the lowered checks)."""
+        if not 0 < status <= len(self.lowered.checks):
+            return RuntimeError(f"{self._where()}native code returned an unknown status {status}")
+        check = self.lowered.checks[status - 1]
+        message = check.message.format(value=self._detail.value)
+        return CHECK_ERRORS[check.error](f"{check.where}: {message}")
 
     __call__ = run
 
@@ -121,8 +169,8 @@ class CompiledGraph:
 def abi_signature(graph: Graph, entry: str, workspace_bytes: int) -> str:
     """The entry point's calling convention as text, for the compile cache to match exactly:
     its name, each input and output buffer's dtype and shape in argument order, and the
-    workspace size, e.g. `abi=1 entry=main in=float32[4,16];float32[3,16] out=float32[4,3] workspace=256`."""
+    workspace size, e.g. `abi=2 entry=main in=float32[4,16];float32[3,16] out=float32[4,3] workspace=256`."""
     def buffers(nodes) -> str:
         return ";".join(f"{n.dtype}[{','.join(map(str, n.shape))}]" for n in nodes)
-    return (f"abi=1 entry={entry} in={buffers(graph.inputs)} "
+    return (f"abi=2 entry={entry} in={buffers(graph.inputs)} "
             f"out={buffers(graph.nodes[i] for i in graph.outputs)} workspace={workspace_bytes}")

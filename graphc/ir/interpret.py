@@ -34,6 +34,8 @@ def interpret(graph: Graph, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
             with np.errstate(all="ignore"):
                 out = OPS[node.op].reference(*(values[i] for i in node.inputs), **node.attr_dict)
         except Exception as e:  # re-raised with the node that failed
+            if OPS[node.op].kind == "check":  # a broken precondition: the op's own error, as compiled code raises it
+                raise type(e)(f"{node.where()}: {e}") from None
             raise InterpretError(f"while running {node}: {e}") from e
         values[node.id] = np.asarray(out, dtype=node.dtype).reshape(node.shape)
         for i in node.inputs:  # free each value after its last use, as torch.fx does

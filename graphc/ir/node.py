@@ -37,6 +37,12 @@ class Literal:
         return f"<{SHORT_DTYPE.get(self.dtype, self.dtype)}{list(self.shape)} literal>"
 
 
+def provenance(module_path: str, module_type: str, source: str) -> str:
+    """`in module 'fc1' (Linear) at net.py:12`: how errors name where a value came from."""
+    text = f"in module '{module_path or '<root>'}' ({module_type})"
+    return f"{text} at {source}" if source else text
+
+
 @dataclass(frozen=True, slots=True)
 class Role:
     """What a graph input is, which is how runners bind it: never by its printed name.
@@ -74,6 +80,10 @@ class Node:
             if key == name:
                 return value
         return default
+
+    def where(self) -> str:
+        """The module path, type and source line that made this node, as errors print them."""
+        return provenance(self.module_path, self.module_type, self.source)
 
     @property
     def role(self) -> Role:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import Graph
-from .emitters import ALIASES
+from .emitters import ALIASES, CHECKS
 from .kernel import itemsize
 
 ALIGNMENT = 64
@@ -39,7 +39,7 @@ def assign_buffers(graph: Graph) -> dict[int, Location]:
             locations[node.id] = Location("arg", input_slot[node.id])
         elif node.op == "constant":
             locations[node.id] = Location("constant", node.id)
-        elif node.op in ALIASES:
+        elif node.op in ALIASES or node.op in CHECKS:
             locations[node.id] = locations[node.inputs[0]]
         elif node.id in output_slot:
             locations[node.id] = Location("arg", output_slot[node.id])

@@ -1,13 +1,15 @@
 """EMITTERS: the lowering table, parallel to graphc.ops.OPS (one entry per op).
 
 An emitter writes the body of one kernel function from a `Kernel` (see kernel.py). Ops
-that need no code are listed in ALIASES (their value shares its input's buffer); `input`
+that need no code are listed in ALIASES (their value shares its input's buffer); checks
+(CHECKS) share their input's buffer too, and their kernels report failures; `input`
 and `constant` are not ops of the table: they are buffers the entry point already has.
 """
 from __future__ import annotations
 
 from typing import Callable
 
+from .checks import emit_check_index
 from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
 from .linalg import emit_matmul, emit_one_hot
@@ -22,6 +24,12 @@ def _alias(k: Kernel) -> None:
 # reshape keeps the row-major order of a contiguous buffer; detach is the identity
 ALIASES = frozenset({"reshape", "detach"})
 
+# check ops: their value is their input's buffer; their kernel returns i1 (1: failed) and
+# takes the input and a pointer for the offending value (see checks.py)
+CHECKS: dict[str, Callable[[Kernel, object], None]] = {
+    "check_index": emit_check_index,
+}
+
 EMITTERS: dict[str, Callable[[Kernel], None]] = {
     **{op: emit_elementwise for op in SCALAR_OPS},
     **{op: emit_reduce for op in REDUCTIONS},
@@ -31,4 +39,5 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "one_hot": emit_one_hot,
     "fused": emit_fused,
     **{op: _alias for op in ALIASES},
+    **{op: _alias for op in CHECKS},
 }

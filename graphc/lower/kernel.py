@@ -18,6 +18,7 @@ import numpy as np
 from ..ir import Node
 
 I64 = ir.IntType(64)
+I32 = ir.IntType(32)
 I8 = ir.IntType(8)
 I1 = ir.IntType(1)
 PTR = ir.PointerType()

@@ -1,10 +1,13 @@
 """Graph -> one LLVM module: a kernel function per node and one entry point that calls them.
 
-Entry ABI: `void <entry>(ptr args, ptr workspace)`. `args` holds one pointer per graph input
-(graph.inputs order) then one per graph output (graph.outputs order), each a C-contiguous
-array of the node's dtype and shape; `workspace` is `workspace_bytes` of 64-byte aligned
-scratch. The entry runs the kernels in node order, then fills outputs that no kernel wrote
-(inputs, constants, aliases, repeated outputs), then applies `graph.updates`.
+Entry ABI: `i32 <entry>(ptr args, ptr workspace, ptr status)`. `args` holds one pointer per
+graph input (graph.inputs order) then one per graph output (graph.outputs order), each a
+C-contiguous array of the node's dtype and shape; `workspace` is `workspace_bytes` of 64-byte
+aligned scratch; `status` is one i64. The entry runs the kernels in node order, then fills
+outputs that no kernel wrote (inputs, constants, aliases, repeated outputs), then applies
+`graph.updates`, and returns 0. When a check fails it returns at once with k + 1, where k
+indexes `checks`, and the offending value in `status`: nothing has been written to the
+inputs then (updates come last), so the caller commits nothing.
 """
 from __future__ import annotations
 
@@ -15,8 +18,18 @@ import llvmlite.ir as ir
 
 from ..ir import Graph, Node
 from .buffers import Location, assign_buffers, workspace_bytes
-from .emitters import ALIASES, EMITTERS
-from .kernel import I1, I8, I64, PTR, Kernel, LoweringError, declare, i64, itemsize
+from .emitters import ALIASES, CHECKS, EMITTERS
+from .kernel import I1, I8, I32, I64, PTR, Kernel, LoweringError, declare, i64, itemsize
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """What the runtime raises when check k fails: `error(f"{where}: {message}")`, with the
+    offending value substituted for `{value}` in the message."""
+
+    error: str    # a name from graphc.ops.checks.CHECK_ERRORS
+    message: str
+    where: str    # "in module 'fc1' (Linear) at net.py:12"
 
 
 @dataclass(frozen=True)
@@ -28,15 +41,17 @@ class LoweredGraph:
     workspace_bytes: int  # size of the scratch arena the caller must pass (>= 1)
     input_ids: tuple[int, ...]  # graph input node ids, in ABI order (= graph.inputs order)
     output_ids: tuple[int, ...]  # graph.outputs
+    checks: tuple[CheckSpec, ...] = ()  # by status code - 1
 
 
 def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
     """Emit the LLVM module for `graph`, with entry point `name` (ABI in the module docstring)."""
     module = ir.Module(name=name)
     locations = assign_buffers(graph)
-    entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), name)
-    args, workspace = entry.args
-    args.name, workspace.name = "args", "workspace"
+    entry = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR]), name)
+    args, workspace, status = entry.args
+    args.name, workspace.name, status.name = "args", "workspace", "status"
+    checks: list[CheckSpec] = []
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     pointers: dict[Location, ir.Value] = {}
 
@@ -54,6 +69,12 @@ def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
     for node in graph.nodes:
         if node.op in ("input", "constant") or node.op in ALIASES:
             continue
+        if node.op in CHECKS:
+            failed = b.call(_check_function(module, graph, node), [pointer(locations[node.inputs[0]]), status])
+            checks.append(CheckSpec(node.attr("error"), node.attr("message"), node.where()))
+            with b.if_then(failed, likely=False):
+                b.ret(ir.Constant(I32, len(checks)))
+            continue
         kernel = _kernel_function(module, graph, node)
         b.call(kernel, [pointer(locations[node.id]), *(pointer(locations[i]) for i in node.inputs)])
 
@@ -62,9 +83,9 @@ def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
         _copy(b, pointer(Location("arg", first_output + j)), locations[node_id], pointer, graph.nodes[node_id])
     for value_id, input_id in graph.updates:
         _copy(b, pointer(locations[input_id]), locations[value_id], pointer, graph.nodes[value_id])
-    b.ret_void()
+    b.ret(ir.Constant(I32, 0))
     return LoweredGraph(str(module), name, workspace_bytes(graph, locations),
-                        tuple(n.id for n in graph.inputs), tuple(graph.outputs))
+                        tuple(n.id for n in graph.inputs), tuple(graph.outputs), tuple(checks))
 
 
 def kernel_name(node: Node) -> str:
@@ -97,6 +118,18 @@ def _kernel_function(module: ir.Module, graph: Graph, node: Node) -> ir.Function
         shapes = ", ".join(n.type_str for n in operands)
         raise LoweringError(f"while lowering {node} (operands {shapes}): {error}") from error
     b.ret_void()
+    return fn
+
+
+def _check_function(module: ir.Module, graph: Graph, node: Node) -> ir.Function:
+    """An internal function `i1 (ptr in, ptr detail)` that checks `node`'s input."""
+    operand = graph.nodes[node.inputs[0]]
+    fn = ir.Function(module, ir.FunctionType(I1, [PTR, PTR]), kernel_name(node))
+    fn.linkage = "internal"
+    fn.args[0].name, fn.args[1].name = "in0", "detail"
+    fn.set_metadata("graphc.node", module.add_metadata([ir.MetaDataString(module, str(node))]))
+    CHECKS[node.op](Kernel(ir.IRBuilder(fn.append_basic_block("entry")), node, (operand,), fn.args[0],
+                           (fn.args[0],)), fn.args[1])
     return fn
 
 

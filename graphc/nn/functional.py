@@ -1,8 +1,8 @@
 """Stateless layer functions (`graphc.nn.functional`, imported as F), written with op functions only.
 
 They run eagerly on arrays and record nodes while tracing, so nothing here may look at a tensor's
-values. Losses pick target classes with `one_hot` masks rather than gathers: a masked sum is an
-elementwise product and a reduction, which the compiler already fuses and differentiates.
+values. Losses pick target classes with `one_hot` masks rather than gathers: a masked sum is a select,
+a product and a reduction, which the compiler already fuses and differentiates.
 """
 from __future__ import annotations
 
@@ -86,16 +86,12 @@ def _classes_last(input: Tensor) -> Tensor:
     return input if input.ndim <= 2 else fn.permute(input, (0, *range(2, input.ndim), 1))
 
 
-def _check_targets(target: Tensor, classes: int, ignore_index: int) -> None:
-    """Eager-only bounds check: one_hot turns a bad index into a silent zero row; PyTorch raises."""
+def _checked_targets(target: Tensor, classes: int, ignore_index: int) -> Tensor:
+    """`target`, checked eagerly and in compiled code: one_hot would turn a bad index into a
+    silent zero row, where PyTorch raises."""
     if target.dtype != "int64":
         raise RuntimeError(f"expected scalar type Long but found {target.dtype}")
-    if fn.is_symbolic(target):
-        return
-    data = target._data
-    bad = data[(data != ignore_index) & ((data < 0) | (data >= classes))]
-    if bad.size:
-        raise IndexError(f"Target {int(bad.flat[0])} is out of bounds.")
+    return fn.check_index(target, classes, ignore_index, "Target {value} is out of bounds.")
 
 
 def _counted(target: Tensor, ignore_index: int, dtype: str) -> Tensor:
@@ -105,11 +101,16 @@ def _counted(target: Tensor, ignore_index: int, dtype: str) -> Tensor:
 
 def _target_weights(target: Tensor, classes: int, dtype: str, weight: Tensor | None, ignore_index: int) -> Tensor:
     """w[..., c] = weight[c] where c is the sample's target, else 0 (all 0 for ignored samples)."""
-    _check_targets(target, classes, ignore_index)
-    w = fn.one_hot(target, classes, str(dtype))
+    w = fn.one_hot(_checked_targets(target, classes, ignore_index), classes, str(dtype))
     if 0 <= ignore_index < classes:  # otherwise one_hot already leaves ignored rows at zero
         w = fn.mul(w, _counted(target, ignore_index, dtype).unsqueeze(-1))
     return w if weight is None else fn.mul(w, weight)
+
+
+def _weighted_pick(scores: Tensor, w: Tensor) -> Tensor:
+    """sum over classes of w * scores, selecting where w is nonzero before multiplying: a -inf
+    score of a class the sample does not pick then adds 0 (as in PyTorch), not 0 * -inf = NaN."""
+    return fn.sum(fn.mul(fn.where(w != 0, scores, 0.0), w), -1)
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
@@ -118,7 +119,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     reduction = _reduction(reduction, size_average, reduce)
     scores = _classes_last(input)
     w = _target_weights(target, scores.shape[-1], input.dtype, weight, ignore_index)
-    return _reduce(fn.neg(fn.sum(fn.mul(scores, w), -1)), reduction, w)
+    return _reduce(fn.neg(_weighted_pick(scores, w)), reduction, w)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
@@ -138,7 +139,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if target.dtype.is_floating_point:
         return _soft_target_loss(logp, _classes_last(target), weight, reduction, label_smoothing)
     w = _target_weights(target, classes, logp.dtype, weight, ignore_index)
-    nll = _reduce(fn.neg(fn.sum(fn.mul(logp, w), -1)), reduction, w)
+    nll = _reduce(fn.neg(_weighted_pick(logp, w)), reduction, w)
     if label_smoothing == 0.0:
         return nll
     counted = _counted(target, ignore_index, logp.dtype)

@@ -130,6 +130,12 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
     return apply("matmul", a, b, transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
 
 
+def check_index(indices, high: int, ignore: int, message: str, error: str = "IndexError"):
+    """`indices`, raising `error(message.format(value=v))` for the first v outside [0, high) other
+    than `ignore`, eagerly and from native code alike."""
+    return apply("check_index", indices, high=int(high), ignore=int(ignore), message=message, error=error)
+
+
 def one_hot(indices, num_classes: int, dtype: str = "float32"):
     return apply("one_hot", indices, num_classes=int(num_classes), dtype=dtype)
 

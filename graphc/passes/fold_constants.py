@@ -1,4 +1,6 @@
-"""fold_constants: evaluate nodes whose inputs are all constants, at compile time."""
+"""fold_constants: evaluate nodes whose inputs are all constants, at compile time.
+
+Checks stay: a check that fails must raise when the program runs, not while it compiles."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +15,7 @@ MAX_FOLDED_ELEMENTS = 1 << 16  # larger results would bloat the module more than
 
 def fold_constants(graph: Graph) -> Graph:
     def rule(node: Node, inputs: tuple[int, ...], builder: GraphBuilder) -> int | None:
-        if node.op in ("input", "constant") or node.size > MAX_FOLDED_ELEMENTS:
+        if node.op in ("input", "constant") or node.size > MAX_FOLDED_ELEMENTS or OPS[node.op].kind == "check":
             return None
         values = [literal_value(builder.nodes[i]) for i in inputs]
         if not values or any(v is None for v in values):

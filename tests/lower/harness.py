@@ -12,7 +12,7 @@ from graphc.ops import OPS, TensorType
 from runtime.executor import aligned_empty
 from runtime.jit import compile_ir
 
-ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
 
 class Native:
@@ -39,7 +39,9 @@ class Native:
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         ins, outs, pointers = self.prepare(inputs)
-        self.entry(ctypes.addressof(pointers), self.workspace.ctypes.data)
+        detail = ctypes.c_int64(0)
+        status = self.entry(ctypes.addressof(pointers), self.workspace.ctypes.data, ctypes.addressof(detail))
+        assert status == 0, f"a check failed (status {status}, value {detail.value})"
         return outs
 
 

@@ -39,6 +39,9 @@ def cases(op, dtype):
         return [values((4, 5, 6), dtype)], {"dims": (1,), "keepdim": False}
     if op == "matmul":
         return [values((5, 7), dtype), values((7, 3), dtype)], {"transpose_a": False, "transpose_b": False}
+    if op == "check_index":  # in range (or ignored): passes its input through
+        return [np.array([[0, 3, -100], [2, 1, 1]])], {"high": 4, "ignore": -100, "error": "IndexError",
+                                                     "message": "Target {value} is out of bounds."}
     if op == "one_hot":
         return [np.array([[0, 3, -100], [2, 9, 1]])], {"num_classes": 4, "dtype": dtype}
     if op in ("reshape", "detach"):  # aliases: lowered as outputs copied from their input
@@ -56,7 +59,7 @@ def cases(op, dtype):
     raise KeyError(f"no test case for op {op!r}: add one here")
 
 
-DTYPES = {"gt": ("float32", "float64", "int64"), "eq": ("float32", "int64", "bool"),
+DTYPES = {"check_index": ("int64",), "gt": ("float32", "float64", "int64"), "eq": ("float32", "int64", "bool"),
           "add": ("float32", "float64", "int64"), "mul": ("float32", "float64", "int64"),
           "maximum": ("float32", "float64", "int64"), "neg": ("float32", "float64", "int64"),
           "cast": ("float32", "float64", "int64", "bool"), "relu": ("float32", "float64", "int64"),

@@ -30,7 +30,7 @@ def canonical(value: object) -> dtype:
     name = str(value).removeprefix("torch.").removeprefix("graphc.")
     name = {"float": "float32", "double": "float64", "long": "int64", "int32": "int64"}.get(name, name)
     try:
-        return _KNOWN[str(np.dtype(name))]
+        return _KNOWN[np.dtype(name).newbyteorder("=").name]  # either byte order names the dtype
     except (KeyError, TypeError):
         raise TypeError(f"unsupported dtype {value!r}; graphc supports float32, float64, int64 and bool") from None
 

@@ -338,7 +338,7 @@ class Tensor:
         data = self._concrete("indexing")
         if isinstance(index, Tensor):
             index = index._data
-        out = Tensor._wrap(np.ascontiguousarray(data[index]))
+        out = Tensor._wrap(c_contiguous(data[index]))
         if self.requires_grad and autograd.is_grad_enabled():
             shape, dtype = self._shape, self._dtype
 

@@ -181,6 +181,18 @@ def _is_static(x: Any) -> bool:
     return not isinstance(x, (Tensor, np.ndarray))
 
 
+def _misplaced_argument(error: Exception, names: Sequence[str], inputs: Sequence[Any]) -> TypeError | None:
+    """A TypeError naming the argument when forward failed on a non-tensor argument used as a
+    tensor (a list, a number, None), which was taken as a static value; else None."""
+    for position, (name, x) in enumerate(zip(names, inputs)):
+        kind = type(x).__name__
+        if _is_static(x) and f"'{kind}' object" in str(error):
+            return TypeError(f"forward argument '{name}' (position {position}) must be a Tensor, not {kind}: "
+                             "a traced or compiled model computes with tensors (or numpy arrays) only; "
+                             "other arguments are fixed when it compiles (graphc.tensor(...) makes a tensor)")
+    return None
+
+
 def trace(model: Any, *example_inputs: Any, root: Any = None) -> Program:
     """Run `model(*example_inputs)` on symbolic tensors and return the Program it made.
 
@@ -201,7 +213,13 @@ def trace(model: Any, *example_inputs: Any, root: Any = None) -> Program:
         args.append(tracer.symbolic_input(name, "user", tuple(t.shape), t.dtype, key=len(tensor_names)))
         tensor_names.append(name)
     with recording(tracer):
-        result = model(*args)
+        try:
+            result = model(*args)
+        except (AttributeError, TypeError) as error:
+            misplaced = _misplaced_argument(error, names, example_inputs)
+            if misplaced is None:
+                raise
+            raise misplaced from error
     flat: list[Tensor] = []
     spec = _flatten(result, flat)
     outputs = [tracer.value_of(t) for t in flat]

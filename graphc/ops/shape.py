@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import c_contiguous
 from . import functions as F
 from .registry import OpDef, ShapeError, TensorType, register
 
@@ -28,9 +29,9 @@ def _expand_infer(a: TensorType, shape: tuple[int, ...]) -> TensorType:
 
 register(OpDef("reshape", "shape", _reshape_infer, lambda a, shape: np.reshape(a, shape),
                lambda ins, out, g, shape: (F.reshape(g, ins[0].shape),)))
-register(OpDef("permute", "shape", _permute_infer, lambda a, dims: np.ascontiguousarray(np.transpose(a, dims)),
+register(OpDef("permute", "shape", _permute_infer, lambda a, dims: c_contiguous(np.transpose(a, dims)),
                lambda ins, out, g, dims: (F.permute(g, tuple(int(i) for i in np.argsort(dims))),)))
-register(OpDef("expand", "shape", _expand_infer, lambda a, shape: np.ascontiguousarray(np.broadcast_to(a, shape)),
+register(OpDef("expand", "shape", _expand_infer, lambda a, shape: c_contiguous(np.broadcast_to(a, shape)),
                lambda ins, out, g, shape: (F.sum_to(g, ins[0].shape),)))
 register(OpDef("detach", "shape", lambda a: a, lambda a: a, None,
                doc="identity that stops gradients; lowers to an alias"))

@@ -64,7 +64,7 @@ def test_a_first_step_that_fails_starts_no_optimizer_state():
 @pytest.mark.parametrize("optimizer", [graphc.optim.Adam, graphc.optim.SGD])
 def test_steps_from_many_threads_equal_the_same_steps_in_turn(optimizer):
     x, y = graphc.randn(16, 6), graphc.randn(16, 3)
-    threads, per_thread = 4, 15
+    threads, per_thread = 4, 60
     model, opt, step = _model_and_step(optimizer)
     for _ in range(threads * per_thread):
         step(x, y)

@@ -31,6 +31,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from graphc.config import env_bool, env_int, env_str
 from graphc.debug import log
 
 from .jit import NativeModule, load_object, machine_description, object_code
@@ -47,26 +48,21 @@ _refused: set[str] = set()  # folders already reported as unsafe
 
 def cache_dir() -> Path:
     """The configured folder, whether or not caching is on."""
-    if os.environ.get("GRAPHC_CACHE_DIR"):
-        return Path(os.environ["GRAPHC_CACHE_DIR"])
+    folder = env_str("GRAPHC_CACHE_DIR")
+    if folder:
+        return Path(folder)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "graphc"
 
 
+def enabled() -> bool:
+    """False when GRAPHC_CACHE switches the cache off."""
+    return env_bool("GRAPHC_CACHE", True)
+
+
 def max_bytes() -> int:
     """GRAPHC_CACHE_MAX_BYTES, or the default (with a warning) when it is not a size in bytes."""
-    text = os.environ.get("GRAPHC_CACHE_MAX_BYTES")
-    if text is None:
-        return DEFAULT_MAX_BYTES
-    try:
-        value = int(text)
-        if value >= 0:
-            return value
-    except ValueError:
-        pass
-    warnings.warn(f"graphc: GRAPHC_CACHE_MAX_BYTES={text!r} is not a size in bytes; "
-                  f"using {DEFAULT_MAX_BYTES}", stacklevel=2)
-    return DEFAULT_MAX_BYTES
+    return env_int("GRAPHC_CACHE_MAX_BYTES", DEFAULT_MAX_BYTES, minimum=0)
 
 
 def key_text(ir_text: str, signature: str) -> str:
@@ -150,7 +146,7 @@ def _unsafe(folder: Path) -> str | None:
 
 def _private_folder() -> Path | None:
     """The cache folder, created 0700 if missing; None when caching is off or the folder is unsafe."""
-    if os.environ.get("GRAPHC_CACHE", "1") == "0":
+    if not enabled():
         return None
     folder = cache_dir()
     try:
@@ -264,7 +260,7 @@ def cache_info() -> dict:
     """The folder, whether it is used, how many entries it holds, their total size and the bound."""
     folder = cache_dir()
     entries = _entries(folder)
-    if os.environ.get("GRAPHC_CACHE", "1") == "0":
+    if not enabled():
         state = "off (GRAPHC_CACHE=0)"
     elif not folder.exists():
         state = "on (folder not created yet)"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from graphc import config
 from graphc.cli import main
 from graphc.ir import GraphBuilder
 from runtime import cache
@@ -272,9 +273,11 @@ def test_the_size_bound_evicts_the_least_recently_used(folder, monkeypatch):
     assert set(entries(folder)) == {a, c, d}
 
 
-def test_a_bad_size_bound_warns_and_uses_the_default(monkeypatch):
-    monkeypatch.setenv("GRAPHC_CACHE_MAX_BYTES", "lots")
-    with pytest.warns(UserWarning, match="GRAPHC_CACHE_MAX_BYTES"):
+@pytest.mark.parametrize("value", ["lots", "-1"])
+def test_a_bad_size_bound_warns_and_uses_the_default(monkeypatch, value):
+    config.reset_warnings()
+    monkeypatch.setenv("GRAPHC_CACHE_MAX_BYTES", value)
+    with pytest.warns(RuntimeWarning, match="GRAPHC_CACHE_MAX_BYTES"):
         assert cache.max_bytes() == cache.DEFAULT_MAX_BYTES
 
 

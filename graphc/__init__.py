@@ -41,7 +41,7 @@ def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 from . import nn, optim  # noqa: E402
-from .trace import Program, trace  # noqa: E402
+from .trace import InputSpec, Program, trace  # noqa: E402
 
 _COMPILED = {"compile": "compiled", "CompiledModule": "compiled", "compile_train_step": "train_step",
              "TrainStep": "train_step"}

@@ -62,6 +62,9 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Any:
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
+    except SystemExit as e:  # the model file's own top-level code exited: say so, do not exit silently
+        raise CliError(f"importing {path} called sys.exit({e.code!r}); guard its script part with "
+                       "`if __name__ == \"__main__\":`") from None
     except Exception as e:
         raise CliError(f"importing {path} failed: {type(e).__name__}: {e}") from None
     if not hasattr(module, name):
@@ -112,9 +115,9 @@ def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str) 
 
 
 def _examples(inputs):
-    import numpy as np
+    """Shapes and dtypes only: tracing allocates nothing, however large the input."""
     import graphc
-    return [graphc.tensor(np.zeros(shape, dtype)) for shape, dtype in inputs]
+    return [graphc.InputSpec(shape, dtype) for shape, dtype in inputs]
 
 
 def cache_command(action: str) -> int:

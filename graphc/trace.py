@@ -177,8 +177,18 @@ class Program:
         return unflatten(self.output_spec, [Tensor._wrap(o) for o in outputs])
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """A tensor input known by shape and dtype only: `trace` needs no values, so a graph for a
+    100000x100000 input is traced without allocating it (`graphc dump` traces this way)."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    requires_grad: bool = False
+
+
 def _is_static(x: Any) -> bool:
-    return not isinstance(x, (Tensor, np.ndarray))
+    return not isinstance(x, (Tensor, np.ndarray, InputSpec))
 
 
 def _misplaced_argument(error: Exception, names: Sequence[str], inputs: Sequence[Any]) -> TypeError | None:
@@ -209,8 +219,8 @@ def trace(model: Any, *example_inputs: Any, root: Any = None) -> Program:
         if _is_static(x):
             args.append(x)
             continue
-        t = as_tensor(x)
-        args.append(tracer.symbolic_input(name, "user", tuple(t.shape), t.dtype, key=len(tensor_names)))
+        shape, dtype = (x.shape, x.dtype) if isinstance(x, InputSpec) else (as_tensor(x).shape, as_tensor(x).dtype)
+        args.append(tracer.symbolic_input(name, "user", tuple(shape), str(dtype), key=len(tensor_names)))
         tensor_names.append(name)
     with recording(tracer):
         try:

@@ -281,3 +281,21 @@ def test_a_closed_pipe_is_not_an_error(model_file):
                           shell=True, capture_output=True, text=True, env=env, timeout=300)
     assert done.stdout.startswith("; ModuleID")
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_dump_traces_on_shapes_alone_so_a_huge_input_allocates_nothing(capsys, tmp_path):
+    path = tmp_path / "wide.py"
+    path.write_text("import graphc.nn as nn\n\n\nclass Wide(nn.Module):\n    def __init__(self):\n"
+                    "        super().__init__()\n        self.fc = nn.Linear(100000, 4)\n\n"
+                    "    def forward(self, x):\n        return self.fc(x).relu()\n")
+    for stage_name in ("traced", "optimized"):  # 100000 x 100000 float32 would be 40 GB
+        assert main(["dump", f"{path}:Wide", "--input", "100000x100000", "--stage", stage_name]) == 0
+        assert "f32[100000,100000]" in capsys.readouterr().out
+
+
+def test_a_model_file_that_calls_sys_exit_is_reported_in_one_line(capsys, tmp_path):
+    path = tmp_path / "script.py"
+    path.write_text("import sys\nsys.exit(3)\n")
+    assert main(["dump", f"{path}:Net", "--input", "2x8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "called sys.exit(3)" in err

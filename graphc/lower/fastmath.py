@@ -4,7 +4,8 @@
 numpy on 128x512). These are the Cephes single-precision algorithms (about 1 ulp in range):
 exp reduces x = n ln2 + r with |r| <= ln2/2, evaluates a degree-6 polynomial for e^r and scales
 by 2^n in two halves, so results near the overflow and underflow ends stay right; tanh uses an
-odd polynomial below 0.625 and 1 - 2/(e^2|x| + 1) above. NaN passes through. float64 keeps libm.
+odd polynomial below 0.625 and 1 - 2/(e^2|x| + 1) above, at |x| with x's sign put back. NaN passes
+through. float64 keeps libm.
 """
 from __future__ import annotations
 
@@ -55,11 +56,12 @@ def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 def tanh_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    z = b.fmul(x, x, flags=FAST)
-    small = b.fadd(x, b.fmul(b.fmul(x, z, flags=FAST), _horner(b, z, TANH_POLY), flags=FAST), flags=FAST)
+    # tanh is odd: evaluated at |x| and given x's sign, so tanh(-0.0) is -0.0 as in torch
     magnitude = call_math(b, "llvm.fabs", x)
+    z = b.fmul(magnitude, magnitude, flags=FAST)
+    small = b.fadd(magnitude, b.fmul(b.fmul(magnitude, z, flags=FAST), _horner(b, z, TANH_POLY), flags=FAST),
+                   flags=FAST)
     e = exp_f32(b, b.fmul(magnitude, _c(2.0), flags=FAST))
     large = b.fsub(_c(1.0), b.fdiv(_c(2.0), b.fadd(e, _c(1.0), flags=FAST), flags=FAST), flags=FAST)
-    signed = call_math(b, "llvm.copysign", large, x)
-    result = b.select(b.fcmp_ordered("<", magnitude, _c(0.625)), small, signed)
+    result = call_math(b, "llvm.copysign", b.select(b.fcmp_ordered("<", magnitude, _c(0.625)), small, large), x)
     return b.select(b.fcmp_unordered("uno", x, x), x, result)

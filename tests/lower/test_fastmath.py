@@ -28,6 +28,8 @@ def test_float32_math_is_accurate_everywhere(op):
     finite = np.isfinite(expected)
     np.testing.assert_array_equal(native[~finite & ~np.isnan(expected)], expected[~finite & ~np.isnan(expected)])
     np.testing.assert_allclose(native[finite], expected[finite], rtol=3e-7, atol=np.finfo(np.float32).tiny)  # below: sigmoid flushes, as numpy float32 does
+    zero = expected == 0
+    np.testing.assert_array_equal(np.signbit(native[zero]), np.signbit(expected[zero]), err_msg="sign of zero")
 
 
 def test_the_kernels_are_vectorised():

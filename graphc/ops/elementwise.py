@@ -49,8 +49,9 @@ _unary("sqrt", np.sqrt, lambda ins, out, g: (F.div(g, F.mul(out, 2.0)),))
 _unary("tanh", np.tanh, lambda ins, out, g: (F.mul(g, F.sub(1.0, F.mul(out, out))),))
 _unary("sigmoid", lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),
        lambda ins, out, g: (F.mul(g, F.mul(out, F.sub(1.0, out))),))
-_unary("relu", lambda x: np.maximum(x, x.dtype.type(0)),
-       lambda ins, out, g: (F.where(F.gt(ins[0], 0.0), g, 0.0),))
+# relu(-0.0) is -0.0 and relu(nan) is nan; the gradient is zeroed where out <= 0, so NaN passes it
+_unary("relu", lambda x: np.where(x < 0, x.dtype.type(0), x),
+       lambda ins, out, g: (F.where(F.ge(0.0, out), 0.0, g),))
 
 # --- comparisons and selection (not differentiable in the condition) ------------------------
 _elementwise("gt", np.greater, out_dtype="bool")

@@ -30,9 +30,12 @@ _elementwise("div", np.divide, lambda ins, out, g: (F.sum_to(F.div(g, ins[1]), i
 
 
 def _pow_grad(ins, out, g):
+    # as PyTorch: no gradient through a zero exponent (x^0 is 1 even at x = 0, inf, nan), nor to
+    # the exponent at a zero base with b >= 0 (where out * log(a) would be 0 * -inf)
     a, b = ins
-    da = F.mul(g, F.mul(b, F.pow(a, F.sub(b, 1.0))))
+    da = F.where(F.eq(b, 0.0), 0.0, F.mul(g, F.mul(b, F.pow(a, F.sub(b, 1.0)))))
     db = F.mul(g, F.mul(out, F.log(a)))
+    db = F.where(F.eq(a, 0.0), F.where(F.ge(b, 0.0), 0.0, db), db)
     return F.sum_to(da, a.shape), F.sum_to(db, b.shape)
 
 

@@ -39,10 +39,16 @@ def _pow_grad(ins, out, g):
     return F.sum_to(da, a.shape), F.sum_to(db, b.shape)
 
 
+def _maximum_grad(ins, out, g):
+    # as PyTorch: ties share the gradient equally; a NaN operand passes it to both inputs
+    a, b = ins
+    shared = F.where(F.eq(a, b), F.mul(g, 0.5), g)
+    return (F.sum_to(F.where(F.gt(b, a), 0.0, shared), a.shape),
+            F.sum_to(F.where(F.gt(a, b), 0.0, shared), b.shape))
+
+
 _elementwise("pow", np.power, _pow_grad)
-_elementwise("maximum", np.maximum, lambda ins, out, g: (
-    F.sum_to(F.where(F.ge(ins[0], ins[1]), g, 0.0), ins[0].shape),
-    F.sum_to(F.where(F.ge(ins[0], ins[1]), 0.0, g), ins[1].shape)))
+_elementwise("maximum", np.maximum, _maximum_grad)
 
 # --- unary math: y = f(x), dx = g * f'(x) ------------------------------------------------
 _unary("neg", np.negative, lambda ins, out, g: (F.neg(g),))

@@ -50,7 +50,7 @@ def _compare(float_cmp: str, int_cmp: str) -> ScalarOp:
 def _maximum(b: ir.IRBuilder, args: list, node: Node) -> ir.Value:
     x, y = args
     if is_float(x.type):
-        return call_math(b, "llvm.maximum", x, y)  # propagates NaN like np.maximum
+        return call_math(b, "llvm.maximum", x, y)  # IEEE 754: NaN propagates, +0.0 > -0.0, as the reference
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 

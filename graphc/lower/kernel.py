@@ -25,8 +25,9 @@ PTR = ir.PointerType()
 LLVM_TYPES: dict[str, ir.Type] = {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": I64, "bool": I8}
 
 # Tolerances of graphc's float ops allow these; `reassoc` goes only on accumulations, so that
-# reductions and dot products vectorise (a strict chain of fadds stays scalar).
-FAST = ("nsz", "arcp", "contract")
+# reductions and dot products vectorise (a strict chain of fadds stays scalar). No `nsz`: the
+# sign of zero is visible, as in PyTorch (0 - x, -(x - 1), sum([-0.0]), maximum(-0.0, 0.0)).
+FAST = ("arcp", "contract")
 REASSOC = FAST + ("reassoc",)
 NOWRAP = ("nuw", "nsw")
 

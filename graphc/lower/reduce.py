@@ -12,7 +12,7 @@ from typing import Callable
 
 import llvmlite.ir as ir
 
-from .kernel import (I8, REASSOC, Kernel, call_math, collapse, contiguous_strides, for_range, is_float,
+from .kernel import (I8, REASSOC, Kernel, collapse, contiguous_strides, declare, for_range, is_float,
                      llvm_type, load, store, strided_loops)
 
 Combine = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
@@ -25,10 +25,18 @@ def _sum(ty: ir.Type) -> tuple[ir.Constant, Combine]:
     return ir.Constant(ty, 0), lambda b, acc, x: b.add(acc, x if x.type == ty else b.zext(x, ty))
 
 
+def _maximum(b: ir.IRBuilder, acc: ir.Value, x: ir.Value) -> ir.Value:
+    """llvm.maximum, so NaN propagates as in np.amax, with `nsz`: either of -0.0 and +0.0 may win
+    a tie (torch's amax also picks one by order); without the sign fix-up the loop is half the
+    instructions and measured 2x faster."""
+    ty = acc.type
+    name = f"llvm.maximum.{'f32' if isinstance(ty, ir.FloatType) else 'f64'}"
+    return b.call(declare(b.module, name, ty, [ty, ty]), [acc, x], fastmath=("nsz",))
+
+
 def _amax(ty: ir.Type) -> tuple[ir.Constant, Combine]:
     if is_float(ty):
-        # llvm.maximum propagates NaN, as np.amax does
-        return ir.Constant(ty, float("-inf")), lambda b, acc, x: call_math(b, "llvm.maximum", acc, x)
+        return ir.Constant(ty, float("-inf")), _maximum
     lowest = ir.Constant(ty, 0 if ty == I8 else -(2**63))
     return lowest, lambda b, acc, x: b.select(b.icmp_signed(">", x, acc), x, acc)
 

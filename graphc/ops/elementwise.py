@@ -47,8 +47,14 @@ def _maximum_grad(ins, out, g):
             F.sum_to(F.where(F.gt(a, b), 0.0, shared), b.shape))
 
 
+def _maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.maximum with IEEE 754's +0.0 > -0.0 (np.maximum returns b of two equal zeros), as the
+    lowering's llvm.maximum does."""
+    return np.where((a == 0) & (b == 0), a + b, np.maximum(a, b))  # -0 + -0 is the one -0 sum
+
+
 _elementwise("pow", np.power, _pow_grad)
-_elementwise("maximum", np.maximum, _maximum_grad)
+_elementwise("maximum", _maximum, _maximum_grad)
 
 # --- unary math: y = f(x), dx = g * f'(x) ------------------------------------------------
 _unary("neg", np.negative, lambda ins, out, g: (F.neg(g),))

@@ -5,7 +5,6 @@ compiled on first use. The helpers here also serve compile_train_step (train_ste
 """
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,8 @@ from .debug import debug_level, log
 from .ir import Graph
 from .passes import KERNEL_PIPELINE, PIPELINE, optimize
 from .tensor import Tensor
-from .trace import trace
+from .specializations import DEFAULT_LIMIT, Specializations
+from .trace import _input_names, trace
 
 
 def optimize_logged(graph: Graph, label: str, passes: tuple = PIPELINE) -> Graph:
@@ -76,30 +76,29 @@ def _hashable(value: Any) -> Any:
 class CompiledModule:
     """What graphc.compile returns: call it like the model; attributes reach the model."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, max_specializations: int = DEFAULT_LIMIT):
         object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_cache", {})
         object.__setattr__(self, "_params", list(model.named_parameters()))
-        object.__setattr__(self, "_build_lock", threading.Lock())
+        object.__setattr__(self, "_cache", Specializations(
+            f"graphc.compile({type(model).__name__})", max_specializations, self._part_names))
 
     def __call__(self, *inputs: Any) -> Any:
         model = self._model
         trainable = tuple(p.requires_grad for _, p in self._params)
         needs_grad = autograd.is_grad_enabled() and (any(trainable) or any(
             getattr(x, "requires_grad", False) for x in inputs))
-        key = (_signature(inputs), model.training, needs_grad, trainable if needs_grad else ())
-        runner = self._cache.get(key)
-        if runner is None:
-            with self._build_lock:  # threads asking for the same specialisation compile it once
-                runner = self._cache.get(key)
-                if runner is None:
-                    object.__setattr__(self, "_params", list(model.named_parameters()))
-                    params = tuple(n for n, p in self._params if p.requires_grad)
-                    runner = self._cache[key] = self._build(inputs, needs_grad, params)
-        return runner(inputs)
+        key = (*_signature(inputs), model.training, needs_grad, trainable if needs_grad else ())
+        return self._cache.get(key, lambda: self._build(inputs, needs_grad))(inputs)
 
-    def _build(self, inputs: tuple, needs_grad: bool, params: tuple[str, ...]) -> Any:
+    def _part_names(self, key: tuple) -> list[str]:
+        count = len(key) - 3
+        names = [f"argument '{n}'" for n in _input_names(self._model, count)]
+        return names + ["training mode", "grad mode", "requires_grad of the parameters"]
+
+    def _build(self, inputs: tuple, needs_grad: bool) -> Any:
         model = self._model
+        object.__setattr__(self, "_params", list(model.named_parameters()))
+        params = tuple(n for n, p in self._params if p.requires_grad)
         context = type(model).__name__
         program = trace(model, *inputs)
         forward = optimize_logged(program.graph, f"{context} forward")
@@ -136,6 +135,7 @@ class CompiledModule:
         return f"CompiledModule({self._model!r})"
 
 
-def compile(model: Any) -> CompiledModule:  # noqa: A001  (the name PyTorch users expect)
-    """Wrap `model` so each call runs native code compiled for the input shapes it sees."""
-    return CompiledModule(model)
+def compile(model: Any, max_specializations: int = DEFAULT_LIMIT) -> CompiledModule:  # noqa: A001
+    """Wrap `model` so each call runs native code compiled for the input shapes it sees; at most
+    `max_specializations` stay live (least recently used dropped)."""
+    return CompiledModule(model, max_specializations)

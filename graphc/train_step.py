@@ -20,15 +20,22 @@ from .ir import GraphBuilder
 from .ops.dispatch import recording
 from .optim.optimizer import Optimizer
 from .tensor import Tensor
+from .specializations import DEFAULT_LIMIT, Specializations
 from .trace import Tracer, trace
 
 
 class TrainStep:
     """`step(*inputs, target)` runs one training step natively and returns the loss."""
 
-    def __init__(self, model: Any, loss_fn: Any, optimizer: Optimizer):
+    def __init__(self, model: Any, loss_fn: Any, optimizer: Optimizer, max_specializations: int = DEFAULT_LIMIT):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self._cache: dict[tuple, TrainStepRunner] = {}
+        self._cache = Specializations(f"graphc.compile_train_step({type(model).__name__})", max_specializations,
+                                      self._part_names)
+
+    def _part_names(self, key: tuple) -> list[str]:
+        count = len(key) - 4
+        return ([f"argument {i}" for i in range(count)] +
+                ["training mode", "optimizer switches", "requires_grad of the parameters", "optimizer state"])
 
     def _structure(self) -> tuple:
         """What changes the graph besides shapes: update-rule switches and which params train."""
@@ -39,11 +46,8 @@ class TrainStep:
     def __call__(self, *inputs: Any) -> Tensor:
         """A step is atomic: steps from any number of threads equal the same steps run in turn."""
         with self.optimizer.lock:
-            key = (_signature(inputs), bool(self.model.training), self._structure())
-            spec = self._cache.get(key)
-            if spec is None:
-                spec = self._cache[key] = self._build(inputs)
-            return spec(self.optimizer, inputs)
+            key = (*_signature(inputs), bool(self.model.training), *self._structure())
+            return self._cache.get(key, lambda: self._build(inputs))(self.optimizer, inputs)
 
     def _build(self, inputs: tuple) -> TrainStepRunner:
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
@@ -92,6 +96,8 @@ class TrainStep:
         return TrainStepRunner(program, compiled, trained, roles)
 
 
-def compile_train_step(model: Any, loss_fn: Any, optimizer: Optimizer) -> TrainStep:
-    """One native call per step: forward, loss, backward and the optimizer's update."""
-    return TrainStep(model, loss_fn, optimizer)
+def compile_train_step(model: Any, loss_fn: Any, optimizer: Optimizer,
+                       max_specializations: int = DEFAULT_LIMIT) -> TrainStep:
+    """One native call per step: forward, loss, backward and the optimizer's update; at most
+    `max_specializations` compiled steps stay live (least recently used dropped)."""
+    return TrainStep(model, loss_fn, optimizer, max_specializations)

@@ -127,4 +127,4 @@ def test_an_array_resized_in_place_is_checked_again():
     np.testing.assert_allclose(compiled(x).detach().numpy(), model(graphc.tensor(array.copy())).detach().numpy(), rtol=1e-6)
     array.resize((3, 4), refcheck=False)
     with pytest.raises(graphc.InputError, match=r"expected float32\[2, 4\], got float32\[3, 4\]"):
-        next(iter(compiled._cache.values())).forward.run([array] + [p._data for p in model.parameters()])
+        compiled._cache.values()[0].forward.run([array] + [p._data for p in model.parameters()])

@@ -21,6 +21,8 @@ def test_split_covers_the_range_once(total, parts, multiple):
 @pytest.mark.parametrize("m", [67, 128, 3, 1])
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_threaded_matmul_matches_numpy(monkeypatch, ta, tb, m, threads):
+    import graphc.config
+    monkeypatch.setattr(graphc.config, "usable_cpus", lambda: 4)  # three-way splits on a 2-CPU machine too
     monkeypatch.setenv("GRAPHC_NUM_THREADS", threads)
     k, n = 2048, 512  # m = 67 makes two parts of enough work, m = 128 four
     assert 2 * 67 * k * n >= 2 * MIN_FLOPS_PER_THREAD

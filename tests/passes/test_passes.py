@@ -115,3 +115,16 @@ def test_fuse_elementwise_makes_one_kernel_per_chain_golden_text():
     ]
     for got, expected in zip(interpret(fused, arrays), interpret(program.graph, arrays)):
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("op, zero, removed", [("add", -0.0, True), ("add", 0.0, False), ("sub", 0.0, True),
+                                               ("sub", -0.0, False)])
+def test_simplify_drops_only_zeros_that_keep_the_sign_of_zero(op, zero, removed):
+    b = GraphBuilder()
+    x = b.input("x", "user", (2,), "float32")
+    z = b.constant(np.float32(zero))
+    graph = dead_code(simplify(b.finish([b.add(op, [x, z], {}, (2,), "float32")])))
+    assert (graph.outputs[0] == 0) is removed
+    x = np.array([-0.0, 1.0], np.float32)
+    expected = x + np.float32(zero) if op == "add" else x - np.float32(zero)
+    np.testing.assert_array_equal(np.signbit(interpret(graph, [x])[0]), np.signbit(expected))

@@ -166,7 +166,15 @@ class Program:
     def input_tensors(self, *inputs: Any) -> list[Tensor]:
         """Tensors in `graph.inputs` order, each bound by its input's role."""
         user = self.user_tensors(*inputs)
-        return [self.tensor_for(n.role, user) for n in self.graph.inputs]
+        return [user[source] if source.__class__ is int else source for source in self._binding()]
+
+    def _binding(self) -> list[int | Tensor]:
+        """Per graph input, by its role: the position of a user tensor, or the live parameter or
+        buffer (worked out once: a compiled call only indexes it)."""
+        if self.__dict__.get("_bound") is None:
+            self._bound = [n.role.key if n.role.kind == "user" else self.tensor_for(n.role, ())
+                           for n in self.graph.inputs]
+        return self._bound
 
     def input_arrays(self, *inputs: Any) -> list[np.ndarray]:
         """Arrays in `graph.inputs` order (see input_tensors)."""

@@ -33,20 +33,30 @@ class BufferSpec:
         return f"{self.dtype.name}{list(self.shape)}"
 
 
-def address(arr: np.ndarray) -> int:
-    """The data pointer of an array; c_char.from_buffer is 3x cheaper than arr.ctypes.data."""
+def _slow_address(arr: np.ndarray) -> int:
+    return arr.ctypes.data
+
+
+def _field_address(arr: np.ndarray) -> int:
+    """The `data` field of numpy's PyArrayObject, which follows the object header: 3x cheaper
+    than `arr.ctypes.data`, and used only when a probe at import confirms the layout."""
+    return _POINTER.from_address(id(arr) + _HEADER).value or 0
+
+
+_POINTER, _HEADER = ctypes.c_void_p, ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
+
+
+def _probe_layout() -> bool:
+    base = np.arange(64, dtype=np.float32)
+    probes = [base, base[3:], base.reshape(8, 8).T, np.zeros((), np.int64), np.frombuffer(bytes(8), np.uint8)]
     try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(arr))
-    except (TypeError, ValueError, BufferError):  # read-only, strided or empty arrays
-        return arr.ctypes.data
+        return all(_field_address(a) == a.ctypes.data for a in probes)
+    except (ValueError, OverflowError):
+        return False
 
 
-def _layout(arr: object) -> tuple | None:
-    """What must be unchanged for a cached pointer to stay valid: the data pointer, shape,
-    strides and dtype (an array resized or re-viewed in place changes one of them)."""
-    if not isinstance(arr, np.ndarray):
-        return None
-    return address(arr), arr.shape, arr.strides, arr.dtype
+address = _field_address if _probe_layout() else _slow_address
+address.__doc__ = "The data pointer of an array."
 
 
 def _describe(arr: np.ndarray) -> str:
@@ -77,7 +87,7 @@ class CompiledGraph:
         self._workspace = aligned_empty(max(lowered.workspace_bytes, 1))
         self._workspace_ptr = self._workspace.ctypes.data
         self._args = (ctypes.c_void_p * (len(self.inputs) + len(self.outputs)))()
-        self._seen: list[tuple | None] = [None] * len(self.inputs)  # layout whose pointer args[i] holds
+        self._seen: list[tuple | None] = [None] * len(self.inputs)
         self._detail = ctypes.c_int64(0)  # the offending value of a failed check
         self._detail_ptr = ctypes.addressof(self._detail)
         position = {n.id: i for i, n in enumerate(graph.inputs)}
@@ -127,15 +137,17 @@ class CompiledGraph:
                 self.check(arrays)
             staged: list[tuple[int, np.ndarray]] = []
             for i, arr in enumerate(arrays):
-                key = _layout(arr)
-                if key != seen[i]:
-                    ready = self._checked(i, arr)
-                    args[i] = address(ready)
-                    if ready is arr:
-                        seen[i] = key
-                    else:  # a fresh copy each call: never cached
-                        seen[i] = None
-                        staged.append((i, ready))
+                last = seen[i]  # (array, pointer, shape, strides, dtype) when args[i] holds its pointer
+                if (last is not None and last[0] is arr and last[1] == address(arr) and last[2] == arr.shape
+                        and last[3] == arr.strides and last[4] is arr.dtype):
+                    continue
+                ready = self._checked(i, arr)
+                args[i] = address(ready)
+                if ready is arr:
+                    seen[i] = (arr, args[i], arr.shape, arr.strides, arr.dtype)
+                else:  # a fresh copy each call: never cached
+                    seen[i] = None
+                    staged.append((i, ready))
             outs = [np.empty(s.shape, s.dtype) for s in self.outputs]
             base = len(seen)
             for j, arr in enumerate(outs):

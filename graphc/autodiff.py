@@ -69,6 +69,19 @@ class BackwardGraph:
     wrt: tuple[int, ...]    # forward input id of each output
 
 
+def seed_inputs(forward: Graph, tracer: Tracer) -> dict[int, Tensor]:
+    """A seed input (role seed k) for each float output k of `forward`, recorded by `tracer`:
+    the incoming gradient of each output node, summed where a node is output twice."""
+    seeds: dict[int, Tensor] = {}
+    for k, (out, name) in enumerate(zip(forward.outputs, forward.output_names)):
+        node = forward.nodes[out]
+        if node.dtype.startswith("float"):  # one seed per output, so a repeated output gets both
+            seed = tracer.symbolic_input(f"grad_{name}", "seed", node.shape, node.dtype, key=k)
+            with recording(tracer):
+                seeds[out] = F.add(seeds[out], seed) if out in seeds else seed
+    return seeds
+
+
 def build_backward(forward: Graph, wrt: Sequence[int]) -> BackwardGraph:
     """The backward graph of `forward` w.r.t. the forward inputs `wrt` (node ids), seeded at
     every float output; inputs that receive no gradient are left out of its outputs."""
@@ -86,14 +99,7 @@ def build_backward(forward: Graph, wrt: Sequence[int]) -> BackwardGraph:
                 placeholders[i] = tracer.symbolic_input(label, "saved", node.shape, node.dtype, key=node.id)
         return placeholders[i]
 
-    seeds: dict[int, Tensor] = {}
-    for k, (out, name) in enumerate(zip(forward.outputs, forward.output_names)):
-        node = forward.nodes[out]
-        if node.dtype.startswith("float"):  # one seed per output, so a repeated output gets both
-            seed = tracer.symbolic_input(f"grad_{name}", "seed", node.shape, node.dtype, key=k)
-            with recording(tracer):
-                seeds[out] = F.add(seeds[out], seed) if out in seeds else seed
-    grads = backprop(forward, tracer, value, seeds, list(wrt))
+    grads = backprop(forward, tracer, value, seed_inputs(forward, tracer), list(wrt))
     outputs, names, received = [], [], []
     with recording(tracer):
         for w in wrt:

@@ -17,8 +17,9 @@ sum, amax, index and check ops), so their edge can only be cut by saving them. A
 separates every value the backward reads from the source, so the backward can rebuild them
 from the nodes whose edge n.in -> n.out is cut: those are saved, everything between them and
 the backward's reads is recomputed by elementwise and shape ops. Of the cuts of least bytes,
-networkx's is the one nearest the sink (its sink side is what still reaches the sink in the
-residual network), so the fewest nodes are recomputed.
+networkx gives the one nearest the sink (its sink side is what still reaches the sink in the
+residual network, which lies inside the sink side of every cheapest cut), so what is
+recomputed is a subset of what any other cheapest cut would recompute.
 """
 from __future__ import annotations
 
@@ -28,9 +29,8 @@ from typing import Sequence
 import networkx as nx
 import numpy as np
 
-from .autodiff import BackwardGraph, backprop, with_saved_outputs
+from .autodiff import BackwardGraph, backprop, seed_inputs, with_saved_outputs
 from .ir import Graph, GraphBuilder, Node
-from .ops import functions as F
 from .ops.dispatch import recording
 from .ops.registry import OPS
 from .passes.dead_code import drop_unused_inputs
@@ -89,14 +89,7 @@ def joint_graph(forward: Graph, wrt: Sequence[int]) -> JointGraph:
         node = forward.nodes[i]
         return Tensor._symbolic(tracer, i, node.shape, node.dtype)
 
-    seeds: dict[int, Tensor] = {}
-    for k, (out, name) in enumerate(zip(forward.outputs, forward.output_names)):
-        node = forward.nodes[out]
-        if node.dtype.startswith("float"):  # one seed per output, so a repeated output gets both
-            seed = tracer.symbolic_input(f"grad_{name}", "seed", node.shape, node.dtype, key=k)
-            with recording(tracer):
-                seeds[out] = F.add(seeds[out], seed) if out in seeds else seed
-    grads = backprop(forward, tracer, value, seeds, list(wrt))
+    grads = backprop(forward, tracer, value, seed_inputs(forward, tracer), list(wrt))
     received = tuple(w for w in wrt if grads[w] is not None)
     with recording(tracer):
         outputs = [tracer.value_of(grads[w]) for w in received]

@@ -4,31 +4,35 @@
 """
 from __future__ import annotations
 
-from ..ir import Graph, GraphBuilder, Node
-from .rewrite import rebuild
+from typing import Callable
+
+from ..ir import Graph, Node
+from .rules import Match, Rule, X, Y, op, rewrite
+
+matmul, permute = op("matmul"), op("permute")
 
 
-def _swaps_last_two(node: Node) -> bool:
-    if node.op != "permute" or len(node.shape) < 2:
-        return False
-    dims = node.attr("dims")
+def swaps_last_two(dims: tuple[int, ...]) -> bool:
     n = len(dims)
-    return tuple(dims) == tuple(range(n - 2)) + (n - 1, n - 2)
+    return n >= 2 and tuple(dims) == tuple(range(n - 2)) + (n - 1, n - 2)
+
+
+def flipped(flag: str) -> Callable[..., int]:
+    """The matched matmul reading the captures X and Y, with `flag` negated."""
+    return lambda match, X, Y: match.node_with([X, Y], **{flag: not match.node.attr(flag)})
+
+
+def _rows_foldable(X: Node, Y: Node) -> bool:
+    # matmul's gradient takes a batched a against a 2-D b as more rows of an untransposed a
+    return len(X.shape) == 2 or len(Y.shape) > 2
+
+
+RULES = (
+    Rule(matmul(permute(X, dims=swaps_last_two), Y), flipped("transpose_a"), "matmul(xᵀ, y) -> matmul(x, y, not transpose_a)",
+         when=_rows_foldable),
+    Rule(matmul(X, permute(Y, dims=swaps_last_two)), flipped("transpose_b"), "matmul(x, yᵀ) -> matmul(x, y, not transpose_b)"),
+)
 
 
 def fold_transpose_into_matmul(graph: Graph) -> Graph:
-    def rule(node: Node, ins: tuple[int, ...], b: GraphBuilder) -> int | None:
-        if node.op != "matmul":
-            return None
-        attrs = node.attr_dict
-        a_node, b_node = b.nodes[ins[0]], b.nodes[ins[1]]
-        new_ins = list(ins)
-        if _swaps_last_two(a_node) and (len(a_node.shape) == 2 or len(b_node.shape) > 2):
-            new_ins[0], attrs["transpose_a"] = a_node.inputs[0], not attrs["transpose_a"]
-        if _swaps_last_two(b_node):
-            new_ins[1], attrs["transpose_b"] = b_node.inputs[0], not attrs["transpose_b"]
-        if tuple(new_ins) == ins:
-            return None
-        return b.add("matmul", new_ins, attrs, node.shape, node.dtype, node.module_path, node.module_type, node.source)
-
-    return rebuild(graph, rule)
+    return rewrite(graph, RULES)

@@ -1,0 +1,259 @@
+"""Buffer planning: the printed plan, results kept, and a checker that simulates the entry's memory."""
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, note, settings, strategies as st
+
+import graphc
+from graphc.ir import GraphBuilder, interpret
+from graphc.lower.buffers import ALIGNMENT, Location, format_plan, live_ranges, plan_buffers, workspace_bytes
+from graphc.lower.elementwise import SCALAR_OPS
+from graphc.lower.emitters import ALIASES, CHECKS
+from graphc.lower.kernel import itemsize
+from graphc.ops import OPS, ShapeError, TensorType
+from graphc.passes import KERNEL_PIPELINE, optimize
+from harness import Native
+from test_differential import build, programs
+
+
+def small_graph(update_bias: bool = True):
+    """fc1 -> relu -> sum (an output in its own buffer), and the bias stepped by a column sum."""
+    g = GraphBuilder()
+    x = g.input("x", "data", (4, 8), "float32")
+    w = g.input("fc1.weight", "param", (16, 8), "float32")
+    bias = g.input("fc1.bias", "param", (16,), "float32")
+    h = g.add("matmul", (x, w), {"transpose_a": False, "transpose_b": True}, (4, 16), "float32",
+              module_path="fc1", module_type="Linear")
+    h = g.add("add", (h, bias), {}, (4, 16), "float32", module_path="fc1", module_type="Linear")
+    r = g.add("relu", (h,), {}, (4, 16), "float32", module_path="act", module_type="ReLU")
+    flat = g.add("reshape", (r,), {"shape": (64,)}, (64,), "float32")
+    total = g.add("sum", (flat,), {"dims": (0,), "keepdim": False}, (), "float32")
+    column = g.add("sum", (r,), {"dims": (0,), "keepdim": False}, (16,), "float32")
+    new_bias = g.add("sub", (bias, column), {}, (16,), "float32", module_path="fc1.bias", module_type="SGD")
+    return g.finish([total], ["total"], [(new_bias, bias)] if update_bias else [])
+
+
+def test_plan_text_lists_buffers_live_ranges_and_the_peak():
+    graph = small_graph()
+    assert format_plan(graph, plan_buffers(graph, in_place=False)) == "\n".join([
+        "workspace plan: 5 buffers",
+        "  value  op      module    bytes  offset  live",
+        "  %3     matmul  fc1         256       0  %3..%4",
+        "  %4     add     fc1         256     256  %4..%5",
+        "  %5     relu    act         256       0  %5..%8",
+        "  %8     sum     -            64     256  %8..%9",
+        "  %9     sub     fc1.bias     64       0  %9..end",
+        "planned peak: 512 bytes (unplanned 896 bytes)",
+    ])
+
+
+# -- the checker -------------------------------------------------------------------------------
+
+def _elementwise(node) -> bool:
+    return node.op == "fused" or node.op in SCALAR_OPS
+
+
+def check_plan(graph, locations, in_place_allowed: bool = True) -> None:
+    """Simulate the entry point's memory under `locations` and fail on any clobbered read.
+
+    Kernels run in node order, then outputs are copied, then updates. Every read of a value
+    (directly or through aliases and checks) must find all its bytes last written by that value;
+    a kernel's output may not overlap its inputs (noalias) except an elementwise kernel writing
+    exactly over one of them (an in-place update), and nothing is written into an input before
+    the last check. Independently of that, values whose lifetimes (first write to last read)
+    intersect must not share a workspace byte, and workspace slots are 64-byte aligned."""
+    nodes, count = graph.nodes, len(graph.nodes)
+    base: dict[int, int] = {}
+    for n in nodes:
+        base[n.id] = base[n.inputs[0]] if (n.op in ALIASES or n.op in CHECKS) else n.id
+    assert set(locations) == {n.id for n in nodes}
+
+    def region(node_id, location=None):
+        location = location or locations[base[node_id]]
+        node = nodes[node_id]
+        nbytes = node.size * itemsize(node.dtype)
+        if location.kind == "workspace":
+            assert location.index % ALIGNMENT == 0, f"%{node_id} at unaligned offset {location.index}"
+            return "workspace", location.index, location.index + nbytes
+        return (location.kind, location.index), 0, nbytes
+
+    def overlap(a, b):
+        return a[0] == b[0] and a[1] < b[2] and b[1] < a[2]
+
+    writes: list[tuple[int, int, tuple]] = []  # (time, value, region), in time order
+    written: dict[int, int] = {}
+    last_read: dict[int, int] = {}
+
+    def write(time, value, where):
+        writes.append((time, value, where))
+        written[value] = time
+
+    def read(time, node_id):
+        value = base[node_id]
+        where = region(value)
+        assert value in written, f"%{value} read at {time} before it was written"
+        for when, other, place in writes:
+            if written[value] < when < time and other != value and overlap(place, where):
+                raise AssertionError(f"%{value} (read at {time}) was overwritten by %{other} at {when}")
+        last_read[value] = time
+
+    for n in nodes:
+        if n.op in ("input", "constant"):
+            write(-1, n.id, region(n.id))
+    last_check = max((n.id for n in nodes if n.op in CHECKS), default=-1)
+    for n in nodes:
+        if n.op in ("input", "constant") or n.op in ALIASES:
+            continue
+        for i in n.inputs:
+            read(n.id, i)
+        if n.op in CHECKS:
+            continue
+        out = region(n.id)
+        into_input = locations[n.id].kind == "arg" and locations[n.id].index < len(graph.inputs)
+        for i in n.inputs:
+            if overlap(out, region(base[i])):
+                exact = out == region(base[i])
+                assert in_place_allowed and into_input and exact and _elementwise(n), f"%{n.id} overlaps its input %{i}"
+        if into_input:
+            assert in_place_allowed, f"%{n.id} is written into an input"
+            assert n.id > last_check, f"%{n.id} writes into an input before the check %{last_check}"
+        write(n.id, n.id, out)
+    time = count
+    first_output = len(graph.inputs)
+    for j, node_id in enumerate(graph.outputs):
+        read(time, node_id)
+        destination = Location("arg", first_output + j)
+        if locations[base[node_id]] != destination:
+            write(time, -1 - j, region(node_id, destination))
+        time += 1
+    for value, target in graph.updates:
+        read(time, value)
+        if locations[base[value]] != locations[target]:
+            write(time, target, region(target))
+        time += 1
+
+    lifetimes = [(written[v], last_read.get(v, written[v]), region(v)) for v in written
+                 if v >= 0 and locations[v].kind == "workspace"]
+    for k, (start, end, where) in enumerate(lifetimes):
+        for start2, end2, where2 in lifetimes[k + 1:]:
+            if start <= end2 and start2 <= end:
+                assert not overlap(where, where2), f"live values share bytes: {where} and {where2}"
+
+
+def test_checker_catches_reuse_of_a_live_value_and_overlap_with_an_input():
+    graph = small_graph()
+    locations = plan_buffers(graph)
+    check_plan(graph, locations)
+    with pytest.raises(AssertionError, match="overlaps its input"):
+        check_plan(graph, {**locations, 4: locations[3]})  # add written over the matmul it reads
+    with pytest.raises(AssertionError, match="overwritten"):
+        check_plan(graph, {**locations, 8: Location("arg", 2)})  # the column sum over the bias %9 reads
+    with pytest.raises(AssertionError, match="unaligned"):
+        check_plan(graph, {**locations, 3: Location("workspace", 1024 + 4)})
+
+
+# -- random graphs -----------------------------------------------------------------------------
+
+UNARY = ("tanh", "neg", "relu", "sigmoid", "exp")
+BINARY = ("add", "sub", "mul", "maximum")
+
+
+def _node(g: GraphBuilder, op: str, ins, **attrs):
+    """Append `op` if its infer rule accepts the operands, else return None."""
+    try:
+        out = OPS[op].infer(*(TensorType(g.nodes[i].shape, g.nodes[i].dtype) for i in ins), **attrs)
+    except ShapeError:
+        return None
+    return g.add(op, ins, attrs, out.shape, out.dtype)
+
+
+@st.composite
+def planned_graphs(draw):
+    """Random DAGs over a matrix, a vector, optimizer-like state inputs updated by elementwise
+    or reduced values (sometimes read again after their update is computed), reshapes and
+    detaches (aliases), matmuls, and an index check feeding one_hot; random outputs."""
+    rows, cols = draw(st.integers(1, 4)), draw(st.integers(1, 6))
+    g = GraphBuilder()
+    pool = [g.input("x", "data", (rows, cols), "float64"), g.input("v", "data", (cols,), "float64")]
+    states = [g.input(f"s{k}", "state", (rows, cols) if k % 2 == 0 else (cols,), "float64")
+              for k in range(draw(st.integers(0, 3)))]
+    pool += states
+    index = g.input("index", "data", (rows,), "int64") if draw(st.booleans()) else None
+    pick = lambda: pool[draw(st.integers(0, len(pool) - 1))]  # noqa: E731
+    updates, pending = [], list(states)
+    for _ in range(draw(st.integers(1, 12))):
+        kind, a, b = draw(st.integers(0, 8)), pick(), pick()
+        node = None
+        if kind == 0:
+            node = _node(g, draw(st.sampled_from(UNARY[:4])), (a,))
+        elif kind == 1:
+            node = _node(g, draw(st.sampled_from(BINARY)), (a, b))
+        elif kind == 2 and g.nodes[a].shape:
+            node = _node(g, draw(st.sampled_from(["sum", "amax"])), (a,), dims=(0,), keepdim=draw(st.booleans()))
+        elif kind == 3:
+            node = _node(g, "reshape", (a,), shape=(g.nodes[a].size,)) if draw(st.booleans()) else _node(g, "detach", (a,))
+        elif kind == 4 and len(g.nodes[a].shape) == 2:
+            node = _node(g, "permute", (a,), dims=(1, 0))
+        elif kind == 5:
+            node = _node(g, "matmul", (a, b), transpose_a=False, transpose_b=True)
+        elif kind in (6, 7) and pending:
+            target = pending.pop(0)
+            t = g.nodes[target]
+            if kind == 7 and len(t.shape) == 1 and len(g.nodes[a].shape) == 2 and g.nodes[a].shape[1] == cols:
+                node = _node(g, "sum", (a,), dims=(0,), keepdim=False)  # not elementwise: copied at the end
+            else:
+                other = a if g.nodes[a].shape == t.shape else target
+                node = _node(g, draw(st.sampled_from(BINARY)), (target, other))
+            updates.append((node, target))
+        elif kind == 8 and index is not None:
+            checked = g.add("check_index", (index,), {"high": cols, "ignore": -100, "error": "IndexError",
+                                                     "message": "index {value} is out of range"}, (rows,), "int64")
+            node = _node(g, "one_hot", (checked,), num_classes=cols, dtype="float64")
+            index = None
+        pool.append(node if node is not None else _node(g, "relu", (a,)))
+    outputs = draw(st.lists(st.integers(0, len(pool) - 1), min_size=1, max_size=4))
+    return g.finish([pool[k] for k in outputs], updates=updates), (rows, cols)
+
+
+def _inputs(graph, cols, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, cols, n.shape) if n.dtype == "int64" else rng.standard_normal(n.shape)
+            for n in graph.inputs]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(planned_graphs(), st.booleans())
+def test_random_graphs_keep_their_results_and_a_sound_plan(drawn, fuse):
+    graph, (rows, cols) = drawn
+    if fuse:
+        graph = optimize(graph, KERNEL_PIPELINE)
+    note(f"{graph}\nupdates {graph.updates}\n{format_plan(graph, plan_buffers(graph))}")
+    check_plan(graph, plan_buffers(graph, in_place=False), in_place_allowed=False)
+    check_plan(graph, plan_buffers(graph))
+    inputs = _inputs(graph, cols, len(graph))
+    expected_inputs = [a.copy() for a in inputs]
+    interpret(graph, expected_inputs)
+    # outputs from a run without updates: the interpreter returns an alias of an updated input
+    # (detach %2) as its new value, while compiled code copies outputs before the updates
+    expected = interpret(dataclasses.replace(graph, updates=()), [a.copy() for a in inputs])
+    for got, want in zip(Native(graph)(*inputs), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for got, want in zip(inputs, expected_inputs):  # updates
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_differential_programs_and_their_backward_graphs_plan_soundly(program):
+    """The graphs tests/test_differential.py compiles (and checks against the interpreter)."""
+    from graphc.autodiff import build_backward, with_saved_outputs
+    shape, steps, dtype = program
+    x, y = np.ones(shape, dtype), np.ones(shape[-1:], dtype)
+    forward = optimize(graphc.trace(build(steps), graphc.tensor(x), graphc.tensor(y)).graph)
+    backward = build_backward(forward, [n.id for n in forward.inputs])
+    for graph in (forward, with_saved_outputs(forward, backward.saved), backward.graph):
+        kernels = optimize(graph, KERNEL_PIPELINE)
+        check_plan(kernels, plan_buffers(kernels))
+        ranges = live_ranges(kernels)
+        assert workspace_bytes(kernels, plan_buffers(kernels)) <= max(1, sum(r.nbytes for r in ranges))

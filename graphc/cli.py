@@ -1,7 +1,9 @@
 """`graphc dump FILE.py:NAME --input 8x784 --stage ...`: print one stage of the pipeline.
 
-Stages, in pipeline order: tree, traced, passes (the graph after each pass), optimized,
-backward, llvm (as graphc emits it), llvm-opt (after LLVM's O3), asm.
+Stages, in pipeline order: tree, traced, passes (the graph after each pass), after:<pass>,
+optimized, joint (forward and backward in one graph), backward (the backward graph after the
+min-cut partition), kernels (after the kernel passes), plan (buffers
+and lifetimes), llvm (as graphc emits it), llvm-opt (after LLVM's O3), asm.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-STAGES = ("tree", "traced", "passes", "optimized", "backward", "llvm", "llvm-opt", "asm")
+STAGES = ("tree", "traced", "passes", "optimized", "joint", "backward", "kernels", "plan", "llvm", "llvm-opt", "asm")
 
 
 class CliError(Exception):
@@ -80,38 +82,55 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Any:
     return model
 
 
+class _Reached(Exception):
+    """Raised by the dump's observer at the stage it prints: the run needs go no further."""
+
+    def __init__(self, stage: Any):
+        super().__init__(stage.name)
+        self.stage = stage
+
+
 def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str) -> str:
-    """The text of one stage for `model` traced on zero inputs of the given shapes."""
+    """The text of one stage for `model`, traced on inputs of the given shapes, made by the
+    same staged driver that graphc.compile runs."""
     import graphc
-    from graphc.autodiff import build_backward
-    from graphc.passes import KERNEL_PIPELINE, PIPELINE, optimize
-    from graphc.lower import lower
+    from graphc.compiled import build_differentiable, build_inference, trainable_inputs
+    from graphc.stages import Driver
     from graphc.tree import ModuleTree
     from runtime import jit
 
     if stage == "tree":
         return str(ModuleTree.of(model))
     program = graphc.trace(model, *_examples(inputs))
-    if stage == "traced":
-        return str(program.graph)
-    if stage == "passes":
-        parts = [f"== traced ==\n{program.graph}"]
-        optimize(program.graph, PIPELINE + KERNEL_PIPELINE,
-                 after_each=lambda name, g, s: parts.append(f"== after {name} ({s * 1e3:.2f} ms) ==\n{g}"))
-        return "\n".join(parts)
-    graph = optimize(program.graph)
-    if stage == "backward":
-        params = [n.id for n in graph.inputs if n.role.kind == "param" and program.params[n.role.key].requires_grad]
-        return str(optimize(build_backward(graph, params).graph))
-    graph = optimize(graph, KERNEL_PIPELINE)
-    if stage == "optimized":
-        return str(graph)
-    ir_text = lower(graph).ir_text
-    if stage == "llvm":
-        return ir_text
-    if stage == "llvm-opt":
-        return jit.optimized_ir(ir_text)
-    return jit.assembly(ir_text)
+    wanted = {"backward": "partitioned", "plan": "planned", "passes": "kernels",
+              "llvm-opt": "llvm", "asm": "llvm"}.get(stage, stage)
+    shown: list[str] = []
+
+    def observe(s: Any) -> None:
+        if stage == "passes" and s.name == "traced":
+            shown.append(f"== traced ==\n{s.text()}")
+        elif stage == "passes" and s.name.startswith("after:"):
+            shown.append(f"== after {s.name[len('after:'):]} ({s.seconds * 1e3:.2f} ms) ==\n{s.text()}")
+        if s.name == wanted:
+            raise _Reached(s)
+
+    try:
+        if stage in ("backward", "joint"):
+            params = [n for n, p in program.params.items() if p.requires_grad]
+            build_differentiable(program, trainable_inputs(program, params), Driver(observe), "dump")
+        else:
+            build_inference(program, Driver(observe), "dump")
+    except _Reached as reached:
+        text = reached.stage.text()
+        if stage == "passes":
+            return "\n".join(shown)
+        return jit.optimized_ir(text) if stage == "llvm-opt" else jit.assembly(text) if stage == "asm" else text
+    raise CliError(f"the pipeline made no stage {stage!r}")
+
+
+def _known_pass(stage: str) -> bool:
+    from graphc.passes.pipeline import PASSES
+    return stage.startswith("after:") and stage[len("after:"):] in PASSES
 
 
 def _examples(inputs):
@@ -151,8 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "cache":
             return cache_command(args.action)
-        if args.stage not in STAGES:
-            raise CliError(f"unknown stage {args.stage!r}; choose one of: {', '.join(STAGES)}")
+        if args.stage not in STAGES and not _known_pass(args.stage):
+            raise CliError(f"unknown stage {args.stage!r}; choose one of: {', '.join(STAGES)}, after:<pass>")
         inputs = [parse_input(text) for text in args.input]
         model = load_target(args.target, dict(parse_arg(a) for a in args.arg))
         if args.eval:

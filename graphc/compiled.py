@@ -5,38 +5,41 @@ compiled on first use. The helpers here also serve compile_train_step (train_ste
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from runtime.executor import CompiledGraph
-from runtime.training import BackwardFeeds, DifferentiableRunner, InferenceRunner
-
 from . import autograd
-from .autodiff import BackwardGraph, build_backward, with_saved_outputs
-from .debug import debug_level, log
+from .autodiff import BackwardGraph
 from .ir import Graph
-from .passes import KERNEL_PIPELINE, PIPELINE, optimize
-from .tensor import Tensor
+from .runners import BackwardFeeds, DifferentiableRunner, InferenceRunner
 from .specializations import DEFAULT_LIMIT, Specializations
-from .trace import _input_names, trace
+from .stages import Driver
+from .tensor import Tensor
+from .trace import Program, _input_names, trace
 
 
-def optimize_logged(graph: Graph, label: str, passes: tuple = PIPELINE) -> Graph:
-    """A pass pipeline, printing stages as GRAPHC_DEBUG asks."""
-    if passes is PIPELINE:  # the first pipeline a graph meets: show it as traced
-        log(2, f"{label} traced:\n{graph}")
-    after_each = (lambda name, g, seconds: log(3, f"{label} after {name} ({seconds * 1e3:.2f} ms):\n{g}"))
-    return optimize(graph, passes, after_each=after_each if debug_level() >= 3 else None)
+def build_inference(program: Program, driver: Driver, context: str) -> InferenceRunner:
+    """traced -> optimized -> kernels -> planned -> llvm -> native, for a forward without grad."""
+    forward = driver.optimize(program.graph, "forward")
+    return InferenceRunner(program, driver.compile(forward, "forward", "forward", context))
 
 
-def compiled_graph(graph: Graph, name: str, context: str) -> CompiledGraph:
-    """Kernel passes (fusion), then lowering and native code for `graph`."""
-    compiled = CompiledGraph(optimize_logged(graph, name, KERNEL_PIPELINE), name, context)
-    if debug_level() >= 4:
-        log(4, f"LLVM IR of {name}:\n{compiled.llvm_ir()}")
-        log(5, f"assembly of {name}:\n{compiled.assembly()}")
-    return compiled
+def build_differentiable(program: Program, wrt: Sequence[int], driver: Driver, context: str) -> DifferentiableRunner:
+    """The forward, differentiated w.r.t. the graph inputs at positions `wrt`; both graphs native."""
+    forward = driver.optimize(program.graph, "forward")
+    forward_train, backward = driver.differentiate(forward, [forward.inputs[j].id for j in wrt])
+    fwd = driver.compile(forward_train, "forward_train", "forward", context)
+    bwd = driver.compile(backward.graph, "backward", "backward", context)
+    return DifferentiableRunner(program, fwd, bwd, backward_feeds(forward_train, backward), len(forward.outputs))
+
+
+def trainable_inputs(program: Program, params: Sequence[str], user: Sequence[Tensor] = ()) -> list[int]:
+    """Positions of the graph inputs that take gradients: the `user` tensors that require grad
+    and the trainable parameters named in `params`."""
+    trained, wanted = set(params), {k for k, t in enumerate(user) if t.requires_grad}
+    return [j for j, n in enumerate(program.graph.inputs)
+            if (n.role.kind == "user" and n.role.key in wanted) or (n.role.kind == "param" and n.role.key in trained)]
 
 
 def backward_feeds(forward: Graph, backward: BackwardGraph) -> BackwardFeeds:
@@ -99,21 +102,11 @@ class CompiledModule:
         model = self._model
         object.__setattr__(self, "_params", list(model.named_parameters()))
         params = tuple(n for n, p in self._params if p.requires_grad)
-        context = type(model).__name__
-        program = trace(model, *inputs)
-        forward = optimize_logged(program.graph, f"{context} forward")
+        program, context = trace(model, *inputs), type(model).__name__
         if not needs_grad:
-            return InferenceRunner(program, compiled_graph(forward, "forward", context))
-        user = program.user_tensors(*inputs)
-        trained = set(params)
-        wrt = [n.id for n in forward.inputs if (n.role.kind == "user" and user[n.role.key].requires_grad)
-               or (n.role.kind == "param" and n.role.key in trained)]
-        backward = build_backward(forward, wrt)
-        backward_graph = optimize_logged(backward.graph, f"{context} backward")
-        forward_train = with_saved_outputs(forward, backward.saved)
-        fwd = compiled_graph(forward_train, "forward_train", context)
-        bwd = compiled_graph(backward_graph, "backward", context)
-        return DifferentiableRunner(program, fwd, bwd, backward_feeds(forward_train, backward), len(forward.outputs))
+            return build_inference(program, Driver(), context)
+        wrt = trainable_inputs(program, params, program.user_tensors(*inputs))
+        return build_differentiable(program, wrt, Driver(), context)
 
     def specializations(self) -> int:
         return len(self._cache)

@@ -1,8 +1,30 @@
-"""GRAPHC_DEBUG, the one debug knob: 1 timings, 2 traced graph, 3 graph after each pass,
-4 LLVM IR, 5 assembly. `graphc dump` prints the same stages with the same printers."""
+"""GRAPHC_DEBUG, the one debug knob: 1 timings, 2 traced and optimized graphs, 3 the graph after
+each pass, kernels and the buffer plan, 4 LLVM IR, 5 assembly. Messages go through the
+`graphc.debug` logger to stderr, never stdout; `graphc dump` prints the same stages with the same printers."""
 from __future__ import annotations
 
+import logging
+import sys
+
 from .config import env_int
+
+logger = logging.getLogger("graphc.debug")  # its own level and handler: the `graphc` logger stays the user's
+logger.propagate = False
+logger.setLevel(logging.DEBUG)
+
+
+class _Stderr(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (test capture and redirection included)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # a logging failure must not break a compile
+            self.handleError(record)
+
+
+_handler = _Stderr()
+_handler.setFormatter(logging.Formatter("[graphc] %(message)s"))
 
 
 def debug_level() -> int:
@@ -11,6 +33,8 @@ def debug_level() -> int:
 
 
 def log(level: int, text: str) -> None:
-    """Print `text` when GRAPHC_DEBUG is at least `level`."""
+    """Log `text` on the `graphc` logger when GRAPHC_DEBUG is at least `level`."""
     if debug_level() >= level:
-        print(f"[graphc] {text}", flush=True)
+        if _handler not in logger.handlers:
+            logger.addHandler(_handler)
+        logger.debug(text)

@@ -1,9 +1,10 @@
 """Running compiled graphs from the user's side: inference, a compiled forward whose outputs
 backpropagate through a compiled backward graph, and whole train steps.
 
-The graphs are built by graphc (graphc/compiled.py, graphc/train_step.py); these runners only
-gather buffers by the roles the compiler gave them (positions, never names), call native code,
-and hand results back as graphc tensors. State is committed only after a call succeeded.
+The graphs are built by graphc/compiled.py and graphc/train_step.py and loaded by the runtime
+(runtime.executor.CompiledGraph); these runners gather tensors by the roles the compiler gave
+them (positions, never names), call native code, and hand results back as graphc tensors,
+with autograd attached. State is committed only after a call succeeded.
 """
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphc import autograd
-from graphc.tensor import Tensor
-from graphc.trace import Program, unflatten
+from runtime.executor import CompiledGraph
 
-from .executor import CompiledGraph
+from . import autograd
+from .tensor import Tensor
+from .trace import Program, unflatten
 
 
 @dataclass

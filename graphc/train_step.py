@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from runtime.training import Trained, TrainStepRunner
-
 from .autodiff import backprop
-from .compiled import _signature, compiled_graph, optimize_logged
+from .compiled import _signature
 from .ir import GraphBuilder
 from .ops.dispatch import recording
+from .runners import Trained, TrainStepRunner
+from .stages import Driver
 from .optim.optimizer import Optimizer
 from .tensor import Tensor
 from .specializations import DEFAULT_LIMIT, Specializations
@@ -59,7 +59,8 @@ class TrainStep:
         loss_node = program.graph.nodes[program.graph.outputs[0]]
         if len(program.graph.outputs) != 1 or loss_node.shape != ():
             raise ValueError("compile_train_step: the loss function must return one scalar tensor")
-        forward = optimize_logged(program.graph, "train step forward")
+        driver = Driver()
+        forward = driver.optimize(program.graph, "train step")
         tracer = Tracer(builder=GraphBuilder(list(forward.nodes)))
         value = {n.id: Tensor._symbolic(tracer, n.id, n.shape, n.dtype) for n in forward.nodes}
         param_inputs = {n.role.key: n for n in forward.inputs if n.role.kind == "param"}
@@ -90,8 +91,8 @@ class TrainStep:
                 trained.append(Trained(name, p, group, {h: np.zeros((), node.dtype) for h in names}))
         tracer.provenance = None
         joint = tracer.builder.finish([loss_id], ["loss"], updates)
-        joint = optimize_logged(joint, "train step")
-        compiled = compiled_graph(joint, "train_step", type(model).__name__)
+        joint = driver.differentiated(joint, "train step")
+        compiled = driver.compile(joint, "train_step", "train step", type(model).__name__)
         roles = tuple((n.role.kind, n.role.key) for n in joint.inputs)
         return TrainStepRunner(program, compiled, trained, roles)
 

@@ -1,36 +1,22 @@
-"""CompiledGraph: a graph lowered to one native entry point, called with checked numpy buffers."""
+"""CompiledGraph: a lowered artifact loaded as native code, called with checked numpy buffers."""
 from __future__ import annotations
 
 import ctypes
 import threading
 import time
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from graphc.debug import log
 from graphc.arrays import c_contiguous
 from graphc.errors import InputError
-from graphc.ops.checks import CHECK_ERRORS
-from graphc.ir import Graph
-from graphc.lower import lower
 
+from .abi import CHECK_ERRORS, Artifact
 from .cache import compile_cached
 from .jit import NativeModule
 
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 ALIGNMENT = 64
-
-
-@dataclass(frozen=True)
-class BufferSpec:
-    name: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    def describe(self) -> str:
-        return f"{self.dtype.name}{list(self.shape)}"
 
 
 def _slow_address(arr: np.ndarray) -> int:
@@ -73,28 +59,21 @@ def aligned_empty(nbytes: int) -> np.ndarray:
 class CompiledGraph:
     """Native code for one graph; `run` checks every buffer before entering it."""
 
-    def __init__(self, graph: Graph, name: str = "graphc_main", context: str = ""):
+    def __init__(self, artifact: Artifact, context: str = ""):
         start = time.perf_counter()
-        self.graph, self.context = graph, context
-        lowered = lower(graph, name)
-        self.native: NativeModule = compile_cached(
-            lowered.ir_text, abi_signature(graph, lowered.entry, lowered.workspace_bytes), lowered.entry)
-        self.lowered = lowered
-        self._entry = _ENTRY(self.native.address(lowered.entry))
-        self.inputs = tuple(BufferSpec(n.attr("name"), n.shape, np.dtype(n.dtype)) for n in graph.inputs)
-        self.outputs = tuple(BufferSpec(name, graph.nodes[i].shape, np.dtype(graph.nodes[i].dtype))
-                             for i, name in zip(graph.outputs, graph.output_names))
-        self._workspace = aligned_empty(max(lowered.workspace_bytes, 1))
+        self.artifact, self.context = artifact, context
+        self.native: NativeModule = compile_cached(artifact.ir_text, artifact.signature(), artifact.entry)
+        self._entry = _ENTRY(self.native.address(artifact.entry))
+        self.inputs, self.outputs = artifact.inputs, artifact.outputs
+        self._workspace = aligned_empty(max(artifact.workspace_bytes, 1))
         self._workspace_ptr = self._workspace.ctypes.data
         self._args = (ctypes.c_void_p * (len(self.inputs) + len(self.outputs)))()
         self._seen: list[tuple | None] = [None] * len(self.inputs)
         self._detail = ctypes.c_int64(0)  # the offending value of a failed check
         self._detail_ptr = ctypes.addressof(self._detail)
-        position = {n.id: i for i, n in enumerate(graph.inputs)}
-        self._updated = frozenset(position[target] for _, target in graph.updates)
+        self._updated = artifact.updated
         self._lock = threading.Lock()
         self.compile_seconds = time.perf_counter() - start
-        log(1, f"compiled {name} ({len(graph)} nodes) in {self.compile_seconds * 1e3:.1f} ms")
 
     def check(self, arrays: Sequence[np.ndarray]) -> None:
         """Raise InputError (naming the model and the input) unless every buffer fits."""
@@ -162,9 +141,9 @@ class CompiledGraph:
 
     def _failure(self, status: int) -> Exception:
         """The error of the check that failed (status - 1 indexes the lowered checks)."""
-        if not 0 < status <= len(self.lowered.checks):
+        if not 0 < status <= len(self.artifact.checks):
             return RuntimeError(f"{self._where()}native code returned an unknown status {status}")
-        check = self.lowered.checks[status - 1]
+        check = self.artifact.checks[status - 1]
         message = check.message.format(value=self._detail.value)
         return CHECK_ERRORS[check.error](f"{check.where}: {message}")
 
@@ -176,13 +155,3 @@ class CompiledGraph:
 
     def assembly(self) -> str:
         return self.native.assembly()
-
-
-def abi_signature(graph: Graph, entry: str, workspace_bytes: int) -> str:
-    """The entry point's calling convention as text, for the compile cache to match exactly:
-    its name, each input and output buffer's dtype and shape in argument order, and the
-    workspace size, e.g. `abi=2 entry=main in=float32[4,16];float32[3,16] out=float32[4,3] workspace=256`."""
-    def buffers(nodes) -> str:
-        return ";".join(f"{n.dtype}[{','.join(map(str, n.shape))}]" for n in nodes)
-    return (f"abi=2 entry={entry} in={buffers(graph.inputs)} "
-            f"out={buffers(graph.nodes[i] for i in graph.outputs)} workspace={workspace_bytes}")

@@ -23,7 +23,7 @@ import threading
 import llvmlite.binding as llvm
 
 from graphc.config import num_threads
-from graphc.lower.threads import ENTRY
+from .abi import PARALLEL_ENTRY as ENTRY
 
 MAX_WORKERS = 64
 SPINS_BEFORE_SLEEP = 1 << 17  # a few ms of `pause` after the last part, then a futex sleep

@@ -153,20 +153,20 @@ def test_backward_outputs_parameter_gradients_from_saved_values(capsys, model_fi
 def test_llvm_has_the_entry_point_and_named_kernels(capsys, model_file):
     out = stage(capsys, model_file, "llvm")
     defines = [line for line in out.splitlines() if line.startswith("define")]
-    assert any('@"graphc_main"' in line or "@graphc_main" in line for line in defines)
+    assert any('@"forward"' in line or "@forward" in line for line in defines)
     kernels = [line.split("@", 1)[1].split("(", 1)[0].strip('"') for line in defines]
     assert any(k.startswith("k") and "fc1" in k for k in kernels), kernels
 
 
 def test_llvm_opt_is_vectorised(capsys, model_file):
     out = stage(capsys, model_file, "llvm-opt")
-    assert "define" in out and "graphc_main" in out
+    assert "define" in out and "forward" in out
     assert "<8 x float>" in out or "<4 x float>" in out
 
 
 def test_asm_has_vector_instructions_and_the_entry_symbol(capsys, model_file):
     out = stage(capsys, model_file, "asm")
-    assert "graphc_main:" in out
+    assert "forward:" in out
     assert any(op in out for op in ("vfmadd", "vmovups", "vmulps", "mulps", "movups"))
 
 

@@ -7,7 +7,7 @@ import graphc.nn as nn
 import graphc.nn.functional as F
 from graphc.ir import interpret
 from graphc.passes import optimize
-from runtime.executor import CompiledGraph
+from graphc.stages import compile_graph
 
 rng = np.random.default_rng(0)
 
@@ -178,7 +178,7 @@ def test_inputs_the_model_cannot_take_raise_errors_naming_the_module():
 def test_compiled_graph_checks_shape_and_dtype_before_native_code():
     model = MLP()
     program = graphc.trace(model, batch(2, 12))
-    compiled = CompiledGraph(optimize(program.graph), context="MLP")
+    compiled = compile_graph(optimize(program.graph), context="MLP")
     arrays = program.input_arrays(batch(2, 12))
     compiled.run(arrays)
     bad_shape = [np.zeros((3, 12), np.float32)] + arrays[1:]

@@ -4,9 +4,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import graphc
 from graphc.ops import functions as F
-from graphc.passes import KERNEL_PIPELINE, optimize
+from graphc.passes import optimize
 from graphc.ir import interpret
-from runtime.executor import CompiledGraph
+from graphc.stages import compile_graph
 
 UNARY = [F.neg, F.exp, F.tanh, F.sigmoid, F.relu, lambda x: F.sqrt(F.add(F.mul(x, x), 1.0)),
          lambda x: F.log(F.add(F.exp(x), 1.0))]
@@ -58,7 +58,7 @@ def test_random_programs_compile_to_the_reference_result(program):
     y = rng.standard_normal(shape[-1:]).astype(dtype)
     traced = graphc.trace(build(steps), graphc.tensor(x), graphc.tensor(y))
     expected = interpret(traced.graph, [x, y])
-    got = CompiledGraph(optimize(optimize(traced.graph), KERNEL_PIPELINE)).run([x, y])
+    got = compile_graph(optimize(traced.graph)).run([x, y])
     tol = 1e-4 if dtype == "float32" else 1e-10
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=tol, atol=tol)
@@ -80,7 +80,7 @@ def test_random_backward_graphs_compile_to_the_reference_result(program):
     feed = [[x, y][j] if kind == "input" else outs[j] if kind == "output"
             else rng.standard_normal(n.shape).astype(n.dtype) for (kind, j), n in zip(sources, backward.graph.inputs)]
     expected = interpret(backward.graph, feed)
-    got = CompiledGraph(optimize(optimize(backward.graph), KERNEL_PIPELINE)).run(feed)
+    got = compile_graph(optimize(backward.graph)).run(feed)
     tol = 1e-4 if dtype == "float32" else 1e-10
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=tol, atol=tol)

@@ -124,7 +124,7 @@ def test_eager_use_does_not_load_llvm_and_runtime_imports_first():
     import subprocess
     import sys
     code = ("import sys, graphc; graphc.randn(2).exp(); assert 'llvmlite' not in sys.modules; "
-            "import runtime.executor, runtime.training; graphc.compile")
+            "import runtime.executor, graphc.runners; graphc.compile")
     subprocess.run([sys.executable, "-c", code], check=True)
-    subprocess.run([sys.executable, "-c", "import runtime.training; import graphc; graphc.compile_train_step"],
+    subprocess.run([sys.executable, "-c", "import graphc.runners; import graphc; graphc.compile_train_step"],
                    check=True)

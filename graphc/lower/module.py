@@ -16,20 +16,12 @@ from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
+from runtime.abi import CheckSpec
+
 from ..ir import Graph, Node
 from .buffers import Location, assign_buffers, workspace_bytes
 from .emitters import ALIASES, CHECKS, EMITTERS
 from .kernel import I1, I8, I32, I64, PTR, Kernel, LoweringError, declare, i64, itemsize
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    """What the runtime raises when check k fails: `error(f"{where}: {message}")`, with the
-    offending value substituted for `{value}` in the message."""
-
-    error: str    # a name from graphc.ops.checks.CHECK_ERRORS
-    message: str
-    where: str    # "in module 'fc1' (Linear) at net.py:12"
 
 
 @dataclass(frozen=True)

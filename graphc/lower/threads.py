@@ -11,10 +11,11 @@ from typing import Callable, Sequence
 
 import llvmlite.ir as ir
 
+from runtime.abi import PARALLEL_ENTRY as ENTRY
+
 from ..config import num_threads  # noqa: F401  (GRAPHC_NUM_THREADS, capped at the usable CPUs)
 from .kernel import I64, PTR, Kernel, declare, i64
 
-ENTRY = "graphc_parallel"
 # A part must hold about 30 µs of work (2M flops at ~65 GFLOP/s): handing a part to a spinning
 # worker costs about a microsecond, but a worker that went to sleep takes longer to wake.
 MIN_FLOPS_PER_THREAD = 1 << 21

@@ -11,9 +11,7 @@ import numpy as np
 
 from .registry import OpDef, ShapeError, TensorType, register
 
-# the errors a check may raise, by name (the lowered artifact carries names, not classes)
-CHECK_ERRORS: dict[str, type[Exception]] = {"IndexError": IndexError, "ValueError": ValueError,
-                                            "RuntimeError": RuntimeError}
+from runtime.abi import CHECK_ERRORS  # the errors a check may raise, by name (the artifact carries names)
 
 
 def _index_infer(a: TensorType, high: int, ignore: int, message: str, error: str) -> TensorType:

@@ -22,7 +22,7 @@ from graphc import config
 from graphc.cli import main
 from graphc.ir import GraphBuilder
 from runtime import cache
-from runtime.executor import CompiledGraph
+from graphc.stages import compile_graph
 from runtime.jit import compile_ir, object_code
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,7 +74,7 @@ def linear(batch):
 def check_linear(batch):
     rng = np.random.default_rng()  # new values each call: stale memory cannot pass for a result
     x, w = rng.standard_normal((batch, 16)).astype(np.float32), rng.standard_normal((3, 16)).astype(np.float32)
-    np.testing.assert_allclose(CompiledGraph(linear(batch)).run([x, w])[0], x @ w.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(compile_graph(linear(batch)).run([x, w])[0], x @ w.T, rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 import graphc
 import graphc.nn as nn
 from graphc.ir import GraphBuilder
-from runtime.executor import CompiledGraph
+from graphc.stages import compile_graph
 
 
 class Net(nn.Module):
@@ -108,7 +108,7 @@ def test_a_byte_order_mismatch_is_converted_and_a_dtype_mismatch_is_named():
     b = GraphBuilder()
     x = b.input("x", "user", (2, 3), "float32")
     graph = b.finish([b.add("neg", [x], {}, (2, 3), "float32")])
-    compiled = CompiledGraph(graph)
+    compiled = compile_graph(graph)
     big = np.arange(6, dtype=">f4").reshape(2, 3)
     np.testing.assert_array_equal(compiled.run([big])[0], -np.arange(6, dtype=np.float32).reshape(2, 3))
     with pytest.raises(graphc.InputError, match=r"expected float32\[2, 3\], got float64\[2, 3\] \(big-endian\)"):

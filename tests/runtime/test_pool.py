@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from graphc.ir import GraphBuilder
-from runtime.executor import CompiledGraph
+from graphc.stages import compile_graph
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,8 +33,8 @@ def two_threads(monkeypatch):
 
 
 def test_kernels_split_across_the_pool_are_correct_many_times(two_threads):
-    compiled = CompiledGraph(big_matmul())
-    assert "graphc_parallel" in compiled.lowered.ir_text
+    compiled = compile_graph(big_matmul())
+    assert "graphc_parallel" in compiled.artifact.ir_text
     x, w = operands(0)
     expected = np.maximum(x @ w.T, 0)
     for _ in range(200):
@@ -42,7 +42,7 @@ def test_kernels_split_across_the_pool_are_correct_many_times(two_threads):
 
 
 def test_graphs_running_in_several_python_threads_share_the_pool(two_threads):
-    graphs = [CompiledGraph(big_matmul()), CompiledGraph(big_matmul(64, 256, 512))]
+    graphs = [compile_graph(big_matmul()), compile_graph(big_matmul(64, 256, 512))]
     inputs = [operands(1), operands(2, 64, 256, 512)]
     expected = [np.maximum(x @ w.T, 0) for x, w in inputs]
     failures = []
@@ -67,8 +67,8 @@ sys.path.insert(0, {root!r})
 sys.path.insert(0, {tests!r})
 os.environ["GRAPHC_NUM_THREADS"] = "2"
 from test_pool import big_matmul, operands
-from runtime.executor import CompiledGraph
-compiled = CompiledGraph(big_matmul())
+from graphc.stages import compile_graph
+compiled = compile_graph(big_matmul())
 x, w = operands(3)
 expected = np.maximum(x @ w.T, 0)
 assert np.allclose(compiled.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)
@@ -80,7 +80,7 @@ FORK = """
 pid = os.fork()
 if pid == 0:
     ok = np.allclose(compiled.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)
-    again = CompiledGraph(big_matmul())
+    again = compile_graph(big_matmul())
     ok = ok and np.allclose(again.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)
     os._exit(0 if ok else 3)
 _, status = os.waitpid(pid, 0)
@@ -104,8 +104,8 @@ def test_without_workers_split_kernels_run_in_turn():
     script = script.replace('os.environ["GRAPHC_NUM_THREADS"] = "2"', (
         'os.environ["GRAPHC_NUM_THREADS"] = "1"\n'
         'import graphc.lower.linalg as linalg\nlinalg.num_threads = lambda: 2  # split anyway'))
-    script = script.replace("compiled = CompiledGraph(big_matmul())",
-                            "compiled = CompiledGraph(big_matmul())\nassert 'graphc_parallel' in compiled.lowered.ir_text")
+    script = script.replace("compiled = compile_graph(big_matmul())",
+                            "compiled = compile_graph(big_matmul())\nassert 'graphc_parallel' in compiled.artifact.ir_text")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=ROOT))
     assert done.returncode == 0, done.stderr

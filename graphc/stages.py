@@ -1,0 +1,143 @@
+"""The one staged driver: every compile path (graphc.compile, compile_train_step, graphc dump,
+GRAPHC_DEBUG) runs its stages through a Driver, in pipeline order:
+
+    traced -> after:<pass> ... -> optimized -> joint -> partitioned -> kernels -> planned -> llvm -> native
+
+(a train step's graph already holds forward, backward and update: it is `differentiated` instead
+of joint and partitioned, and runs as one native call).
+
+Each stage is a frozen, printable `Stage` handed to the driver's observer as it is made: the
+default observer logs stages as GRAPHC_DEBUG asks; `graphc dump` observes the same run and stops
+at the stage it prints. The driver hands the runtime a lowered `Artifact` (runtime/abi.py), so
+data flows one way: graphc -> runtime.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from runtime.abi import Artifact, BufferSpec
+from runtime.executor import CompiledGraph
+
+from .autodiff import BackwardGraph
+from .debug import debug_level, log
+from .ir import Graph
+from .lower import lower
+from .lower.buffers import format_plan, assign_buffers
+from .partition import JointGraph, joint_graph, partition
+from .passes import KERNEL_PIPELINE, PIPELINE, optimize
+
+STAGES = ("traced", "optimized", "joint", "partitioned", "differentiated", "kernels", "planned", "llvm", "native")
+_LEVEL = {"traced": 2, "optimized": 2, "joint": 3, "partitioned": 2, "differentiated": 2, "kernels": 3,
+          "planned": 3, "llvm": 4}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of one graph: `label` says which graph (forward, backward, train step)."""
+
+    name: str  # one of STAGES, or "after:<pass>"
+    label: str
+    value: Any  # Graph, BackwardGraph, plan text, LLVM IR text, CompiledGraph
+    seconds: float
+
+    def text(self) -> str:
+        value = self.value
+        return str(value.graph if isinstance(value, (BackwardGraph, JointGraph)) else value)
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.name} ({self.seconds * 1e3:.2f} ms):\n{self.text()}"
+
+
+def log_stage(stage: Stage) -> None:
+    """The default observer: GRAPHC_DEBUG=1 timings, 2 graphs, 3 after each pass and kernels,
+    4 LLVM IR, 5 assembly."""
+    level = debug_level()
+    if not level:
+        return
+    if stage.name == "native":
+        log(1, f"compiled {stage.label} in {stage.seconds * 1e3:.1f} ms")
+        if level >= 5:
+            log(5, f"{stage.label} assembly:\n{stage.value.assembly()}")
+        return
+    wanted = 3 if stage.name.startswith("after:") else _LEVEL.get(stage.name, 2)
+    if level >= wanted:
+        log(wanted, str(stage))
+    else:
+        log(1, f"{stage.label} {stage.name} in {stage.seconds * 1e3:.2f} ms")
+
+
+class Driver:
+    """Runs stages and reports each one to `observe`."""
+
+    def __init__(self, observe: Callable[[Stage], None] = log_stage):
+        self.observe = observe
+
+    def _emit(self, name: str, label: str, value: Any, start: float) -> Any:
+        self.observe(Stage(name, label, value, time.perf_counter() - start))
+        return value
+
+    def optimize(self, graph: Graph, label: str) -> Graph:
+        """traced, then the graph after each pass of PIPELINE, then optimized."""
+        self._emit("traced", label, graph, time.perf_counter())
+        start = time.perf_counter()
+        return self._emit("optimized", label, optimize(graph, PIPELINE, after_each=self._after_each(label)), start)
+
+    def _after_each(self, label: str) -> Callable[[str, Graph, float], None]:
+        return lambda name, g, seconds: self.observe(Stage(f"after:{name}", label, g, seconds))
+
+    def differentiate(self, forward: Graph, wrt: Sequence[int], label: str = "backward") -> tuple[Graph, BackwardGraph]:
+        """joint (forward and backward in one graph, w.r.t. the inputs `wrt`), then partitioned
+        by a min-cut: the forward graph that also returns what the backward reads, and the
+        (optimised) backward graph, which recomputes cheap values instead of saving them."""
+        start = time.perf_counter()
+        joint = self._emit("joint", label, joint_graph(forward, wrt), start)
+        start = time.perf_counter()
+        forward_train, backward = partition(joint)
+        backward = BackwardGraph(optimize(backward.graph, PIPELINE), backward.saved, backward.wrt)
+        self._emit("partitioned", label, backward, start)
+        return forward_train, backward
+
+    def differentiated(self, joint: Graph, label: str) -> Graph:
+        """A graph that already holds its gradients (a train step's forward, backward and
+        update), optimised and reported as the differentiated stage."""
+        start = time.perf_counter()
+        return self._emit("differentiated", label, optimize(joint, PIPELINE), start)
+
+    def lower(self, graph: Graph, name: str, label: str) -> Artifact:
+        """kernels (the graph after KERNEL_PIPELINE), planned (its buffers), llvm (the module)."""
+        start = time.perf_counter()
+        kernels = self._emit("kernels", label, optimize(graph, KERNEL_PIPELINE, after_each=self._after_each(label)),
+                             start)
+        start = time.perf_counter()
+        self._emit("planned", label, format_plan(kernels, assign_buffers(kernels)), start)
+        start = time.perf_counter()
+        lowered = lower(kernels, name)
+        self._emit("llvm", label, lowered.ir_text, start)
+        return Artifact(name, lowered.ir_text, lowered.entry, lowered.workspace_bytes,
+                        _buffers(kernels, [n.id for n in kernels.inputs], [n.attr("name") for n in kernels.inputs]),
+                        _buffers(kernels, kernels.outputs, kernels.output_names),
+                        _updated(kernels), lowered.checks)
+
+    def compile(self, graph: Graph, name: str, label: str, context: str = "") -> CompiledGraph:
+        """lower, then native code (CompiledGraph loads the artifact)."""
+        artifact = self.lower(graph, name, label)
+        start = time.perf_counter()
+        return self._emit("native", label, CompiledGraph(artifact, context), start)
+
+
+def _buffers(graph: Graph, ids: Sequence[int], names: Sequence[str]) -> tuple[BufferSpec, ...]:
+    return tuple(BufferSpec(name, graph.nodes[i].shape, np.dtype(graph.nodes[i].dtype)) for i, name in zip(ids, names))
+
+
+def _updated(graph: Graph) -> frozenset[int]:
+    position = {n.id: j for j, n in enumerate(graph.inputs)}
+    return frozenset(position[target] for _, target in graph.updates)
+
+
+def compile_graph(graph: Graph, name: str = "graphc_main", context: str = "") -> CompiledGraph:
+    """Kernel passes, lowering and native code for one graph (tests and tools use this)."""
+    return Driver().compile(graph, name, name, context)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..ir import Graph, Node
-from .rules import Match, Rule, X, Y, op, rewrite
+from .rules import Rule, X, Y, op, rewrite
 
 matmul, permute = op("matmul"), op("permute")
 

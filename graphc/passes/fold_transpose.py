@@ -22,15 +22,16 @@ def flipped(flag: str) -> Callable[..., int]:
     return lambda match, X, Y: match.node_with([X, Y], **{flag: not match.node.attr(flag)})
 
 
-def _rows_foldable(X: Node, Y: Node) -> bool:
+def _transpose_a_allowed(X: Node, Y: Node) -> bool:
     # matmul's gradient takes a batched a against a 2-D b as more rows of an untransposed a
     return len(X.shape) == 2 or len(Y.shape) > 2
 
 
 RULES = (
-    Rule(matmul(permute(X, dims=swaps_last_two), Y), flipped("transpose_a"), "matmul(xᵀ, y) -> matmul(x, y, not transpose_a)",
-         when=_rows_foldable),
-    Rule(matmul(X, permute(Y, dims=swaps_last_two)), flipped("transpose_b"), "matmul(x, yᵀ) -> matmul(x, y, not transpose_b)"),
+    Rule(matmul(permute(X, dims=swaps_last_two), Y), flipped("transpose_a"),
+         "matmul(xᵀ, y) -> matmul(x, y, not transpose_a)", when=_transpose_a_allowed),
+    Rule(matmul(X, permute(Y, dims=swaps_last_two)), flipped("transpose_b"),
+         "matmul(x, yᵀ) -> matmul(x, y, not transpose_b)"),
 )
 
 

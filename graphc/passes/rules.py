@@ -72,6 +72,8 @@ class Match:
 
 
 class Rule(NamedTuple):
+    """One row of a rule table: where `pattern` matches (and `when` holds), the node becomes `replacement`."""
+
     pattern: Op
     replacement: Capture | Callable[..., int]
     comment: str

@@ -83,7 +83,8 @@ def _step(b: GraphBuilder, values: list[int], kind: int, i: int, j: int, dtype: 
 def graphs(draw) -> Graph:
     dtype = draw(st.sampled_from(["float32", "float64", "int64"]))
     shape = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=3)))
-    steps = draw(st.lists(st.tuples(st.integers(0, 7), st.integers(0, 63), st.integers(0, 63)), min_size=1, max_size=12))
+    step = st.tuples(st.integers(0, 7), st.integers(0, 63), st.integers(0, 63))  # kind, operand, variant
+    steps = draw(st.lists(step, min_size=1, max_size=12))
     b = GraphBuilder()
     values = [b.input("x", "user", shape, dtype), b.input("y", "user", shape, dtype)]
     for kind, i, j in steps:
@@ -102,8 +103,8 @@ def random_inputs(graph: Graph, seed: int = 0) -> list[np.ndarray]:
             arrays.append(r.integers(-3, 4, node.shape))
             continue
         a = r.standard_normal(node.shape).astype(node.dtype)
-        zeros = r.random(node.shape) < 0.25
-        arrays.append(np.where(zeros, np.copysign(np.zeros_like(a), r.standard_normal(node.shape)), a).astype(node.dtype))
+        signed_zeros = np.copysign(np.zeros_like(a), r.standard_normal(node.shape))
+        arrays.append(np.where(r.random(node.shape) < 0.25, signed_zeros, a).astype(node.dtype))
     return arrays
 
 

@@ -10,8 +10,8 @@ kernels mark their pointers `noalias` and read their inputs while writing their 
 
 An update whose new value is computed elementwise at the target's shape and dtype, after the
 last check, when nothing later reads the old value, is written straight into the target's
-buffer and its memcpy disappears (`plan_buffers(graph, in_place=True)`; not the default until
-module.py drops `noalias` on that kernel's shared pointers).
+buffer and its memcpy disappears (module.py leaves `noalias` off the pointers that kernel shares).
+Its readers then read it there; the old value is dead by then.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class LiveRange:
         return self.start <= other.end and other.start <= self.end
 
 
-def plan_buffers(graph: Graph, in_place: bool = False) -> dict[int, Location]:
+def plan_buffers(graph: Graph, in_place: bool = True) -> dict[int, Location]:
     """A location for every node: inputs and constants keep theirs, a computed graph output is
     written straight into the (first) output buffer listing it, aliases and checks take their
     input's location, in-place updates their target's, and other values share workspace bytes

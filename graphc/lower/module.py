@@ -67,7 +67,7 @@ def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
             with b.if_then(failed, likely=False):
                 b.ret(ir.Constant(I32, len(checks)))
             continue
-        kernel = _kernel_function(module, graph, node)
+        kernel = _kernel_function(module, graph, node, locations)
         b.call(kernel, [pointer(locations[node.id]), *(pointer(locations[i]) for i in node.inputs)])
 
     first_output = len(graph.inputs)
@@ -86,16 +86,20 @@ def kernel_name(node: Node) -> str:
     return f"k{node.id}_{node.op}" + (f"_{path}" if path else "")
 
 
-def _kernel_function(module: ir.Module, graph: Graph, node: Node) -> ir.Function:
+def _kernel_function(module: ir.Module, graph: Graph, node: Node, locations: dict[int, Location]) -> ir.Function:
     """An internal function `void (ptr out, ptr in...)` computing `node`, tagged with its text."""
     if node.op not in EMITTERS:
         raise LoweringError(f"no emitter for op {node.op!r}: {node}")
     operands = tuple(graph.nodes[i] for i in node.inputs)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(operands))), kernel_name(node))
     fn.linkage = "internal"
+    # outputs never overlap inputs (buffers.py), except an elementwise update computed in place
+    # over the input it reads at the same index: only those pointers may alias
+    in_place = {locations[node.id]} & {locations[i] for i in node.inputs}
     for arg, value, arg_name in zip(fn.args, (node, *operands), ("out", *(f"in{i}" for i in range(len(operands))))):
         arg.name = arg_name
-        arg.add_attribute("noalias")  # true under assign_buffers: outputs never overlap inputs
+        if locations[value.id] not in in_place:
+            arg.add_attribute("noalias")
         arg.add_attribute("nonnull")
         nbytes = value.size * itemsize(value.dtype)
         if nbytes:

@@ -54,6 +54,7 @@ class Artifact:
     outputs: tuple[BufferSpec, ...]
     updated: frozenset[int]           # positions of the inputs the graph writes (its updates)
     checks: tuple[CheckSpec, ...] = ()  # by status code - 1
+    source: str | None = None  # what the code is made from, for the cache (None: the IR text)
 
     def signature(self) -> str:
         """The calling convention as text, which the compile cache matches exactly, e.g.

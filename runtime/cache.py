@@ -65,17 +65,19 @@ def max_bytes() -> int:
     return env_int("GRAPHC_CACHE_MAX_BYTES", DEFAULT_MAX_BYTES, minimum=0)
 
 
-def key_text(ir_text: str, signature: str) -> str:
-    """Everything an entry must match, in full."""
+def key_text(ir_text: str, signature: str, source: str | None = None) -> str:
+    """Everything an entry must match, in full. `source` names what the machine code is made
+    from: by default the IR text's digest; the driver passes its graph digest instead, so a hit
+    can skip lowering (graphc/stages.py)."""
     from graphc import __version__
-    ir_digest = hashlib.sha256(ir_text.encode()).hexdigest()
+    source = source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
     return "\n".join((f"format={FORMAT}", f"graphc={__version__}", f"machine={machine_description()}",
-                      f"signature={signature}", f"ir=sha256:{ir_digest}"))
+                      f"signature={signature}", source))
 
 
-def cache_key(ir_text: str, signature: str) -> str:
+def cache_key(ir_text: str, signature: str, source: str | None = None) -> str:
     """The entry's file name without its suffix."""
-    return hashlib.sha256(key_text(ir_text, signature).encode()).hexdigest()
+    return hashlib.sha256(key_text(ir_text, signature, source).encode()).hexdigest()
 
 
 def _header(key: str, signature: str) -> bytes:
@@ -231,28 +233,44 @@ def _has_symbol(native: NativeModule, entry: str) -> bool:
         return False
 
 
-def compile_cached(ir_text: str, signature: str, entry: str) -> NativeModule:
-    """Native code for `ir_text`, loaded from the cache when an entry for exactly this IR, ABI
-    `signature` and machine exists and defines `entry`; else compiled and stored."""
+def load_cached(source: str, signature: str, entry: str) -> NativeModule | None:
+    """The entry made from `source` (see key_text) for this ABI `signature` and machine, loaded,
+    if one exists and defines `entry`; else None."""
+    folder = _private_folder()
+    if folder is None:
+        return None
+    key = key_text("", signature, source)
+    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}"
+    obj = _read_entry(path, _header(key, signature))
+    if obj is None:
+        return None
+    native = load_object(obj)
+    if not _has_symbol(native, entry):
+        log(1, f"compile cache entry {path.name[:16]} lacks {entry!r}: recompiling")
+        return None
+    log(1, f"compile cache hit {path.name[:16]}")
+    try:
+        os.utime(path, follow_symlinks=False)  # recently used: evicted last
+    except OSError:
+        pass
+    return native
+
+
+def compile_cached(ir_text: str, signature: str, entry: str, source: str | None = None) -> NativeModule:
+    """Native code for `ir_text`, loaded from the cache when an entry for exactly this source
+    (the IR, or the graph the driver names), ABI `signature` and machine exists and defines
+    `entry`; else compiled and stored."""
     folder = _private_folder()
     if folder is None:
         return load_object(object_code(ir_text), ir_text)
-    key = key_text(ir_text, signature)
-    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}"
-    header = _header(key, signature)
-    obj = _read_entry(path, header)
-    if obj is not None:
-        native = load_object(obj, ir_text)
-        if _has_symbol(native, entry):
-            log(1, f"compile cache hit {path.name[:16]}")
-            try:
-                os.utime(path, follow_symlinks=False)  # recently used: evicted last
-            except OSError:
-                pass
-            return native
-        log(1, f"compile cache entry {path.name[:16]} lacks {entry!r}: recompiling")
+    source = source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
+    native = load_cached(source, signature, entry)
+    if native is not None:
+        native.source_ir = ir_text
+        return native
+    key = key_text(ir_text, signature, source)
     obj = object_code(ir_text)
-    _write(folder, path, encode_entry(key, signature, obj))
+    _write(folder, folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", encode_entry(key, signature, obj))
     return load_object(obj, ir_text)
 
 

@@ -59,10 +59,12 @@ def aligned_empty(nbytes: int) -> np.ndarray:
 class CompiledGraph:
     """Native code for one graph; `run` checks every buffer before entering it."""
 
-    def __init__(self, artifact: Artifact, context: str = ""):
+    def __init__(self, artifact: Artifact, context: str = "", native: NativeModule | None = None):
+        """`native`: the artifact's code already loaded (a disk-cache hit found before lowering)."""
         start = time.perf_counter()
         self.artifact, self.context = artifact, context
-        self.native: NativeModule = compile_cached(artifact.ir_text, artifact.signature(), artifact.entry)
+        self.native: NativeModule = native or compile_cached(artifact.ir_text, artifact.signature(), artifact.entry,
+                                                             artifact.source)
         self._entry = _ENTRY(self.native.address(artifact.entry))
         self.inputs, self.outputs = artifact.inputs, artifact.outputs
         self._workspace = aligned_empty(max(artifact.workspace_bytes, 1))

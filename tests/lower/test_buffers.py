@@ -194,7 +194,7 @@ def test_checker_catches_reuse_of_a_live_value_and_overlap_with_an_input():
 
 # -- random graphs -----------------------------------------------------------------------------
 
-UNARY = ("tanh", "neg", "relu", "sigmoid", "exp")
+UNARY = ("tanh", "neg", "relu", "sigmoid")
 BINARY = ("add", "sub", "mul", "maximum")
 
 
@@ -225,13 +225,14 @@ def planned_graphs(draw):
         kind, a, b = draw(st.integers(0, 8)), pick(), pick()
         node = None
         if kind == 0:
-            node = _node(g, draw(st.sampled_from(UNARY[:4])), (a,))
+            node = _node(g, draw(st.sampled_from(UNARY)), (a,))
         elif kind == 1:
             node = _node(g, draw(st.sampled_from(BINARY)), (a, b))
         elif kind == 2 and g.nodes[a].shape:
             node = _node(g, draw(st.sampled_from(["sum", "amax"])), (a,), dims=(0,), keepdim=draw(st.booleans()))
         elif kind == 3:
-            node = _node(g, "reshape", (a,), shape=(g.nodes[a].size,)) if draw(st.booleans()) else _node(g, "detach", (a,))
+            flat = draw(st.booleans())
+            node = _node(g, "reshape", (a,), shape=(g.nodes[a].size,)) if flat else _node(g, "detach", (a,))
         elif kind == 4 and len(g.nodes[a].shape) == 2:
             node = _node(g, "permute", (a,), dims=(1, 0))
         elif kind == 5:
@@ -323,6 +324,7 @@ def adam_step_plan(monkeypatch, sizes, batch):
     x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
     step(graphc.tensor(x), graphc.tensor(rng.integers(0, sizes[-1], batch)))
     (graph, locations), = [(g, loc) for g, loc in planned if g.updates]
+    assert step._cache.values()[0].compiled.artifact.workspace_bytes == workspace_bytes(graph, locations)
     return graph, locations
 
 

@@ -3,18 +3,30 @@
 Stages, in pipeline order: tree, traced, passes (the graph after each pass), after:<pass>,
 optimized, joint (forward and backward in one graph), backward (the backward graph after the
 min-cut partition), kernels (after the kernel passes), plan (buffers
-and lifetimes), llvm (as graphc emits it), llvm-opt (after LLVM's O3), asm.
+and lifetimes), llvm (as graphc emits it), llvm-opt (after LLVM's O3), asm; `all` writes every
+one of them to a numbered file in `--out DIR`.
+
+`--format json|dot` prints a graph stage (traced, after:<pass>, optimized, joint, backward,
+kernels) as data (graphc/ir/export.py has the schema; kernels gives the list of kernel functions)
+or as Graphviz DOT, modules as clusters; `--out FILE.svg` renders the DOT with Graphviz's `dot`.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import importlib.util
+import json
 import os
+import shutil
+import subprocess
 import sys
 from typing import Any, Sequence
 
-STAGES = ("tree", "traced", "passes", "optimized", "joint", "backward", "kernels", "plan", "llvm", "llvm-opt", "asm")
+STAGES = ("tree", "traced", "passes", "optimized", "joint", "backward", "kernels", "plan", "llvm", "llvm-opt", "asm",
+          "all")
+GRAPH_STAGES = ("traced", "optimized", "joint", "backward", "kernels")  # and after:<pass>: json and dot apply
+FORMATS = ("text", "json", "dot")
+EXTENSIONS = {"text": "txt", "json": "json", "dot": "dot"}  # of the files --stage all writes
 
 
 class CliError(Exception):
@@ -83,49 +95,118 @@ def load_target(spec: str, kwargs: dict[str, Any]) -> Any:
 
 
 class _Reached(Exception):
-    """Raised by the dump's observer at the stage it prints: the run needs go no further."""
-
-    def __init__(self, stage: Any):
-        super().__init__(stage.name)
-        self.stage = stage
+    """Raised by the dump's observer at the last stage it needs: the run need go no further."""
 
 
-def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str) -> str:
+def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str, fmt: str = "text") -> str:
     """The text of one stage for `model`, traced on inputs of the given shapes, made by the
-    same staged driver that graphc.compile runs."""
+    same staged driver that graphc.compile runs; a graph stage as JSON or DOT for `fmt`."""
     import graphc
-    from graphc.compiled import build_differentiable, build_inference, trainable_inputs
-    from graphc.stages import Driver
     from graphc.tree import ModuleTree
-    from runtime import jit
 
     if stage == "tree":
         return str(ModuleTree.of(model))
     program = graphc.trace(model, *_examples(inputs))
     wanted = {"backward": "partitioned", "plan": "planned", "passes": "kernels",
               "llvm-opt": "llvm", "asm": "llvm"}.get(stage, stage)
-    shown: list[str] = []
+    seen = _observe(program, wanted, differentiable=stage in ("backward", "joint"))
+    return _passes_text(seen) if stage == "passes" else render(stage, seen[-1], fmt, program.tree)
+
+
+def dump_all(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], fmt: str = "text") -> list[tuple[str, str]]:
+    """Every stage as (file name, text), numbered in pipeline order: the forward's stages from
+    the inference build, joint and backward from the differentiable build, after optimized."""
+    import graphc
+    from graphc.tree import ModuleTree
+    from runtime import jit
+
+    program = graphc.trace(model, *_examples(inputs))
+    forward = _observe(program, "llvm", differentiable=False)
+    gradients = [s for s in _observe(program, "partitioned", differentiable=True) if s.name in ("joint", "partitioned")]
+    after = next(k for k, s in enumerate(forward) if s.name == "optimized") + 1
+    files = [("tree.txt", str(ModuleTree.of(model)))]
+    for s in forward[:after] + gradients + forward[after:]:
+        stage = {"partitioned": "backward", "planned": "plan"}.get(s.name, s.name)
+        if stage == "llvm":
+            llvm = s.text()
+            files += [("llvm.ll", llvm), ("llvm-opt.ll", jit.optimized_ir(llvm)), ("asm.s", jit.assembly(llvm))]
+        else:
+            shown = fmt if _graph_stage(stage) else "text"
+            files.append((f"{stage.replace(':', '-')}.{EXTENSIONS[shown]}", render(stage, s, shown, program.tree)))
+    return [(f"{k:02d}-{name}", text) for k, (name, text) in enumerate(files)]
+
+
+def _observe(program: Any, until: str, differentiable: bool) -> list[Any]:
+    """The stages the driver makes for `program`, in order, through `until`, where the observer
+    stops the run; `differentiable` builds the forward and backward as a trained model does."""
+    from graphc.compiled import build_differentiable, build_inference, trainable_inputs
+    from graphc.stages import Driver
+
+    seen = []
 
     def observe(s: Any) -> None:
-        if stage == "passes" and s.name == "traced":
-            shown.append(f"== traced ==\n{s.text()}")
-        elif stage == "passes" and s.name.startswith("after:"):
-            shown.append(f"== after {s.name[len('after:'):]} ({s.seconds * 1e3:.2f} ms) ==\n{s.text()}")
-        if s.name == wanted:
-            raise _Reached(s)
+        seen.append(s)
+        if s.name == until:
+            raise _Reached(s.name)
 
     try:
-        if stage in ("backward", "joint"):
+        if differentiable:
             params = [n for n, p in program.params.items() if p.requires_grad]
             build_differentiable(program, trainable_inputs(program, params), Driver(observe), "dump")
         else:
             build_inference(program, Driver(observe), "dump")
-    except _Reached as reached:
-        text = reached.stage.text()
-        if stage == "passes":
-            return "\n".join(shown)
+    except _Reached:
+        return seen
+    raise CliError(f"the pipeline made no stage {until!r}")
+
+
+def _passes_text(stages: Sequence[Any]) -> str:
+    """The traced graph, then the graph after each pass; a pass that changed nothing says so."""
+    shown, previous = [], None
+    for s in stages:
+        if s.name != "traced" and not s.name.startswith("after:"):
+            continue
+        text = s.text()
+        if s.name == "traced":
+            header = "== traced =="
+        else:
+            unchanged = " (unchanged)" if text == previous else ""
+            header = f"== after {s.name[len('after:'):]} ({s.seconds * 1e3:.2f} ms){unchanged} =="
+        shown.append(f"{header}\n{text}")
+        previous = text
+    return "\n".join(shown)
+
+
+def render(stage: str, s: Any, fmt: str = "text", tree: Any = None) -> str:
+    """One Stage as text (the graph printer's, the plan's, LLVM's), or a graph stage as JSON or
+    DOT (clusters labelled with the module tree's types); the kernels stage's JSON is the list
+    of kernel functions (`kernels_view`)."""
+    from graphc.ir import export
+    from runtime import jit
+
+    if fmt == "text":
+        text = s.text()
         return jit.optimized_ir(text) if stage == "llvm-opt" else jit.assembly(text) if stage == "asm" else text
-    raise CliError(f"the pipeline made no stage {stage!r}")
+    graph = getattr(s.value, "graph", s.value)  # a JointGraph or BackwardGraph holds its Graph
+    if fmt == "dot":
+        types = {m.path: m.type_name for m in tree.walk()} if tree is not None else None
+        return export.to_dot(graph, f"{s.label} {stage}", types)
+    return json.dumps(kernels_view(graph) if stage == "kernels" else export.to_json(graph), indent=1)
+
+
+def kernels_view(graph: Any) -> list[dict[str, Any]]:
+    """One entry per kernel function of the lowered module (every node but inputs, constants
+    and aliases): its symbol, the ids of the nodes it computes, the module paths they came from."""
+    from graphc.ir.export import recorded_module_paths
+    from graphc.lower.emitters import ALIASES
+    from graphc.lower.module import kernel_name
+
+    return [{"name": kernel_name(n), "nodes": [n.id], "module_paths": list(dict.fromkeys(recorded_module_paths(n)))}
+            for n in graph.nodes if n.op not in ("input", "constant") and n.op not in ALIASES]
+
+
+def _graph_stage(stage: str) -> bool:
+    return stage in GRAPH_STAGES or stage.startswith("after:")
 
 
 def _known_pass(stage: str) -> bool:
@@ -164,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--stage", default="traced", help=f"one of: {', '.join(STAGES)}")
     d.add_argument("--arg", action="append", default=[], help="name=value passed to NAME")
     d.add_argument("--eval", action="store_true", help="put the model in eval mode first")
+    d.add_argument("--format", default="text", choices=FORMATS, help="json or dot for graph stages")
+    d.add_argument("--out", help="write to this file (FILE.svg: rendered by Graphviz), or with --stage all this folder")
     c = sub.add_parser("cache", help="show or clear the on-disk compile cache")
     c.add_argument("action", choices=("info", "clear"))
     try:
@@ -172,13 +255,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cache_command(args.action)
         if args.stage not in STAGES and not _known_pass(args.stage):
             raise CliError(f"unknown stage {args.stage!r}; choose one of: {', '.join(STAGES)}, after:<pass>")
+        _check_output(args.stage, args.format, args.out)
         inputs = [parse_input(text) for text in args.input]
         model = load_target(args.target, dict(parse_arg(a) for a in args.arg))
         if args.eval:
             model.eval()
         if not inputs and args.stage != "tree":
             raise CliError("give the input shapes with --input, such as --input 8x784")
-        text = dump(model, inputs, args.stage)
+        if args.stage == "all":
+            text = "\n".join(_write_all(args.out, dump_all(model, inputs, args.format)))
+        elif args.out:
+            text = _write(args.out, dump(model, inputs, args.stage, args.format))
+        else:
+            text = dump(model, inputs, args.stage, args.format)
     except CliError as e:
         print(f"graphc: error: {e}", file=sys.stderr)
         return 2
@@ -191,6 +280,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `graphc dump ... | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _check_output(stage: str, fmt: str, out: str | None) -> None:
+    """Refuse before tracing what cannot be written: a format the stage has not, an SVG without
+    DOT or without Graphviz, `all` without a folder."""
+    if fmt != "text" and stage != "all" and not _graph_stage(stage):
+        raise CliError(f"--format {fmt} is for graph stages ({', '.join(GRAPH_STAGES)}, after:<pass>); "
+                       f"{stage} is text only")
+    if stage == "all" and not out:
+        raise CliError("--stage all writes one file per stage: give the folder with --out DIR")
+    if stage != "all" and out and out.endswith(".svg"):
+        if fmt != "dot":
+            raise CliError(f"--out {out} renders a graph drawing: add --format dot")
+        if shutil.which("dot") is None:
+            raise CliError(f"--out {out} needs Graphviz's dot program, which is not installed; "
+                           "--out FILE.dot writes the DOT text")
+
+
+def _write(path: str, text: str) -> str:
+    """Write `text` to `path` (DOT rendered to SVG by Graphviz for FILE.svg); returns the path."""
+    try:
+        if path.endswith(".svg"):
+            done = subprocess.run([shutil.which("dot") or "dot", "-Tsvg", "-o", path], input=text, text=True,
+                                  capture_output=True)
+            if done.returncode:
+                raise CliError(f"dot could not render {path}: {' '.join(done.stderr.split())}")
+        else:
+            with open(path, "w") as f:
+                f.write(text if text.endswith("\n") else text + "\n")
+    except OSError as e:
+        raise CliError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+def _write_all(folder: str, files: Sequence[tuple[str, str]]) -> list[str]:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"cannot make the folder {folder}: {e.strerror or e}") from None
+    return [_write(os.path.join(folder, name), text) for name, text in files]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ compiled on first use. The helpers here also serve compile_train_step (train_ste
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Sequence
 
 import numpy as np
@@ -76,18 +77,22 @@ def _hashable(value: Any) -> Any:
         return (type(value).__name__, repr(value))
 
 
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
+
+
 class CompiledModule:
     """What graphc.compile returns: call it like the model; attributes reach the model."""
 
     def __init__(self, model: Any, max_specializations: int = DEFAULT_LIMIT):
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_params", list(model.named_parameters()))
+        object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
         object.__setattr__(self, "_cache", Specializations(
             f"graphc.compile({type(model).__name__})", max_specializations, self._part_names))
 
     def __call__(self, *inputs: Any) -> Any:
         model = self._model
-        trainable = tuple(p.requires_grad for _, p in self._params)
+        trainable = tuple(map(_REQUIRES_GRAD, self._param_tensors))  # C-level: a call costs the same at any size
         needs_grad = autograd.is_grad_enabled() and (any(trainable) or any(
             getattr(x, "requires_grad", False) for x in inputs))
         key = (*_signature(inputs), model.training, needs_grad, trainable if needs_grad else ())
@@ -101,6 +106,7 @@ class CompiledModule:
     def _build(self, inputs: tuple, needs_grad: bool) -> Any:
         model = self._model
         object.__setattr__(self, "_params", list(model.named_parameters()))
+        object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
         params = tuple(n for n, p in self._params if p.requires_grad)
         program, context = trace(model, *inputs), type(model).__name__
         if not needs_grad:

@@ -16,8 +16,15 @@ import numpy as np
 from runtime.executor import CompiledGraph
 
 from . import autograd
-from .tensor import Tensor
+from .tensor import Tensor, rebinds
 from .trace import Program, unflatten
+
+
+def _vouch_for_parameters(program: Program, compiled: CompiledGraph, positions: dict[int, int]) -> None:
+    """Tell `compiled` which of its inputs are the program's parameters and buffers (compiled
+    input i is program input positions[i]): while tensor.rebinds() is unchanged it skips them."""
+    bound = program._binding()
+    compiled.stable_inputs = frozenset(i for i, j in positions.items() if bound[j].__class__ is not int)
 
 
 @dataclass
@@ -25,8 +32,12 @@ class InferenceRunner:
     program: Program
     forward: CompiledGraph
 
+    def __post_init__(self) -> None:
+        _vouch_for_parameters(self.program, self.forward, {j: j for j in range(len(self.forward.inputs))})
+
     def __call__(self, inputs: tuple) -> Any:
-        outputs = self.forward.run(self.program.input_arrays(*inputs))
+        arrays = self.program.call_arrays(self.program.user_tensors(*inputs))
+        outputs = self.forward.run(arrays, rebinds())
         return unflatten(self.program.output_spec, [Tensor._wrap(o) for o in outputs])
 
 
@@ -51,11 +62,17 @@ class DifferentiableRunner:
     feeds: BackwardFeeds
     n_outputs: int
 
+    def __post_init__(self) -> None:
+        _vouch_for_parameters(self.program, self.forward, {j: j for j in range(len(self.forward.inputs))})
+        _vouch_for_parameters(self.program, self.backward,
+                              {i: j for i, (kind, j) in enumerate(self.feeds.sources) if kind == "input"})
+
     def __call__(self, inputs: tuple) -> Any:
-        tensors = self.program.input_tensors(*inputs)
-        arrays = [t._data for t in tensors]
-        results = self.forward.run(arrays)
-        sources = [tensors[j] for j in self.feeds.grad_of]
+        user = self.program.user_tensors(*inputs)
+        arrays = self.program.call_arrays(user)
+        results = self.forward.run(arrays, rebinds())
+        bound = self.program._binding()
+        sources = [user[b] if b.__class__ is int else b for b in map(bound.__getitem__, self.feeds.grad_of)]
         outputs = [Tensor._wrap(o) for o in results[:self.n_outputs]]
         for k, t in enumerate(outputs):
             if t.dtype.is_floating_point:
@@ -77,7 +94,7 @@ class DifferentiableRunner:
                     feed.append(np.asarray(grad._data, spec.dtype))
                 else:
                     feed.append(np.zeros(spec.shape, spec.dtype))
-            return [Tensor._wrap(g) for g in self.backward.run(feed)]
+            return [Tensor._wrap(g) for g in self.backward.run(feed, rebinds())]
         return run
 
 

@@ -18,6 +18,23 @@ from .errors import TraceError
 _DTYPE_NAMES = {"f": "float32", "d": "float64", "l": "int64", "q": "int64", "?": "bool"}  # str(dtype) is slow
 
 
+class _Rebinds:
+    """Counts the times a tensor's array was replaced (`t.data = ...`) or a module's parameter,
+    buffer or child was (re)assigned: compiled runners re-gather their parameter arrays only when
+    it changed, so a call costs the same however many parameters a model has. In-place updates
+    (`copy_`, optimizer steps, load_state_dict) keep the array and need no count."""
+
+    count = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        cls.count += 1
+
+
+def rebinds() -> int:
+    return _Rebinds.count
+
+
 class Size(tuple):
     """The shape of a tensor, printed as PyTorch prints it."""
 
@@ -97,6 +114,7 @@ class Tensor:
 
     @data.setter
     def data(self, value: "Tensor") -> None:
+        _Rebinds.bump()
         self._data = as_tensor(value)._data
         self._shape, self._dtype = tuple(self._data.shape), str(self._data.dtype)
 

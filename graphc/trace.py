@@ -20,7 +20,7 @@ from .ir import Graph, GraphBuilder, Role, interpret
 from .ir.node import provenance
 from .ops.dispatch import recording
 from .ops.registry import TensorType
-from .tensor import Tensor, as_tensor
+from .tensor import Tensor, as_tensor, rebinds
 from .tree import ModuleTree
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -146,6 +146,7 @@ class Program:
     input_names: tuple[str, ...]
     output_spec: Any = field(default=0, repr=False)
     static_args: tuple = field(default=(), repr=False)
+    root: Any = field(default=None, repr=False)  # the module whose parameters and buffers are inputs
 
     def user_tensors(self, *inputs: Any) -> list[Tensor]:
         """The call's tensor arguments (static ones dropped), one per name in `input_names`."""
@@ -168,17 +169,33 @@ class Program:
         user = self.user_tensors(*inputs)
         return [user[source] if source.__class__ is int else source for source in self._binding()]
 
-    def _binding(self) -> list[int | Tensor]:
-        """Per graph input, by its role: the position of a user tensor, or the live parameter or
-        buffer (worked out once: a compiled call only indexes it)."""
-        if self.__dict__.get("_bound") is None:
-            self._bound = [n.role.key if n.role.kind == "user" else self.tensor_for(n.role, ())
-                           for n in self.graph.inputs]
-        return self._bound
-
     def input_arrays(self, *inputs: Any) -> list[np.ndarray]:
         """Arrays in `graph.inputs` order (see input_tensors)."""
         return [t._data for t in self.input_tensors(*inputs)]
+
+    def _binding(self) -> list[int | Tensor]:
+        """Per graph input, by its role: the position of a user tensor, or the live parameter or
+        buffer. Worked out again only when a parameter, buffer or tensor array was replaced
+        somewhere (tensor.rebinds()), so a compiled call only indexes it."""
+        if self.__dict__.get("_bound_at") != rebinds():
+            self._bound_at = rebinds()
+            if self.root is not None:  # a parameter replaced by another object is bound anew
+                live = dict(self.root.named_parameters()) | dict(self.root.named_buffers())
+                self.params = {name: live.get(name, t) for name, t in self.params.items()}
+            self._bound = [n.role.key if n.role.kind == "user" else self.tensor_for(n.role, ())
+                           for n in self.graph.inputs]
+            self._fixed = [None if s.__class__ is int else s._data for s in self._bound]
+            self._user_slots = [(j, s) for j, s in enumerate(self._bound) if s.__class__ is int]
+        return self._bound
+
+    def call_arrays(self, user: Sequence[Tensor]) -> list[np.ndarray]:
+        """The arrays of one call: parameter and buffer arrays gathered once per rebind, the
+        user's tensors filled in; the cost does not grow with the number of parameters."""
+        self._binding()
+        arrays = list(self._fixed)
+        for j, k in self._user_slots:
+            arrays[j] = user[k]._data
+        return arrays
 
     def __call__(self, *inputs: Any) -> Any:
         outputs = interpret(self.graph, self.input_arrays(*inputs))
@@ -244,4 +261,4 @@ def trace(model: Any, *example_inputs: Any, root: Any = None) -> Program:
     graph = tracer.builder.finish(outputs, [f"out{i}" if len(flat) > 1 else "out" for i in range(len(flat))])
     tree = ModuleTree.of(root) if is_module else None
     static = tuple(x for x in example_inputs if _is_static(x))
-    return Program(tree, graph, dict(tracer.used), tuple(tensor_names), spec, static)
+    return Program(tree, graph, dict(tracer.used), tuple(tensor_names), spec, static, root if is_module else None)

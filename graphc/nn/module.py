@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 from .. import dtypes
 from ..autograd import no_grad
 from ..ops import dispatch
-from ..tensor import Tensor
+from ..tensor import Tensor, _Rebinds
 from .parameter import Parameter
 from . import state_dict as _state
 
@@ -106,6 +106,7 @@ class Module:
             raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
                             "(graphc.nn.Parameter or None required)")
         self._parameters[name] = param
+        _Rebinds.bump()
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor that is state but not trained (saved in state_dict unless not persistent)."""
@@ -116,6 +117,7 @@ class Module:
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             "(graphc Tensor or None required)")
         self._buffers[name] = tensor
+        _Rebinds.bump()
         (self._non_persistent_buffers_set.discard if persistent else self._non_persistent_buffers_set.add)(name)
 
     def add_module(self, name: str, module: "Module | None") -> None:
@@ -139,11 +141,13 @@ class Module:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                                 "(graphc.nn.Parameter or None expected)")
             params[name] = None
+            _Rebinds.bump()
         elif isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             self._forget(name, keep=modules)
             modules[name] = value
+            _Rebinds.bump()
         elif modules is not None and name in modules:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
@@ -154,6 +158,7 @@ class Module:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
                                 "(graphc Tensor or None expected)")
             buffers[name] = value
+            _Rebinds.bump()
         else:
             object.__setattr__(self, name, value)
 

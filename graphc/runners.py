@@ -121,10 +121,14 @@ class TrainStepRunner:
 
     def __post_init__(self) -> None:
         self._trained_by_name = {t.name: i for i, t in enumerate(self.trained)}
+        self.compiled.stable_inputs = frozenset(
+            j for j, (kind, _) in enumerate(self.roles) if kind in ("param", "buffer", "hyper"))
 
     def __call__(self, optimizer: Any, inputs: tuple) -> Tensor:
         """Everything is checked and prepared before native code runs; parameters and optimizer
-        state change only when the whole step succeeded (the caller holds optimizer.lock)."""
+        state change only when the whole step succeeded (the caller holds optimizer.lock).
+        Parameters and the hyperparameter buffers (refilled in place) are vouched for while no
+        array was rebound; user inputs and optimizer state are checked every call."""
         user = self.program.user_tensors(*inputs)
         steps = [optimizer.prepare_step(t.param, t.group) for t in self.trained]
         arrays = []
@@ -142,7 +146,7 @@ class TrainStepRunner:
                     buffer = self.trained[i].hyper[entry]
                     buffer[()] = steps[i][1][entry]
                     arrays.append(buffer)
-        (loss,) = self.compiled.run(arrays)
+        (loss,) = self.compiled.run(arrays, rebinds())
         for t, (state, _) in zip(self.trained, steps):
             optimizer.commit_step(t.param, state)
         return Tensor._wrap(loss)

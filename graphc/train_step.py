@@ -8,6 +8,7 @@ their 0-d arrays are kept and refilled in place, so the executor reuses their po
 """
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,13 @@ from .ops.dispatch import recording
 from .runners import Trained, TrainStepRunner
 from .stages import Driver
 from .optim.optimizer import Optimizer
-from .tensor import Tensor
+from .tensor import Tensor, rebinds
 from .specializations import DEFAULT_LIMIT, Specializations
 from .trace import Tracer, trace
+
+
+_SWITCHES = ("momentum", "nesterov", "amsgrad", "weight_decay", "maximize", "dampening")
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
 class TrainStep:
@@ -31,6 +36,8 @@ class TrainStep:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self._cache = Specializations(f"graphc.compile_train_step({type(model).__name__})", max_specializations,
                                       self._part_names)
+        self._params: list[Tensor] = []
+        self._params_at = -1
 
     def _part_names(self, key: tuple) -> list[str]:
         count = len(key) - 4
@@ -38,10 +45,12 @@ class TrainStep:
                 ["training mode", "optimizer switches", "requires_grad of the parameters", "optimizer state"])
 
     def _structure(self) -> tuple:
-        """What changes the graph besides shapes: update-rule switches and which params train."""
-        keys = ("momentum", "nesterov", "amsgrad", "weight_decay", "maximize", "dampening")
-        return (tuple(tuple(bool(g.get(k)) for k in keys) for g in self.optimizer.param_groups),
-                tuple(p.requires_grad for p in self.model.parameters()), self.optimizer.state_names)
+        """What changes the graph besides shapes: update-rule switches and which params train
+        (the parameter list is walked again only when a parameter was replaced)."""
+        if self._params_at != rebinds():
+            self._params, self._params_at = list(self.model.parameters()), rebinds()
+        return (tuple(tuple(bool(g.get(k)) for k in _SWITCHES) for g in self.optimizer.param_groups),
+                tuple(map(_REQUIRES_GRAD, self._params)), self.optimizer.state_names)
 
     def __call__(self, *inputs: Any) -> Tensor:
         """A step is atomic: steps from any number of threads equal the same steps run in turn."""

@@ -98,14 +98,21 @@ class _Reached(Exception):
     """Raised by the dump's observer at the last stage it needs: the run need go no further."""
 
 
-def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str, fmt: str = "text") -> str:
+def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str, fmt: str = "text",
+         train_step: tuple[str, str] | None = None) -> str:
     """The text of one stage for `model`, traced on inputs of the given shapes, made by the
-    same staged driver that graphc.compile runs; a graph stage as JSON or DOT for `fmt`."""
+    same staged driver that graphc.compile runs; a graph stage as JSON or DOT for `fmt`.
+    `train_step` = (loss module name, optimizer name): `joint` is then the whole compiled train
+    step (the last input is the target), with the optimizer's update."""
     import graphc
     from graphc.tree import ModuleTree
 
     if stage == "tree":
         return str(ModuleTree.of(model))
+    if train_step is not None:
+        if stage != "joint":
+            raise CliError("--loss and --optim go with --stage joint")
+        return render(stage, _train_step_joint(model, inputs, *train_step), fmt, ModuleTree.of(model))
     program = graphc.trace(model, *_examples(inputs))
     wanted = {"backward": "partitioned", "plan": "planned", "passes": "kernels",
               "llvm-opt": "llvm", "asm": "llvm"}.get(stage, stage)
@@ -134,6 +141,34 @@ def dump_all(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], fmt: str
             shown = fmt if _graph_stage(stage) else "text"
             files.append((f"{stage.replace(':', '-')}.{EXTENSIONS[shown]}", render(stage, s, shown, program.tree)))
     return [(f"{k:02d}-{name}", text) for k, (name, text) in enumerate(files)]
+
+
+def _train_step_joint(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], loss: str, optim: str) -> Any:
+    """The differentiated stage of compile_train_step(model, nn.<loss>(), optim.<optim>(...))."""
+    import graphc
+    from graphc.stages import Driver
+    from graphc.train_step import TrainStep
+
+    loss_class, optim_class = getattr(graphc.nn, loss, None), getattr(graphc.optim, optim, None)
+    if not isinstance(loss_class, type) or not loss.endswith("Loss"):
+        raise CliError(f"unknown loss {loss!r}; give a graphc.nn loss class such as CrossEntropyLoss")
+    if not isinstance(optim_class, type) or not issubclass(optim_class, graphc.optim.Optimizer):
+        raise CliError(f"unknown optimizer {optim!r}; give a graphc.optim class such as SGD or Adam")
+    if len(inputs) < 2:
+        raise CliError("a train step takes the model's inputs and then the target: give --input twice or more")
+    step = TrainStep(model, loss_class(), optim_class(model.parameters()))
+    seen = []
+
+    def observe(s: Any) -> None:
+        if s.name == "differentiated":
+            seen.append(s)
+            raise _Reached(s.name)
+
+    try:
+        step._build(tuple(_examples(inputs)), Driver(observe))
+    except _Reached:
+        return seen[-1]
+    raise CliError("the train step made no joint graph")
 
 
 def _observe(program: Any, until: str, differentiable: bool) -> list[Any]:
@@ -246,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--arg", action="append", default=[], help="name=value passed to NAME")
     d.add_argument("--eval", action="store_true", help="put the model in eval mode first")
     d.add_argument("--format", default="text", choices=FORMATS, help="json or dot for graph stages")
+    d.add_argument("--loss", help="with --stage joint and --optim: the whole train step, e.g. CrossEntropyLoss")
+    d.add_argument("--optim", help="with --stage joint and --loss: the optimizer, e.g. SGD or Adam")
     d.add_argument("--out", help="write to this file (FILE.svg: rendered by Graphviz), or with --stage all this folder")
     c = sub.add_parser("cache", help="show or clear the on-disk compile cache")
     c.add_argument("action", choices=("info", "clear"))
@@ -262,12 +299,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             model.eval()
         if not inputs and args.stage != "tree":
             raise CliError("give the input shapes with --input, such as --input 8x784")
+        if (args.loss is None) != (args.optim is None):
+            raise CliError("--loss and --optim go together")
+        train_step = (args.loss, args.optim) if args.loss is not None else None
         if args.stage == "all":
             text = "\n".join(_write_all(args.out, dump_all(model, inputs, args.format)))
         elif args.out:
-            text = _write(args.out, dump(model, inputs, args.stage, args.format))
+            text = _write(args.out, dump(model, inputs, args.stage, args.format, train_step))
         else:
-            text = dump(model, inputs, args.stage, args.format)
+            text = dump(model, inputs, args.stage, args.format, train_step)
     except CliError as e:
         print(f"graphc: error: {e}", file=sys.stderr)
         return 2

@@ -58,7 +58,9 @@ class TrainStep:
             key = (*_signature(inputs), bool(self.model.training), *self._structure())
             return self._cache.get(key, lambda: self._build(inputs))(self.optimizer, inputs)
 
-    def _build(self, inputs: tuple) -> TrainStepRunner:
+    def _build(self, inputs: tuple, driver: Driver | None = None) -> TrainStepRunner:
+        """traced -> optimized -> differentiated (forward, loss, backward and update in one
+        graph) -> kernels -> planned -> llvm -> native, through `driver` (graphc dump passes its own)."""
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
 
         def forward_and_loss(*args):
@@ -68,7 +70,7 @@ class TrainStep:
         loss_node = program.graph.nodes[program.graph.outputs[0]]
         if len(program.graph.outputs) != 1 or loss_node.shape != ():
             raise ValueError("compile_train_step: the loss function must return one scalar tensor")
-        driver = Driver()
+        driver = driver or Driver()
         forward = driver.optimize(program.graph, "train step")
         tracer = Tracer(builder=GraphBuilder(list(forward.nodes)))
         value = {n.id: Tensor._symbolic(tracer, n.id, n.shape, n.dtype) for n in forward.nodes}

@@ -299,3 +299,25 @@ def test_a_model_file_that_calls_sys_exit_is_reported_in_one_line(capsys, tmp_pa
     assert main(["dump", f"{path}:Net", "--input", "2x8"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "called sys.exit(3)" in err
+
+
+@pytest.mark.parametrize("optim, state", [("SGD", None), ("Adam", "exp_avg_sq")])
+def test_joint_with_a_loss_and_an_optimizer_is_the_whole_train_step(capsys, model_file, optim, state):
+    status, out, err = dump(capsys, f"{model_file}:make", "--input", "2x8", "--input", "2:int64", "--stage", "joint",
+                            "--loss", "CrossEntropyLoss", "--optim", optim)
+    assert status == 0, err
+    assert out.count("  update %") == 4 + (8 if state else 0)  # every parameter, and Adam's two moments
+    assert f"# fc1.weight ({optim})" in out and "one_hot" in out and "check_index" in out
+    if state:
+        assert "input fc1.weight:exp_avg_sq  (state fc1.weight, exp_avg_sq)" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--loss", "CrossEntropyLoss"], "--loss and --optim go together"),
+    (["--loss", "Nope", "--optim", "SGD"], "unknown loss 'Nope'"),
+    (["--loss", "CrossEntropyLoss", "--optim", "Nope"], "unknown optimizer 'Nope'"),
+])
+def test_train_step_options_give_one_line_errors(capsys, model_file, argv, message):
+    status, out, err = dump(capsys, f"{model_file}:make", "--input", "2x8", "--input", "2:int64", "--stage", "joint",
+                            *argv)
+    assert status == 2 and message in err and err.count("\n") == 1

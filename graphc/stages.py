@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from runtime.abi import Artifact, BufferSpec, CheckSpec
+from runtime.abi import Artifact, BufferSpec
 from runtime.cache import load_cached
 from runtime.executor import CompiledGraph
 
@@ -30,7 +30,7 @@ from .ir import Graph
 from .ir.digest import graph_digest
 from .lower import lower
 from .lower.buffers import assign_buffers, format_plan, workspace_bytes
-from .lower.emitters import CHECKS
+from .lower.module import check_specs
 from .partition import JointGraph, joint_graph, partition
 from .passes import KERNEL_PIPELINE, PIPELINE, optimize
 
@@ -152,11 +152,6 @@ def _artifact(kernels: Graph, name: str, ir_text: str, workspace: int, checks: t
     return Artifact(name, ir_text, name, workspace,
                     _buffers(kernels, [n.id for n in kernels.inputs], [n.attr("name") for n in kernels.inputs]),
                     _buffers(kernels, kernels.outputs, kernels.output_names), _updated(kernels), checks, source)
-
-
-def check_specs(graph: Graph) -> tuple[CheckSpec, ...]:
-    """The checks of `graph` in the order its entry point runs them (as lower() numbers them)."""
-    return tuple(CheckSpec(n.attr("error"), n.attr("message"), n.where()) for n in graph.nodes if n.op in CHECKS)
 
 
 def _buffers(graph: Graph, ids: Sequence[int], names: Sequence[str]) -> tuple[BufferSpec, ...]:

@@ -43,7 +43,7 @@ def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
     entry = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR]), name)
     args, workspace, status = entry.args
     args.name, workspace.name, status.name = "args", "workspace", "status"
-    checks: list[CheckSpec] = []
+    failed_checks = 0
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     pointers: dict[Location, ir.Value] = {}
 
@@ -63,9 +63,9 @@ def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
             continue
         if node.op in CHECKS:
             failed = b.call(_check_function(module, graph, node), [pointer(locations[node.inputs[0]]), status])
-            checks.append(CheckSpec(node.attr("error"), node.attr("message"), node.where()))
+            failed_checks += 1  # check k (in check_specs order) returns status k
             with b.if_then(failed, likely=False):
-                b.ret(ir.Constant(I32, len(checks)))
+                b.ret(ir.Constant(I32, failed_checks))
             continue
         kernel = _kernel_function(module, graph, node, locations)
         b.call(kernel, [pointer(locations[node.id]), *(pointer(locations[i]) for i in node.inputs)])
@@ -77,7 +77,12 @@ def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
         _copy(b, pointer(locations[input_id]), locations[value_id], pointer, graph.nodes[value_id])
     b.ret(ir.Constant(I32, 0))
     return LoweredGraph(str(module), name, workspace_bytes(graph, locations),
-                        tuple(n.id for n in graph.inputs), tuple(graph.outputs), tuple(checks))
+                        tuple(n.id for n in graph.inputs), tuple(graph.outputs), check_specs(graph))
+
+
+def check_specs(graph: Graph) -> tuple[CheckSpec, ...]:
+    """The checks of `graph` in the order the entry point runs them: check k returns status k + 1."""
+    return tuple(CheckSpec(n.attr("error"), n.attr("message"), n.where()) for n in graph.nodes if n.op in CHECKS)
 
 
 def kernel_name(node: Node) -> str:

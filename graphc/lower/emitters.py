@@ -36,6 +36,7 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "permute": emit_permute,
     "expand": emit_expand,
     "matmul": emit_matmul,
+    "matmul_epilogue": emit_matmul,  # the matmul kernel, its body applied before each store
     "one_hot": emit_one_hot,
     "fused": emit_fused,
     **{op: _alias for op in ALIASES},

@@ -12,6 +12,12 @@ dim is unit-stride:
 - both transposed: a plain i-j-k loop.
 Tile sizes are for the host's register file (kernel.vector_unit); shapes are static, so
 remainder rows and columns become smaller tiles.
+
+matmul_epilogue is the same kernel with its body applied to each final value just before it is
+stored (`_finish`), reading the extra operands at that output's row and column. The body runs
+per element with the scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can
+be in it; on an outer-product tile it runs lane by lane and the SLP vectoriser packs the lanes
+back into vectors (the scalar expressions do not take vector operands).
 """
 from __future__ import annotations
 
@@ -21,6 +27,10 @@ from dataclasses import dataclass, replace
 
 import llvmlite.ir as ir
 
+from ..ir import Node
+from ..ops.fused import evaluate
+from ..ops.linalg import epilogue_strides
+from .elementwise import SCALAR_OPS
 from .kernel import (FAST, REASSOC, Kernel, add, declare, for_range, i64, llvm_type, load, splat, store,
                      vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
@@ -53,7 +63,7 @@ class _Operands:
 
 
 def _layout(k: Kernel) -> tuple[int, _Operands]:
-    a, b = k.operands
+    a, b = k.operands[:2]
     ta, tb = k.node.attr("transpose_a"), k.node.attr("transpose_b")
     M, N = k.node.shape[-2:]
     K = a.shape[-2] if ta else a.shape[-1]
@@ -62,6 +72,43 @@ def _layout(k: Kernel) -> tuple[int, _Operands]:
     if not ta and b_batch == 0:  # a [..., M, K] @ b [K, N]: a's batch dims are just more rows
         M, batch = M * batch, 1
     return batch, _Operands(M, N, K, 1 if ta else K, M if ta else 1, 1 if tb else N, K if tb else 1, M * K, b_batch)
+
+
+@dataclass(frozen=True)
+class _Out:
+    """Where one block of the matmul writes: its out[i, j] is element offset + i * N + j of out,
+    and row + i, col + j of the output seen as [rows, N], where the epilogue reads its operands
+    (a batch or a thread's part starts inside the output)."""
+
+    offset: ir.Value
+    row: ir.Value
+    col: ir.Value
+
+
+def _finish(k: Kernel, value: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
+    """out[row, col] (or the vector of out[row, col:col+lanes]) as stored: the product itself for
+    matmul, the body applied to it for matmul_epilogue."""
+    node = k.node
+    if node.op != "matmul_epilogue":
+        return value
+    bld = k.builder
+    if isinstance(value.type, ir.VectorType):
+        for lane in range(value.type.count):
+            lane_index = ir.Constant(ir.IntType(32), lane)
+            result = _finish(k, bld.extract_element(value, lane_index), row, add(bld, col, i64(lane)))
+            value = bld.insert_element(value, result, lane_index)
+        return value
+    extras = []
+    for ptr, operand in zip(k.ins[2:], k.operands[2:]):
+        row_stride, col_stride = epilogue_strides(operand.shape, node.shape)
+        offset = add(bld, add(bld, i64(0), row, row_stride), col, col_stride)
+        extras.append(load(bld, ptr, llvm_type(operand.dtype), offset))
+
+    def step(s: tuple, operands: list) -> ir.Value:
+        op, _, attrs, dtype = s
+        as_node = Node(node.id, op, (), attrs, node.shape, dtype, node.module_path, node.module_type, node.source)
+        return SCALAR_OPS[op](bld, operands, as_node)
+    return evaluate(node.attr("body"), [value, *extras], step)
 
 
 def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
@@ -78,8 +125,8 @@ def emit_matmul(k: Kernel) -> None:
         return
     b = k.builder
     with for_range(b, batch, "batch") as t:
-        strategy(k, ops, add(b, i64(0), t, ops.a_batch), add(b, i64(0), t, ops.b_batch),
-                 add(b, i64(0), t, ops.M * ops.N))
+        out = _Out(add(b, i64(0), t, ops.M * ops.N), add(b, i64(0), t, ops.M), i64(0))
+        strategy(k, ops, add(b, i64(0), t, ops.a_batch), add(b, i64(0), t, ops.b_batch), out)
 
 
 def _row_parts(strategy, ops: _Operands) -> list:
@@ -90,25 +137,27 @@ def _row_parts(strategy, ops: _Operands) -> list:
     if ops.M == 1:
         threads = min(num_threads(), max(1, ops.N * ops.K // MIN_ELEMENTS_PER_ROW_PART))
         # with one row, ops.N is only the width: out's row stride is never multiplied by a row
-        return [functools.partial(_part, strategy, replace(ops, N=count), 0, start * ops.b_col, start)
+        return [functools.partial(_part, strategy, replace(ops, N=count), 0, start * ops.b_col, start, 0, start)
                 for start, count in split(ops.N, threads, 8)]
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     tile = OUTER_TILE[vector_unit().registers][0] if strategy is _outer_tiles else DOT_TILE[vector_unit().registers][0]
-    return [functools.partial(_part, strategy, replace(ops, M=count), start * ops.a_row, 0, start * ops.N)
+    return [functools.partial(_part, strategy, replace(ops, M=count), start * ops.a_row, 0, start * ops.N, start, 0)
             for start, count in split(ops.M, threads, tile if ops.M >= 2 * tile else 1)]
 
 
-def _part(strategy, ops: _Operands, a_offset: int, b_offset: int, out_offset: int, k: Kernel) -> None:
-    """One block of the matmul: `strategy` on `ops` with a, b and out starting at these elements."""
-    strategy(k, ops, i64(a_offset), i64(b_offset), i64(out_offset))
+def _part(strategy, ops: _Operands, a_offset: int, b_offset: int, out_offset: int, row: int, col: int,
+          k: Kernel) -> None:
+    """One block of the matmul: `strategy` on `ops` with a, b and out starting at these elements,
+    out's first element at output row `row`, column `col`."""
+    strategy(k, ops, i64(a_offset), i64(b_offset), _Out(i64(out_offset), i64(row), i64(col)))
 
 
-def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value) -> None:
+def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
     bld, ty = k.builder, llvm_type(k.node.dtype)
     lanes = vector_unit().lanes(ty)
     mr, nv = OUTER_TILE[vector_unit().registers]
     if ops.M < mr:  # too few rows to reuse b from registers: stream its rows instead
-        return _rows_times_rows(k, ops, a0, b0, out0, 0)
+        return _rows_times_rows(k, ops, a0, b0, out, 0)
     # whole tiles of nv vectors, then fewer vectors; the tile column loop is outermost so a
     # panel of b stays in cache while all rows of a pass over it
     for col_count, vectors, col_start in _blocks(ops.N // lanes, nv):
@@ -116,12 +165,12 @@ def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir
             with for_range(bld, col_count, "jt") as jt, for_range(bld, row_count, "it") as it:
                 i0 = add(bld, i64(row_start), it, rows)
                 j0 = add(bld, i64(col_start * lanes), jt, vectors * lanes)
-                _outer_tile(k, ops, a0, b0, out0, i0, j0, rows, vectors, lanes)
+                _outer_tile(k, ops, a0, b0, out, i0, j0, rows, vectors, lanes)
     if ops.N % lanes:
-        _rows_times_rows(k, ops, a0, b0, out0, ops.N - ops.N % lanes)
+        _rows_times_rows(k, ops, a0, b0, out, ops.N - ops.N % lanes)
 
 
-def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value,
+def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out,
                 i0: ir.Value, j0: ir.Value, rows: int, vectors: int, lanes: int) -> None:
     bld, ty = k.builder, llvm_type(k.node.dtype)
     vector = ir.VectorType(ty, lanes)
@@ -137,17 +186,21 @@ def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.
             for y, acc in zip(b_vals, row):
                 bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=FAST), acc)
     for r, row in enumerate(accs):
-        out_row = add(bld, add(bld, out0, add(bld, i0, i64(r)), ops.N), j0)
+        i = add(bld, i0, i64(r))
+        out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
         for v, acc in enumerate(row):
-            store(bld, bld.load(acc, typ=vector), k.out, add(bld, out_row, i64(v * lanes)))
+            j = add(bld, j0, i64(v * lanes))
+            value = _finish(k, bld.load(acc, typ=vector), add(bld, out.row, i), add(bld, out.col, j))
+            store(bld, value, k.out, add(bld, out_row, i64(v * lanes)))
 
 
-def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value, first_col: int) -> None:
-    """i-k-j over columns first_col..N-1: out[i, :] is a sum of rows of b scaled by a[i, k]."""
+def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out, first_col: int) -> None:
+    """i-k-j over columns first_col..N-1: out[i, :] is a sum of rows of b scaled by a[i, k]; the
+    epilogue then runs over the finished row."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
     width = ops.N - first_col
     with for_range(bld, ops.M, "i") as i:
-        row = add(bld, add(bld, out0, i, ops.N), i64(first_col))
+        row = add(bld, add(bld, out.offset, i, ops.N), i64(first_col))
         with for_range(bld, width, "j0") as j:
             store(bld, ir.Constant(ty, 0.0), k.out, add(bld, row, j))
         with for_range(bld, ops.K, "k") as kk:
@@ -157,9 +210,14 @@ def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0
                 dst = add(bld, row, j)
                 product = bld.fmul(a_ik, load(bld, k.ins[1], ty, add(bld, b_row, j)), flags=FAST)
                 store(bld, bld.fadd(load(bld, k.out, ty, dst), product, flags=FAST), k.out, dst)
+        if k.node.op == "matmul_epilogue":
+            with for_range(bld, width, "je") as j:
+                dst = add(bld, row, j)
+                col = add(bld, add(bld, out.col, i64(first_col)), j)
+                store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), col), k.out, dst)
 
 
-def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value) -> None:
+def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
     bld = k.builder
     mr, nr = SINGLE_ROW_DOT_TILE if ops.M == 1 else DOT_TILE[vector_unit().registers]
     for row_count, rows, row_start in _blocks(ops.M, mr):
@@ -169,9 +227,12 @@ def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.V
                 a_rows = [add(bld, a0, add(bld, i0, i64(r)), ops.a_row) for r in range(rows)]
                 b_rows = [add(bld, b0, add(bld, j0, i64(c)), ops.b_col) for c in range(cols)]
                 for r, row_sums in enumerate(_dot_tile(k, ops.K, a_rows, b_rows)):
-                    out_row = add(bld, add(bld, out0, add(bld, i0, i64(r)), ops.N), j0)
+                    i = add(bld, i0, i64(r))
+                    out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
                     for c, total in enumerate(row_sums):
-                        store(bld, total, k.out, add(bld, out_row, i64(c)))
+                        j = add(bld, j0, i64(c))
+                        value = _finish(k, total, add(bld, out.row, i), add(bld, out.col, j))
+                        store(bld, value, k.out, add(bld, out_row, i64(c)))
 
 
 def _dot_tile(k: Kernel, K: int, a_rows: list, b_rows: list) -> list[list[ir.Value]]:
@@ -204,7 +265,7 @@ def _dot_tile(k: Kernel, K: int, a_rows: list, b_rows: list) -> list[list[ir.Val
     return sums
 
 
-def _plain(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value) -> None:
+def _plain(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
     """i-j-k with strided loads of both operands (transpose_a and transpose_b)."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
     acc = k.alloca(ty)
@@ -214,7 +275,8 @@ def _plain(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out0: ir.Value
             x = load(bld, k.ins[0], ty, add(bld, add(bld, a0, i, ops.a_row), kk, ops.a_k))
             y = load(bld, k.ins[1], ty, add(bld, add(bld, b0, j, ops.b_col), kk, ops.b_k))
             bld.store(bld.fadd(bld.load(acc, typ=ty), bld.fmul(x, y, flags=FAST), flags=REASSOC), acc)
-        store(bld, bld.load(acc, typ=ty), k.out, add(bld, add(bld, out0, i, ops.N), j))
+        value = _finish(k, bld.load(acc, typ=ty), add(bld, out.row, i), add(bld, out.col, j))
+        store(bld, value, k.out, add(bld, add(bld, out.offset, i, ops.N), j))
 
 
 def emit_one_hot(k: Kernel) -> None:

@@ -1,9 +1,14 @@
-"""matmul with optional transposed operands (so W.t() feeds a matmul without a copy) and one_hot."""
+"""matmul with optional transposed operands (so W.t() feeds a matmul without a copy),
+matmul_epilogue (a matmul with elementwise work fused after it) and one_hot."""
 from __future__ import annotations
+
+import math
+from typing import Sequence
 
 import numpy as np
 
 from . import functions as F
+from . import fused
 from .registry import OpDef, ShapeError, TensorType, register
 
 
@@ -37,6 +42,50 @@ def _matmul_grad(ins, out, g, transpose_a, transpose_b):
 
 
 register(OpDef("matmul", "matmul", _matmul_infer, _matmul_ref, _matmul_grad))
+
+
+def epilogue_strides(shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, int] | None:
+    """(row, column) element strides of a contiguous operand of `shape` broadcast to `out_shape`
+    and read at out viewed as [rows, N] (rows: every dim but the last): a bias [N] gives (0, 1),
+    a residual of out's shape (N, 1), a scalar (0, 0). None when the batch and row dims of the
+    operand do not step as one flat row index (a [B, 1, N] operand under a [B, M, N] out)."""
+    lead = len(out_shape) - len(shape)
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(0 if n == 1 else step)
+        step *= n
+    strides = [0] * lead + strides[::-1]
+    rows = out_shape[:-1]
+    dims = [(s, math.prod(rows[d + 1:])) for d, s in enumerate(strides[:-1]) if rows[d] > 1]
+    row = dims[-1][0] if dims else 0  # the innermost row dim of size > 1 steps one flat row
+    if any(s != row * inner for s, inner in dims):
+        return None
+    return row, strides[-1]
+
+
+def _epilogue_infer(a: TensorType, b: TensorType, *extra: TensorType, transpose_a: bool, transpose_b: bool,
+                    body: fused.Body) -> TensorType:
+    product = _matmul_infer(a, b, transpose_a, transpose_b)
+    result = fused._infer(product, *extra, body=body)
+    if (result.shape, result.dtype) != (product.shape, product.dtype):
+        raise ShapeError(f"matmul_epilogue: body {body!r} gives {result.dtype}{list(result.shape)}, "
+                         f"not the product's {product.dtype}{list(product.shape)}")
+    for t in extra:
+        if epilogue_strides(t.shape, product.shape) is None:
+            raise ShapeError(f"matmul_epilogue: operand {list(t.shape)} cannot be read by rows and columns "
+                             f"of {list(product.shape)}")
+    return product
+
+
+def _epilogue_ref(a, b, *extra, transpose_a, transpose_b, body):
+    return fused._reference(np.asarray(_matmul_ref(a, b, transpose_a, transpose_b)), *extra, body=body)
+
+
+# out = body(a @ b, extra...): in0 of `body` is the product, in1.. the operands after a and b.
+# Made by fuse_matmul_epilogue after autodiff, so no gradient rule. A separate op rather than an
+# attribute of matmul, so that matmul keeps two operands and a gradient for every pass that matches it.
+register(OpDef("matmul_epilogue", "matmul", _epilogue_infer, _epilogue_ref,
+               doc="matmul_epilogue: body(a @ b, extra...) in one kernel, the body applied before each store"))
 
 
 def _one_hot_infer(a: TensorType, num_classes: int, dtype: str) -> TensorType:

@@ -4,8 +4,9 @@ from .dead_code import dead_code, drop_unused_inputs
 from .fold_constants import fold_constants
 from .fold_transpose import fold_transpose_into_matmul
 from .fuse_elementwise import fuse_elementwise
+from .fuse_matmul_epilogue import fuse_matmul_epilogue
 from .pipeline import KERNEL_PIPELINE, PASSES, PIPELINE, optimize
 from .simplify import simplify
 
 __all__ = ["cse", "dead_code", "drop_unused_inputs", "fold_constants", "fold_transpose_into_matmul", "fuse_elementwise",
-           "simplify", "KERNEL_PIPELINE", "PASSES", "PIPELINE", "optimize"]
+           "fuse_matmul_epilogue", "simplify", "KERNEL_PIPELINE", "PASSES", "PIPELINE", "optimize"]

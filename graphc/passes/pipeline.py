@@ -10,6 +10,7 @@ from .dead_code import dead_code
 from .fold_constants import fold_constants
 from .fold_transpose import fold_transpose_into_matmul
 from .fuse_elementwise import fuse_elementwise
+from .fuse_matmul_epilogue import fuse_matmul_epilogue
 from .simplify import simplify
 
 Pass = Callable[[Graph], Graph]
@@ -25,6 +26,7 @@ PIPELINE: tuple[Pass, ...] = (
 # after autodiff, just before lowering: passes that make kernels rather than simplify math
 KERNEL_PIPELINE: tuple[Pass, ...] = (
     fuse_elementwise,
+    fuse_matmul_epilogue,
 )
 
 PASSES: dict[str, Pass] = {p.__name__: p for p in PIPELINE + KERNEL_PIPELINE}

@@ -39,6 +39,11 @@ def cases(op, dtype):
         return [values((4, 5, 6), dtype)], {"dims": (1,), "keepdim": False}
     if op == "matmul":
         return [values((5, 7), dtype), values((7, 3), dtype)], {"transpose_a": False, "transpose_b": False}
+    if op == "matmul_epilogue":  # relu(a @ b + bias)
+        from graphc.ops.fused import Body
+        body = Body((("add", ("in0", "in1"), (), dtype), ("relu", ("s0",), (), dtype)))
+        return [values((5, 7), dtype), values((3, 7), dtype), values((3,), dtype)], \
+            {"transpose_a": False, "transpose_b": True, "body": body}
     if op == "check_index":  # in range (or ignored): passes its input through
         return [np.array([[0, 3, -100], [2, 1, 1]])], {"high": 4, "ignore": -100, "error": "IndexError",
                                                      "message": "Target {value} is out of bounds."}

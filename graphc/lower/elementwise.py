@@ -155,14 +155,17 @@ def emit_elementwise(k: Kernel) -> None:
     emit_map(k, strides, lambda b, values: op(b, values, k.node))
 
 
+def emit_body(b: ir.IRBuilder, node: Node, values: list) -> ir.Value:
+    """One element of a fused body (`node.attr("body")`) from its operands' scalar values: each
+    step's expression from SCALAR_OPS, as if it were a node of its own."""
+    def step(s: tuple, operands: list) -> ir.Value:
+        op, _, attrs, dtype = s
+        as_node = Node(node.id, op, (), attrs, node.shape, dtype, node.module_path, node.module_type, node.source)
+        return SCALAR_OPS[op](b, operands, as_node)
+    return evaluate(node.attr("body"), values, step)
+
+
 def emit_fused(k: Kernel) -> None:
     """A `fused` chain: the steps' scalar expressions composed inside one broadcasting loop."""
     strides = [broadcast_strides(n.shape, k.node.shape) for n in k.operands]
-    node = k.node
-
-    def step(b: ir.IRBuilder, step: tuple, operands: list) -> ir.Value:
-        op, _, attrs, dtype = step
-        as_node = Node(node.id, op, (), attrs, node.shape, dtype, node.module_path, node.module_type, node.source)
-        return SCALAR_OPS[op](b, operands, as_node)
-
-    emit_map(k, strides, lambda b, values: evaluate(node.attr("body"), values, lambda s, ops: step(b, s, ops)))
+    emit_map(k, strides, lambda b, values: emit_body(b, k.node, values))

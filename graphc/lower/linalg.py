@@ -27,10 +27,8 @@ from dataclasses import dataclass, replace
 
 import llvmlite.ir as ir
 
-from ..ir import Node
-from ..ops.fused import evaluate
 from ..ops.linalg import epilogue_strides
-from .elementwise import SCALAR_OPS
+from .elementwise import emit_body
 from .kernel import (FAST, REASSOC, Kernel, add, declare, for_range, i64, llvm_type, load, splat, store,
                      vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
@@ -103,12 +101,7 @@ def _finish(k: Kernel, value: ir.Value, row: ir.Value, col: ir.Value) -> ir.Valu
         row_stride, col_stride = epilogue_strides(operand.shape, node.shape)
         offset = add(bld, add(bld, i64(0), row, row_stride), col, col_stride)
         extras.append(load(bld, ptr, llvm_type(operand.dtype), offset))
-
-    def step(s: tuple, operands: list) -> ir.Value:
-        op, _, attrs, dtype = s
-        as_node = Node(node.id, op, (), attrs, node.shape, dtype, node.module_path, node.module_type, node.source)
-        return SCALAR_OPS[op](bld, operands, as_node)
-    return evaluate(node.attr("body"), [value, *extras], step)
+    return emit_body(bld, node, [value, *extras])
 
 
 def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:

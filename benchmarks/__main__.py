@@ -6,8 +6,10 @@ ratios and the issue's targets, and writes everything as JSON."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import statistics
 import sys
 
 from . import compile_times, machine, peer_jax, peer_numpy, peer_onnxruntime, peer_torch, report, targets
@@ -19,27 +21,36 @@ DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 
 
 def run_case(case: Case, peers: list[Peer], budget: Budget) -> dict:
-    """graphc first (its initial weights are everyone's), then each peer, checked against graphc."""
-    from .peer_graphc import build_model, measure_graphc
+    """graphc's model first (its initial weights are everyone's), each peer's result checked
+    against graphc's, then rounds in which every peer is timed in turn."""
+    from .peer_graphc import build_model, prepare_graphc
     model = build_model(case)
     params = {name: value.numpy().copy() for name, value in model.state_dict().items()}
-    measured = {"graphc": measure_graphc(case, model, budget)}
-    errors = {}
-    print(f"  graphc {report.duration(measured['graphc'].median_us)}", file=sys.stderr)
-    for peer in peers:
-        result = peer.measure(case, params, budget)
-        if result is None:
-            continue
-        print(f"  {peer.title} {report.duration(result.median_us)}", file=sys.stderr)
-        errors[peer.key] = relative_error(result.value, measured["graphc"].value)
-        if errors[peer.key] > case.tolerance:
-            raise RuntimeError(f"{case.title}: {peer.title}'s result differs from graphc's by {errors[peer.key]:.3g} "
-                               f"(relative, tolerance {case.tolerance:g}); their times would not compare")
-        measured[peer.key] = result
-    graphc_us = measured["graphc"].median_us
-    return {"title": case.title, "median_us": {key: m.median_us for key, m in measured.items()},
-            "ratio": {key: m.median_us / graphc_us for key, m in measured.items() if key != "graphc"},
-            "repeat": {key: m.repeat for key, m in measured.items()}, "relative_error": errors}
+    with contextlib.ExitStack() as stack:
+        timed = {"graphc": stack.enter_context(prepare_graphc(case, model))}
+        errors = {}
+        for peer in peers:
+            if (ready := stack.enter_context(peer.prepare(case, params))) is None:
+                continue
+            errors[peer.key] = relative_error(ready.value, timed["graphc"].value)
+            if errors[peer.key] > case.tolerance:
+                raise RuntimeError(f"{case.title}: {peer.title}'s result differs from graphc's by "
+                                   f"{errors[peer.key]:.3g} (relative, tolerance {case.tolerance:g}); "
+                                   f"their times would not compare")
+            timed[peer.key] = ready
+        rounds: dict[str, list[list[float]]] = {key: [] for key in timed}
+        for _ in range(budget.rounds):
+            for key, ready in timed.items():
+                rounds[key].append(ready.sample(budget))
+    samples = {key: [s for one in runs for s in one] for key, runs in rounds.items()}
+    median = {key: statistics.median(values) for key, values in samples.items()}
+    for key in timed:
+        print(f"  {key} {report.duration(median[key])}", file=sys.stderr)
+    return {"title": case.title, "median_us": median,
+            "ratio": {key: median[key] / median["graphc"] for key in median if key != "graphc"},
+            "quartiles_us": {key: statistics.quantiles(values, n=4)[::2] for key, values in samples.items()},
+            "round_medians_us": {key: [statistics.median(one) for one in runs] for key, runs in rounds.items()},
+            "samples": {key: len(values) for key, values in samples.items()}, "relative_error": errors}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -58,7 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     candidates = [peer_torch.EAGER, *([peer_torch.COMPILED] if args.torch_compile else []), peer_onnxruntime.PEER,
                   peer_numpy.PEER, peer_jax.PEER]
     results: dict = {"machine": machine.describe(),
-                     "settings": {"budget": budget.name, "threads": peer_torch.THREADS, "groups": groups},
+                     "settings": {"budget": budget.name, "groups": groups, "threads": peer_torch.THREADS,
+                                  "GRAPHC_NUM_THREADS": os.environ["GRAPHC_NUM_THREADS"]},
                      "peers": {p.key: {"title": p.title, "unavailable": p.unavailable()} for p in candidates},
                      "cases": {}, "compile": {}}
     peers = [peer for peer in candidates if not results["peers"][peer.key]["unavailable"]]

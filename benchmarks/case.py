@@ -41,13 +41,13 @@ class Case:
 
 @dataclass(frozen=True)
 class Peer:
-    """What graphc is compared with. `measure(case, params, budget)` loads `params` (graphc's
-    initial weights), checks nothing itself and returns None when the peer does not run this kind
-    of case; `unavailable()` says why it cannot run on this machine, or None."""
+    """What graphc is compared with. `prepare(case, params)` is a context manager that loads
+    `params` (graphc's initial weights) and gives a `timing.Timed`, or None when the peer does not
+    run this kind of case; `unavailable()` says why it cannot run on this machine, or None."""
 
     key: str  # the JSON key
     title: str
-    measure: Callable[..., Any]
+    prepare: Callable[..., Any]
     unavailable: Callable[[], str | None]
 
 

@@ -9,7 +9,7 @@ import graphc
 import graphc.nn as gnn
 
 from .case import Case
-from .timing import Budget, Measurement, measure
+from .timing import Timed, timed
 
 
 def build_model(case: Case) -> gnn.Module:
@@ -33,6 +33,7 @@ def compiled_call(case: Case, model: gnn.Module) -> Iterator[Callable[[], Any]]:
         yield lambda: forward(*inputs)
 
 
-def measure_graphc(case: Case, model: gnn.Module, budget: Budget) -> Measurement:
+@contextlib.contextmanager
+def prepare_graphc(case: Case, model: gnn.Module) -> Iterator[Timed]:
     with compiled_call(case, model) as call:
-        return measure(call, budget, lambda out: out.numpy())
+        yield timed(call, lambda out: out.numpy())

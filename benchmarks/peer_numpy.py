@@ -3,21 +3,23 @@ subprocess whose environment lacks OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, so Op
 own kernel for this CPU. The subprocess reads graphc's weights from an .npz file, answers with
 JSON on stdout and leaves its checked value in an .npy file.
 
-Run by the benchmark as `python -m benchmarks.peer_numpy CASE FOLDER BUDGET`, or
+Run by the benchmark as `python -m benchmarks.peer_numpy CASE FOLDER BUDGET|value`, or
 `python -m benchmarks.peer_numpy --describe` for the BLAS it would use (via threadpoolctl)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
 import tempfile
+from typing import Iterator
 
 import numpy as np
 
 from .case import Case, Peer, find_case, stepping
 from .fresh_process import run_module
-from .timing import BUDGETS, Budget, Measurement, measure
+from .timing import BUDGETS, Timed, samples_us, timed
 
 UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # they pin OpenBLAS to a kernel or a cache size
 
@@ -26,12 +28,14 @@ def _run(*args: str) -> dict:
     return run_module("peer_numpy", *args, env={name: value for name, value in os.environ.items() if name not in UNSET})
 
 
-def measure_numpy(case: Case, params: dict, budget: Budget) -> Measurement:
+@contextlib.contextmanager
+def prepare_numpy(case: Case, params: dict) -> Iterator[Timed]:
+    """Every round is a fresh subprocess; the first one only leaves the value to check."""
     with tempfile.TemporaryDirectory() as folder:
         np.savez(os.path.join(folder, "params.npz"), **params)
-        answer = _run(case.key, folder, budget.name)
+        _run(case.key, folder, "value")
         value = np.load(os.path.join(folder, "value.npy"))
-    return Measurement(answer["median_us"], answer["repeat"], value)
+        yield Timed(value, lambda budget: _run(case.key, folder, budget.name)["samples_us"])
 
 
 def describe() -> dict:
@@ -58,12 +62,14 @@ def main(argv: list[str]) -> None:
         state = case.reference_state({name: saved[name] for name in saved.files})
     reference = functools.partial(case.reference, np)
     call = stepping(reference, state, case.inputs) if case.is_train_step else lambda: reference(state, *case.inputs)
-    measured = measure(call, BUDGETS[budget])
-    np.save(os.path.join(folder, "value.npy"), measured.value)
-    print(json.dumps({"median_us": measured.median_us, "repeat": measured.repeat}))
+    if budget == "value":
+        np.save(os.path.join(folder, "value.npy"), timed(call).value)
+        print("{}")
+    else:
+        print(json.dumps({"samples_us": samples_us(call, BUDGETS[budget])}))
 
 
-PEER = Peer("numpy", "numpy", measure_numpy, lambda: None)
+PEER = Peer("numpy", "numpy", prepare_numpy, lambda: None)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -2,17 +2,21 @@
 the TorchScript exporter, `torch.onnx.export(..., dynamo=False)`."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from typing import Iterator
 
 from .case import Case, Peer, missing
 from .peer_torch import THREADS, torch_model
-from .timing import Budget, Measurement, measure
+from .timing import Timed, timed
 
 
-def measure_onnxruntime(case: Case, params: dict, budget: Budget) -> Measurement | None:
+@contextlib.contextmanager
+def prepare_onnxruntime(case: Case, params: dict) -> Iterator[Timed | None]:
     if case.is_train_step:
-        return None
+        yield None
+        return
     import onnxruntime
     import torch
     model = torch_model(case, params).eval()
@@ -23,7 +27,7 @@ def measure_onnxruntime(case: Case, params: dict, budget: Budget) -> Measurement
         torch.onnx.export(model, tuple(torch.from_numpy(x) for x in case.inputs), path, dynamo=False)
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feeds = {given.name: x for given, x in zip(session.get_inputs(), case.inputs)}
-    return measure(lambda: session.run(None, feeds)[0], budget)
+    yield timed(lambda: session.run(None, feeds)[0])
 
 
-PEER = Peer("onnxruntime", "ONNX Runtime", measure_onnxruntime, lambda: missing("onnxruntime", "onnx", "torch"))
+PEER = Peer("onnxruntime", "ONNX Runtime", prepare_onnxruntime, lambda: missing("onnxruntime", "onnx", "torch"))

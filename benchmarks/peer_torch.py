@@ -2,12 +2,13 @@
 built with torch.nn, graphc's initial weights loaded by state_dict (the keys match)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from .case import Case, Peer, missing
-from .timing import Budget, Measurement, measure
+from .timing import Timed, timed
 
 THREADS = 2
 
@@ -20,7 +21,8 @@ def torch_model(case: Case, params: dict[str, np.ndarray]) -> Any:
     return model
 
 
-def _measure(case: Case, params: dict, budget: Budget, wrap: Callable[[Any], Any]) -> Measurement:
+@contextlib.contextmanager
+def _prepare(case: Case, params: dict, wrap: Callable[[Any], Any]) -> Iterator[Timed]:
     import torch
     model = torch_model(case, params)
     inputs = [torch.from_numpy(x) for x in case.inputs]
@@ -35,20 +37,21 @@ def _measure(case: Case, params: dict, budget: Budget, wrap: Callable[[Any], Any
             loss.backward()
             optimizer.step()
             return loss
-        return measure(step, budget, lambda loss: loss.detach().numpy())
+        yield timed(step, lambda loss: loss.detach().numpy())
+        return
     forward = wrap(model.eval())
     with torch.no_grad():
-        return measure(lambda: forward(*inputs), budget, lambda out: out.numpy())
+        yield timed(lambda: forward(*inputs), lambda out: out.numpy())
 
 
-def measure_eager(case: Case, params: dict, budget: Budget) -> Measurement:
-    return _measure(case, params, budget, lambda model: model)
+def prepare_eager(case: Case, params: dict) -> contextlib.AbstractContextManager[Timed]:
+    return _prepare(case, params, lambda model: model)
 
 
-def measure_compiled(case: Case, params: dict, budget: Budget) -> Measurement:
+def prepare_compiled(case: Case, params: dict) -> contextlib.AbstractContextManager[Timed]:
     import torch
-    return _measure(case, params, budget, torch.compile)
+    return _prepare(case, params, torch.compile)
 
 
-EAGER = Peer("torch", "PyTorch eager", measure_eager, lambda: missing("torch"))
-COMPILED = Peer("torch_compile", "torch.compile", measure_compiled, lambda: missing("torch"))
+EAGER = Peer("torch", "PyTorch eager", prepare_eager, lambda: missing("torch"))
+COMPILED = Peer("torch_compile", "torch.compile", prepare_compiled, lambda: missing("torch"))

@@ -1,7 +1,6 @@
-"""Medians of wall time, each measurement after a settling sleep."""
+"""Wall-time samples, each batch after a settling sleep, taken in rounds across the peers."""
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -11,10 +10,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Budget:
-    """How long to measure: samples for about `seconds` (at least `min_repeat`, at most
-    `max_repeat`), and how many fresh processes time each compile."""
+    """How long to measure. Each case is timed in `rounds`, every peer once a round, so a load
+    that comes and goes (other jobs on the machine) falls on all of them; a round samples a peer
+    for about `seconds` (at least `min_repeat` calls, at most `max_repeat`). Each compile time is
+    the median of `compile_repeat` fresh processes."""
 
     name: str
+    rounds: int
     settle_seconds: float
     seconds: float
     min_repeat: int
@@ -22,23 +24,25 @@ class Budget:
     compile_repeat: int
 
 
-FULL = Budget("full", settle_seconds=0.5, seconds=1.0, min_repeat=10, max_repeat=5000, compile_repeat=3)
-QUICK = Budget("quick", settle_seconds=0.1, seconds=0.05, min_repeat=3, max_repeat=200, compile_repeat=1)
+FULL = Budget("full", rounds=3, settle_seconds=0.5, seconds=0.5, min_repeat=5, max_repeat=3000, compile_repeat=3)
+QUICK = Budget("quick", rounds=1, settle_seconds=0.1, seconds=0.05, min_repeat=3, max_repeat=200, compile_repeat=1)
 BUDGETS = {budget.name: budget for budget in (FULL, QUICK)}
 
 
 @dataclass(frozen=True)
-class Measurement:
-    median_us: float
-    repeat: int
-    value: np.ndarray  # the second call's result (a train step's loss after one update), checked against graphc's
+class Timed:
+    """A peer ready to run a case: `value` is its result at the second call (for a train step the
+    loss after one update), checked against graphc's; `sample(budget)` times one round in µs."""
+
+    value: np.ndarray
+    sample: Callable[[Budget], list[float]]
 
 
-def median_us(call: Callable[[], Any], budget: Budget) -> tuple[float, int]:
-    """Median wall time of `call` in µs, and the number of samples. It first sleeps: OpenBLAS and
-    OpenMP worker threads keep spinning for a while after their last call, and would steal the
-    other core from the next framework measured (with two cores that halved graphc's threaded
-    kernels). Warm-up calls (a tenth of the budget, at least 3) size the repeat count."""
+def samples_us(call: Callable[[], Any], budget: Budget) -> list[float]:
+    """Wall times of `call` in µs. It first sleeps: OpenBLAS and OpenMP worker threads (and
+    graphc's pool) keep spinning for a while after their last call, and would steal the other core
+    from the next framework measured (with two cores that halved graphc's threaded kernels).
+    Warm-up calls (a tenth of the budget, at least 3) size the repeat count."""
     time.sleep(budget.settle_seconds)
     start, warmup = time.perf_counter(), 0
     while warmup < 3 or time.perf_counter() - start < budget.seconds / 10:
@@ -51,12 +55,10 @@ def median_us(call: Callable[[], Any], budget: Budget) -> tuple[float, int]:
         begin = time.perf_counter_ns()
         call()
         samples.append((time.perf_counter_ns() - begin) / 1e3)
-    return statistics.median(samples), repeat
+    return samples
 
 
-def measure(call: Callable[[], Any], budget: Budget, result: Callable[[Any], Any] = np.asarray) -> Measurement:
-    """The first call (graphc compiles there), the second's value through `result`, then the median."""
+def timed(call: Callable[[], Any], result: Callable[[Any], Any] = np.asarray) -> Timed:
+    """The first call (graphc compiles there), then the second's value through `result`."""
     call()
-    value = np.asarray(result(call()))
-    median, repeat = median_us(call, budget)
-    return Measurement(median, repeat, value)
+    return Timed(np.asarray(result(call())), lambda budget: samples_us(call, budget))

@@ -43,6 +43,11 @@ def epilogue_pairs(graph: Graph) -> dict[int, tuple[Node, Body, list[int]]]:
     for node in graph.nodes:
         if node.op != "matmul" or node.id in pinned or len(users[node.id]) != 1:
             continue
+        if node.attr("transpose_a") or not node.attr("transpose_b"):
+            # only the dot-product form (x @ W.T, a Linear layer) applies the body per finished
+            # scalar; the outer-product tiles apply it lane by lane, which made a W1 train step's
+            # IR so large that its cold compile went from 1.2 s to 4.4 s
+            continue
         user = graph.nodes[users[node.id][0]]
         found = _body_of(user, node.id) if (user.shape, user.dtype) == (node.shape, node.dtype) else None
         if found is None:

@@ -36,12 +36,12 @@ def test_linear_relu_becomes_one_node_golden_text():
     assert_same_results(graph, fused, arrays, exact=False)
 
 
-def _product_and_user(user_op, extra_shape=(5,), product_shape=(3, 5), outputs=lambda mm, user: [user]):
+def _product_and_user(user_op, extra_shape=(5,), product_shape=(3, 5), outputs=lambda mm, user: [user], dot=True):
     b = GraphBuilder()
     x = b.input("x", "user", product_shape[:-1] + (4,), "float32")
-    w = b.input("w", "user", (4, product_shape[-1]), "float32")
+    w = b.input("w", "user", (product_shape[-1], 4) if dot else (4, product_shape[-1]), "float32")
     extra = b.input("e", "user", extra_shape, "float32")
-    mm = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": False}, product_shape, "float32")
+    mm = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": dot}, product_shape, "float32")
     out_shape = np.broadcast_shapes(product_shape, extra_shape)
     user = b.add(user_op, [mm, mm] if user_op == "mul" else [extra, mm], {}, out_shape, "float32")
     return b.finish(outputs(mm, user))
@@ -53,6 +53,7 @@ def _product_and_user(user_op, extra_shape=(5,), product_shape=(3, 5), outputs=l
     (_product_and_user("mul"), "the product is read twice"),
     (_product_and_user("sub", (2, 3, 5)), "the user is larger than the product"),
     (_product_and_user("sub", (2, 1, 5), (2, 3, 5)), "the operand does not step by output rows"),
+    (_product_and_user("sub", (1, 5), dot=False), "the product is not a dot-product tile (x @ w.T)"),
 ])
 def test_fuses_only_what_the_epilogue_can_read(graph, why):
     fused = verify(fuse_matmul_epilogue(graph))
@@ -62,9 +63,9 @@ def test_fuses_only_what_the_epilogue_can_read(graph, why):
 
 def test_operands_of_the_body_are_renumbered_after_the_product():
     b = GraphBuilder()
-    x, w = b.input("x", "user", (3, 4), "float32"), b.input("w", "user", (4, 5), "float32")
+    x, w = b.input("x", "user", (3, 4), "float32"), b.input("w", "user", (5, 4), "float32")
     scale, shift = b.input("scale", "user", (), "float32"), b.input("shift", "user", (3, 1), "float32")
-    mm = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": False}, (3, 5), "float32")
+    mm = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (3, 5), "float32")
     body = Body((("mul", ("in0", "in2"), (), "float32"), ("sub", ("s0", "in1"), (), "float32")))
     user = b.add("fused", [scale, shift, mm], {"body": body}, (3, 5), "float32")
     graph = b.finish([user])

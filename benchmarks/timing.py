@@ -11,9 +11,10 @@ import numpy as np
 @dataclass(frozen=True)
 class Budget:
     """How long to measure. Each case is timed in `rounds`, every peer once a round, so a load
-    that comes and goes (other jobs on the machine) falls on all of them; a round samples a peer
-    for about `seconds` (at least `min_repeat` calls, at most `max_repeat`). Each compile time is
-    the median of `compile_repeat` fresh processes."""
+    that comes and goes (other jobs on the machine) meets every peer, and each peer's least
+    disturbed round can be told apart; a round samples a peer for about `seconds` (at least
+    `min_repeat` calls, at most `max_repeat`). Each compile time is the median of
+    `compile_repeat` fresh processes."""
 
     name: str
     rounds: int
@@ -24,7 +25,7 @@ class Budget:
     compile_repeat: int
 
 
-FULL = Budget("full", rounds=3, settle_seconds=0.5, seconds=0.5, min_repeat=5, max_repeat=3000, compile_repeat=3)
+FULL = Budget("full", rounds=5, settle_seconds=0.5, seconds=0.3, min_repeat=5, max_repeat=2000, compile_repeat=3)
 QUICK = Budget("quick", rounds=1, settle_seconds=0.1, seconds=0.05, min_repeat=3, max_repeat=200, compile_repeat=1)
 BUDGETS = {budget.name: budget for budget in (FULL, QUICK)}
 

@@ -233,7 +233,7 @@ def _has_symbol(native: NativeModule, entry: str) -> bool:
         return False
 
 
-def load_cached(source: str, signature: str, entry: str) -> NativeModule | None:
+def load_cached(source: str, signature: str, entry: str, start_pool: bool = True) -> NativeModule | None:
     """The entry made from `source` (see key_text) for this ABI `signature` and machine, loaded,
     if one exists and defines `entry`; else None."""
     folder = _private_folder()
@@ -244,7 +244,7 @@ def load_cached(source: str, signature: str, entry: str) -> NativeModule | None:
     obj = _read_entry(path, _header(key, signature))
     if obj is None:
         return None
-    native = load_object(obj)
+    native = load_object(obj, start_pool=start_pool)
     if not _has_symbol(native, entry):
         log(1, f"compile cache entry {path.name[:16]} lacks {entry!r}: recompiling")
         return None
@@ -256,22 +256,23 @@ def load_cached(source: str, signature: str, entry: str) -> NativeModule | None:
     return native
 
 
-def compile_cached(ir_text: str, signature: str, entry: str, source: str | None = None) -> NativeModule:
+def compile_cached(ir_text: str, signature: str, entry: str, source: str | None = None,
+                   start_pool: bool = True) -> NativeModule:
     """Native code for `ir_text`, loaded from the cache when an entry for exactly this source
     (the IR, or the graph the driver names), ABI `signature` and machine exists and defines
     `entry`; else compiled and stored."""
     folder = _private_folder()
     if folder is None:
-        return load_object(object_code(ir_text), ir_text)
+        return load_object(object_code(ir_text), ir_text, start_pool)
     source = source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
-    native = load_cached(source, signature, entry)
+    native = load_cached(source, signature, entry, start_pool)
     if native is not None:
         native.source_ir = ir_text
         return native
     key = key_text(ir_text, signature, source)
     obj = object_code(ir_text)
     _write(folder, folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", encode_entry(key, signature, obj))
-    return load_object(obj, ir_text)
+    return load_object(obj, ir_text, start_pool)
 
 
 def cache_info() -> dict:

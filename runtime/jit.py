@@ -119,13 +119,15 @@ def object_code(ir_text: str) -> bytes:
     return host_target_machine().emit_object(optimize(ir_text))
 
 
-def load_object(obj: bytes, source_ir: str = "") -> NativeModule:
+def load_object(obj: bytes, source_ir: str = "", start_pool: bool = True) -> NativeModule:
     """Load object code from `object_code` (about 2 ms, no optimisation or codegen).
 
-    Pass the IR text too if `assembly()` should work on the result.
+    Pass the IR text too if `assembly()` should work on the result. `start_pool=False` is for
+    loading the thread pool itself.
     """
-    from .pool import ensure_started
-    ensure_started()  # kernels that split across threads call the pool: resolve it first
+    if start_pool:
+        from .pool import ensure_started
+        ensure_started()  # kernels that split across threads call the pool: resolve it first
     machine = host_target_machine()
     engine = llvm.create_mcjit_compiler(_parse("", machine), machine)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))

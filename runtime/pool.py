@@ -241,17 +241,15 @@ def ensure_started() -> None:
     if _started >= wanted:
         return
     with _lock:
-        if _engine is None:
-            from .jit import host_target_machine, optimize
-            module = optimize(pool_ir())
-            _engine = llvm.create_mcjit_compiler(module, host_target_machine())
-            _engine.finalize_object()
+        if _engine is None:  # through the disk cache: compiling it at O3 cost each new process ~50 ms
+            from .cache import compile_cached
+            _engine = compile_cached(pool_ir(), "pool entry=graphc_pool_start", "graphc_pool_start", start_pool=False)
             signatures = {"graphc_pool_start": ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64),
                           "graphc_pool_stop": ctypes.CFUNCTYPE(None),
                           "graphc_pool_forget": ctypes.CFUNCTYPE(None)}
             for name, signature in signatures.items():
-                _functions[name] = signature(_engine.get_function_address(name))
-            llvm.add_symbol(ENTRY, _engine.get_function_address(ENTRY))
+                _functions[name] = signature(_engine.address(name))
+            llvm.add_symbol(ENTRY, _engine.address(ENTRY))
             atexit.register(_stop)
             os.register_at_fork(after_in_child=_forget)
         _started = _functions["graphc_pool_start"](wanted if platform.machine() in FUTEX_SYSCALL else 0)

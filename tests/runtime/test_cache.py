@@ -79,6 +79,8 @@ def check_linear(batch):
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
+    from runtime import pool
+    pool.ensure_started()  # the thread pool is cached too: its entry stays out of the test's folder
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("GRAPHC_CACHE", raising=False)
     monkeypatch.delenv("GRAPHC_CACHE_MAX_BYTES", raising=False)
@@ -102,7 +104,9 @@ def entry_path(folder, signature=SIG, ir_text=ADD):
 
 
 def new_entry(folder, make):
-    """The one entry that `make()` adds to the folder."""
+    """The one entry that `make()` adds to the folder (the thread pool, cached too, is started first)."""
+    from runtime import pool
+    pool.ensure_started()
     before = set(entries(folder)) if folder.exists() else set()
     make()
     (entry,) = set(entries(folder)) - before

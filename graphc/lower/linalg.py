@@ -1,7 +1,8 @@
 """matmul and one_hot.
 
-matmul keeps a tile of outputs in vector registers and picks its form from which operand
-dim is unit-stride:
+matmul keeps a tile of outputs in vector registers. When M, N and K are all at least
+MIN_PACKED_SIZE it packs b into panels and runs one micro-kernel for every transpose
+(microkernel.py); smaller matmuls pick a form from which operand dim is unit-stride:
 - op(b) rows unit-stride (no transpose_b): outer products. An MR x (NV vectors) tile of
   out accumulates a[i, k] (broadcast) * b[k, j:j+NV*lanes] over k; columns left over go
   through a plain i-k-j loop (out[i, :] += a[i, k] * b[k, :], vectorised by LLVM over j),
@@ -29,11 +30,16 @@ import llvmlite.ir as ir
 
 from ..ops.linalg import epilogue_strides
 from .elementwise import emit_body
+from .microkernel import emit_packed, panel_tile
 from .kernel import (FAST, REASSOC, Kernel, add, declare, for_range, i64, llvm_type, load, splat, store,
                      vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
-MIN_ELEMENTS_PER_ROW_PART = 1 << 17  # a part of a one-row matmul streams at least 512 KB of b
+MIN_ELEMENTS_PER_ROW_PART = 1 << 17
+# Packing b into panels (microkernel.py) pays once each packed element is used by 64 rows of a
+# and tiles are full: measured 1.1-2.2x faster than the forms below at M, N, K >= 128 on one core,
+# 1.2-3x slower at 16 x 784 @ (128 x 784).T, 128 x 512 @ (10 x 512).T, 128 x 10 @ 10 x 512.
+MIN_PACKED_SIZE = 64  # a part of a one-row matmul streams at least 512 KB of b
 
 # Tiles measured best with 16 vector registers (AVX2, Zen 3); the 32-register (AVX-512)
 # tiles are scaled from them and not measured.
@@ -113,6 +119,11 @@ def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
 def emit_matmul(k: Kernel) -> None:
     batch, ops = _layout(k)
     strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if ops.a_k == 1 else _plain
+    if min(ops.M, ops.N, ops.K) >= MIN_PACKED_SIZE:
+        strategy = emit_packed
+        if batch == 1:
+            run_parts(k, _packed_parts(k, ops))
+            return
     if batch == 1:
         run_parts(k, _row_parts(strategy, ops))
         return
@@ -136,6 +147,19 @@ def _row_parts(strategy, ops: _Operands) -> list:
     tile = OUTER_TILE[vector_unit().registers][0] if strategy is _outer_tiles else DOT_TILE[vector_unit().registers][0]
     return [functools.partial(_part, strategy, replace(ops, M=count), start * ops.a_row, 0, start * ops.N, start, 0)
             for start, count in split(ops.M, threads, tile if ops.M >= 2 * tile else 1)]
+
+
+def _packed_parts(k: Kernel, ops: _Operands) -> list:
+    """One part per thread: blocks of whole panels of columns, so each thread packs only its
+    share of b, or blocks of rows when out is too narrow for a few panels a thread."""
+    mr, nv, lanes = panel_tile(llvm_type(k.node.dtype))
+    threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
+    if ops.N >= 2 * threads * nv * lanes:
+        origin = _Out(i64(0), i64(0), i64(0))
+        return [lambda k, start=start, count=count: emit_packed(k, ops, i64(0), i64(0), origin, start, count)
+                for start, count in split(ops.N, threads, nv * lanes)]
+    return [functools.partial(_part, emit_packed, replace(ops, M=count), start * ops.a_row, 0, start * ops.N, start, 0)
+            for start, count in split(ops.M, threads, mr)]
 
 
 def _part(strategy, ops: _Operands, a_offset: int, b_offset: int, out_offset: int, row: int, col: int,

@@ -16,7 +16,7 @@ from .ir import Graph
 from .runners import BackwardFeeds, DifferentiableRunner, InferenceRunner
 from .specializations import DEFAULT_LIMIT, Specializations
 from .stages import Driver
-from .tensor import Tensor
+from .tensor import Tensor, rebinds
 from .trace import Program, _input_names, trace
 
 
@@ -85,13 +85,20 @@ class CompiledModule:
 
     def __init__(self, model: Any, max_specializations: int = DEFAULT_LIMIT):
         object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_params", list(model.named_parameters()))
-        object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
+        self._refresh_params()
         object.__setattr__(self, "_cache", Specializations(
             f"graphc.compile({type(model).__name__})", max_specializations, self._part_names))
 
+    def _refresh_params(self) -> None:
+        """The model's parameters, walked again only after a parameter was replaced (rebinds())."""
+        object.__setattr__(self, "_params", list(self._model.named_parameters()))
+        object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
+        object.__setattr__(self, "_params_at", rebinds())
+
     def __call__(self, *inputs: Any) -> Any:
         model = self._model
+        if self._params_at != rebinds():
+            self._refresh_params()
         trainable = tuple(map(_REQUIRES_GRAD, self._param_tensors))  # C-level: a call costs the same at any size
         needs_grad = autograd.is_grad_enabled() and (any(trainable) or any(
             getattr(x, "requires_grad", False) for x in inputs))
@@ -105,8 +112,7 @@ class CompiledModule:
 
     def _build(self, inputs: tuple, needs_grad: bool) -> Any:
         model = self._model
-        object.__setattr__(self, "_params", list(model.named_parameters()))
-        object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
+        self._refresh_params()
         params = tuple(n for n, p in self._params if p.requires_grad)
         program, context = trace(model, *inputs), type(model).__name__
         if not needs_grad:

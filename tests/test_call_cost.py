@@ -51,3 +51,13 @@ def test_replacing_a_parameter_array_is_seen_by_the_next_call():
         assert (compiled(x).numpy() == 1.0).all()
         model.bias = nn.Parameter(graphc.full((2,), 5.0))  # another object in the same place
         assert (compiled(x).numpy() == 5.0).all()
+
+
+def test_a_replaced_parameter_object_counts_for_requires_grad_too():
+    model = nn.Linear(3, 2)
+    compiled, x = graphc.compile(model), graphc.randn(4, 3)
+    compiled(x).sum().backward()
+    model.weight = nn.Parameter(graphc.zeros(2, 3), requires_grad=False)
+    model.zero_grad()
+    compiled(x).sum().backward()
+    assert model.weight.grad is None and model.bias.grad is not None

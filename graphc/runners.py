@@ -123,6 +123,27 @@ class TrainStepRunner:
         self._trained_by_name = {t.name: i for i, t in enumerate(self.trained)}
         self.compiled.stable_inputs = frozenset(
             j for j, (kind, _) in enumerate(self.roles) if kind in ("param", "buffer", "hyper"))
+        slots: dict[str, list] = {"user": [], "state": [], "hyper": []}
+        for j, (kind, key) in enumerate(self.roles):
+            if kind == "user":
+                slots["user"].append((j, key))
+            elif kind in ("state", "hyper"):
+                i = self._trained_by_name[key[0]]
+                slots[kind].append((j, i, key[1]))
+        self._user_slots, self._state_slots, self._hyper_slots = slots["user"], slots["state"], slots["hyper"]
+        self._fixed_at = -1
+
+    def _fixed(self) -> list:
+        """The arrays that stay put between steps (parameters, buffers, hyperparameter buffers),
+        gathered again only after a rebind; user and state slots are filled per call."""
+        if self._fixed_at != rebinds():
+            params = self.program.params
+            self._fixed_arrays = [params[key]._data if kind in ("param", "buffer") else None
+                                  for kind, key in self.roles]
+            for j, i, entry in self._hyper_slots:
+                self._fixed_arrays[j] = self.trained[i].hyper[entry]
+            self._fixed_at = rebinds()
+        return self._fixed_arrays
 
     def __call__(self, optimizer: Any, inputs: tuple) -> Tensor:
         """Everything is checked and prepared before native code runs; parameters and optimizer
@@ -131,21 +152,13 @@ class TrainStepRunner:
         array was rebound; user inputs and optimizer state are checked every call."""
         user = self.program.user_tensors(*inputs)
         steps = [optimizer.prepare_step(t.param, t.group) for t in self.trained]
-        arrays = []
-        for kind, key in self.roles:
-            if kind == "user":
-                arrays.append(user[key]._data)
-            elif kind in ("param", "buffer"):
-                arrays.append(self.program.params[key]._data)
-            else:
-                name, entry = key
-                i = self._trained_by_name[name]
-                if kind == "state":
-                    arrays.append(steps[i][0][entry]._data)
-                else:
-                    buffer = self.trained[i].hyper[entry]
-                    buffer[()] = steps[i][1][entry]
-                    arrays.append(buffer)
+        arrays = list(self._fixed())
+        for j, k in self._user_slots:
+            arrays[j] = user[k]._data
+        for j, i, entry in self._state_slots:
+            arrays[j] = steps[i][0][entry]._data
+        for j, i, entry in self._hyper_slots:
+            arrays[j][()] = steps[i][1][entry]  # the step's own 0-d buffer, refilled in place
         (loss,) = self.compiled.run(arrays, rebinds())
         for t, (state, _) in zip(self.trained, steps):
             optimizer.commit_step(t.param, state)

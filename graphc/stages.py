@@ -113,19 +113,21 @@ class Driver:
 
     def lower(self, graph: Graph, name: str, label: str) -> Artifact:
         """kernels (the graph after KERNEL_PIPELINE), planned (its buffers), llvm (the module)."""
-        return self._lower(self._kernels(graph, label), name, label)
+        return self._lower(*self._kernels(graph, label), name, label)
 
-    def _kernels(self, graph: Graph, label: str) -> Graph:
+    def _kernels(self, graph: Graph, label: str) -> tuple[Graph, dict]:
+        """The kernel graph and its buffer plan, made once and used by the cache lookup and lowering."""
         start = time.perf_counter()
         kernels = optimize(graph, KERNEL_PIPELINE, after_each=self._after_each(label))
         self._emit("kernels", label, kernels, start)
         start = time.perf_counter()
-        self._emit("planned", label, format_plan(kernels, assign_buffers(kernels)), start)
-        return kernels
+        locations = assign_buffers(kernels)
+        self._emit("planned", label, format_plan(kernels, locations), start)
+        return kernels, locations
 
-    def _lower(self, kernels: Graph, name: str, label: str) -> Artifact:
+    def _lower(self, kernels: Graph, locations: dict, name: str, label: str) -> Artifact:
         start = time.perf_counter()
-        lowered = lower(kernels, name)
+        lowered = lower(kernels, name, locations)
         self._emit("llvm", label, lowered.ir_text, start)
         return _artifact(kernels, name, lowered.ir_text, lowered.workspace_bytes, lowered.checks)
 
@@ -133,16 +135,15 @@ class Driver:
         """lower, then native code (CompiledGraph loads the artifact). With the default observer
         below GRAPHC_DEBUG=4 nobody reads the LLVM IR, so the disk cache is asked first, keyed on
         the kernel graph: a hit skips lowering."""
-        kernels = self._kernels(graph, label)
+        kernels, locations = self._kernels(graph, label)
         start = time.perf_counter()
         source = graph_digest(kernels, name, num_threads())
         if self.observe is log_stage and debug_level() < 4:
-            expected = _artifact(kernels, name, "", workspace_bytes(kernels, assign_buffers(kernels)),
-                                 check_specs(kernels), source)
+            expected = _artifact(kernels, name, "", workspace_bytes(kernels, locations), check_specs(kernels), source)
             native = load_cached(source, expected.signature(), name)
             if native is not None:
                 return self._emit("native", label, CompiledGraph(expected, context, native), start)
-        artifact = replace(self._lower(kernels, name, label), source=source)
+        artifact = replace(self._lower(kernels, locations, name, label), source=source)
         start = time.perf_counter()
         return self._emit("native", label, CompiledGraph(artifact, context), start)
 

@@ -36,10 +36,11 @@ class LoweredGraph:
     checks: tuple[CheckSpec, ...] = ()  # by status code - 1
 
 
-def lower(graph: Graph, name: str = "graphc_main") -> LoweredGraph:
-    """Emit the LLVM module for `graph`, with entry point `name` (ABI in the module docstring)."""
+def lower(graph: Graph, name: str = "graphc_main", locations: dict[int, Location] | None = None) -> LoweredGraph:
+    """Emit the LLVM module for `graph`, with entry point `name` (ABI in the module docstring);
+    `locations` is its buffer plan when the caller has made it already."""
     module = ir.Module(name=name)
-    locations = assign_buffers(graph)
+    locations = assign_buffers(graph) if locations is None else locations
     entry = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR]), name)
     args, workspace, status = entry.args
     args.name, workspace.name, status.name = "args", "workspace", "status"

@@ -310,14 +310,14 @@ def mlp(sizes):
 
 def adam_step_plan(monkeypatch, sizes, batch):
     """One compiled Adam step of an MLP: the train step's kernel graph and the locations its
-    lowering used (recorded at module.assign_buffers, whichever driver calls lower)."""
-    import graphc.lower.module as module
+    lowering used (recorded where the staged driver plans, once for the cache lookup and lowering)."""
+    import graphc.stages as stages
     planned = []
 
     def recording(graph):
         planned.append((graph, plan_buffers(graph)))
         return planned[-1][1]
-    monkeypatch.setattr(module, "assign_buffers", recording)
+    monkeypatch.setattr(stages, "assign_buffers", recording)
     model = mlp(sizes)
     step = graphc.compile_train_step(model, graphc.nn.CrossEntropyLoss(), graphc.optim.Adam(model.parameters()))
     rng = np.random.default_rng(0)

@@ -137,6 +137,7 @@ class TrainStepRunner:
         """The arrays that stay put between steps (parameters, buffers, hyperparameter buffers),
         gathered again only after a rebind; user and state slots are filled per call."""
         if self._fixed_at != rebinds():
+            self.program._binding()  # rebinds the program's parameters first (a replaced Parameter object)
             params = self.program.params
             self._fixed_arrays = [params[key]._data if kind in ("param", "buffer") else None
                                   for kind, key in self.roles]

@@ -2,6 +2,8 @@
 (issue 6, item 8): counted as Python-level calls, which are deterministic, not as time."""
 import sys
 
+import numpy as np
+
 import pytest
 
 import graphc
@@ -61,3 +63,16 @@ def test_a_replaced_parameter_object_counts_for_requires_grad_too():
     model.zero_grad()
     compiled(x).sum().backward()
     assert model.weight.grad is None and model.bias.grad is not None
+
+
+def test_a_train_step_reads_a_frozen_parameter_object_that_replaced_another():
+    model = nn.Linear(3, 2)
+    model.bias.requires_grad = False
+    step = graphc.compile_train_step(model, nn.MSELoss(reduction="sum"),
+                                     graphc.optim.SGD([model.weight], lr=0.0))
+    x, y = graphc.randn(4, 3), graphc.randn(4, 2)
+    step(x, y)
+    model.bias = nn.Parameter(graphc.full((2,), 5.0), requires_grad=False)  # same key: no recompile
+    expected = nn.MSELoss(reduction="sum")(x @ model.weight.detach().t() + 5.0, y)
+    np.testing.assert_allclose(step(x, y).item(), expected.item(), rtol=1e-5)
+    assert len(step._cache) == 1

@@ -282,10 +282,10 @@ class Tensor:
     def __rmatmul__(self, o): return matmul(as_tensor(o), self)
     def __gt__(self, o): return _fn.gt(self, o)
     def __ge__(self, o): return _fn.ge(self, o)
-    def __lt__(self, o): return _fn.gt(o, self)
-    def __le__(self, o): return _fn.ge(o, self)
+    def __lt__(self, o): return _fn.lt(self, o)
+    def __le__(self, o): return _fn.le(self, o)
     def __eq__(self, o): return _fn.eq(self, o)  # type: ignore[override]
-    def __ne__(self, o): return _fn.eq(_fn.eq(self, o), False)  # type: ignore[override]
+    def __ne__(self, o): return _fn.ne(self, o)  # type: ignore[override]
     __hash__ = object.__hash__
 
     def add(self, o): return _fn.add(self, o)
@@ -300,7 +300,7 @@ class Tensor:
     def tanh(self): return _fn.tanh(self)
     def sigmoid(self): return _fn.sigmoid(self)
     def relu(self): return _fn.relu(self)
-    def abs(self): return _fn.where(_fn.ge(self, 0), self, _fn.neg(self))
+    def abs(self): return _fn.abs(self)
     def matmul(self, o): return matmul(self, o)
 
     def sum(self, dim=None, keepdim: bool = False): return _fn.sum(self, dim, keepdim)

@@ -31,6 +31,36 @@ def div(a: Any, b: Any):
 gt, ge, eq = (_binary(n) for n in ("gt", "ge", "eq"))
 
 
+def lt(a, b): return gt(b, a)
+def le(a, b): return ge(b, a)
+def ne(a, b): return eq(eq(a, b), False)
+
+
+def minimum(a, b):
+    """-max(-a, -b): keeps NaN, -0.0 < +0.0 and tied gradients shared, as maximum does."""
+    return neg(maximum(neg(a), neg(b)))
+
+
+def abs(a):  # noqa: A001
+    """max(a, -a): abs(-0.0) is +0.0, NaN stays NaN, and the gradient at 0 is 0 (as PyTorch's)."""
+    return maximum(a, neg(a))
+
+
+def clamp(a, min=None, max=None):  # noqa: A002
+    """PyTorch's clamp: the gradient passes where min <= a <= max (bounds included) and nowhere
+    else, not at NaN either; the value outside is the bound (NaN stays NaN), read without a gradient."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    outside = a
+    if min is not None:
+        outside = where(lt(outside, min), min, outside)
+    if max is not None:
+        outside = where(gt(outside, max), max, outside)
+    outside = detach(outside)
+    out = a if max is None else where(le(a, max), a, outside)
+    return out if min is None else where(ge(a, min), out, outside)
+
+
 def neg(a): return apply("neg", a)
 def exp(a): return apply("exp", a)
 def log(a): return apply("log", a)

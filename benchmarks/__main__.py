@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--only W1,W3,W5,compile] [--out PATH] [--torch-compile]
+"""python -m benchmarks [--quick] [--only W1,W2,W3,W4,W5,compile] [--out PATH] [--torch-compile]
 
 Times graphc and its peers on every case in one process (numpy and the compile times in
 subprocesses), checks each peer computed what graphc did, prints markdown tables of medians,
@@ -16,7 +16,7 @@ from . import compile_times, machine, peer_jax, peer_numpy, peer_onnxruntime, pe
 from .case import Case, Peer, all_cases, relative_error
 from .timing import FULL, QUICK, Budget
 
-GROUPS = ("W1", "W3", "W5", "compile")
+GROUPS = ("W1", "W2", "W3", "W4", "W5", "compile")
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
 
 

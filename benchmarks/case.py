@@ -69,8 +69,8 @@ def stepping(train_step: Callable, state: Any, inputs: tuple) -> Callable[[], An
 
 
 def all_cases() -> list[Case]:
-    from . import w1_mlp, w3_tutorial, w5_sgemm
-    return [*w1_mlp.cases(), *w3_tutorial.cases(), *w5_sgemm.cases()]
+    from . import w1_mlp, w2_lenet, w3_tutorial, w4_convbn, w5_sgemm
+    return [*w1_mlp.cases(), *w2_lenet.cases(), *w3_tutorial.cases(), *w4_convbn.cases(), *w5_sgemm.cases()]
 
 
 def find_case(key: str) -> Case:

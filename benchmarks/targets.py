@@ -1,4 +1,4 @@
-"""The targets of issue 6 ("Speed"), checked against a run's results. A margin of 1 or more means
+"""The targets of issues 6 and 7 ("Speed"), checked against a run's results. A margin of 1 or more means
 met: the ratio over its target, or the time limit over the time taken."""
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ SPEED = (
     ("W1_train_b128", "torch", 2.0),
     ("W3_train", "torch", 20.0),
     ("W5_sgemm", "numpy", 0.9),  # numpy time / graphc time: at least 90 % of numpy's speed
+    # issue 7
+    ("W2_inference_b64", "torch", 3.0),
+    ("W2_inference_b64", "onnxruntime", 1.0),
+    ("W2_train_b64", "torch", 2.0),
+    ("W2_train_b64", "jax", 1.0),
+    ("W2_train_b64", "torch_compile", 1.0),
+    ("W4_inference_b16", "torch", 1.5),
+    ("W4_inference_b16", "onnxruntime", 0.9),
 )
 # (compile case, "cold" or "warm", the most seconds to its first result)
 COMPILE = (

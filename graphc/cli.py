@@ -22,7 +22,7 @@ import subprocess
 import sys
 from typing import Any, Sequence
 
-STAGES = ("tree", "traced", "passes", "optimized", "joint", "backward", "kernels", "plan", "llvm", "llvm-opt", "asm",
+STAGES = ("tree", "traced", "passes", "optimized", "prepared", "joint", "backward", "kernels", "plan", "llvm", "llvm-opt", "asm",
           "all")
 GRAPH_STAGES = ("traced", "optimized", "joint", "backward", "kernels")  # and after:<pass>: json and dot apply
 FORMATS = ("text", "json", "dot")
@@ -122,7 +122,7 @@ def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str, 
 
 def dump_all(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], fmt: str = "text") -> list[tuple[str, str]]:
     """Every stage as (file name, text), numbered in pipeline order: the forward's stages from
-    the inference build, joint and backward from the differentiable build, after optimized."""
+    the inference build, joint and backward from the differentiable build, after prepared."""
     import graphc
     from graphc.tree import ModuleTree
     from runtime import jit
@@ -130,7 +130,7 @@ def dump_all(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], fmt: str
     program = graphc.trace(model, *_examples(inputs))
     forward = _observe(program, "llvm", differentiable=False)
     gradients = [s for s in _observe(program, "partitioned", differentiable=True) if s.name in ("joint", "partitioned")]
-    after = next(k for k, s in enumerate(forward) if s.name == "optimized") + 1
+    after = next(k for k, s in enumerate(forward) if s.name == "prepared") + 1
     files = [("tree.txt", str(ModuleTree.of(model)))]
     for s in forward[:after] + gradients + forward[after:]:
         stage = {"partitioned": "backward", "planned": "plan"}.get(s.name, s.name)

@@ -21,9 +21,16 @@ from .trace import Program, _input_names, trace
 
 
 def build_inference(program: Program, driver: Driver, context: str) -> InferenceRunner:
-    """traced -> optimized -> kernels -> planned -> llvm -> native, for a forward without grad."""
+    """traced -> optimized -> prepared -> kernels -> planned -> llvm -> native, for a forward
+    without grad; the prepare graph (what depends on parameters only) is compiled on its own."""
     forward = driver.optimize(program.graph, "forward")
-    return InferenceRunner(program, driver.compile(forward, "forward", "forward", context))
+    hoisted = driver.hoist(forward, "forward")
+    if hoisted.prepare is None:
+        return InferenceRunner(program, driver.compile(forward, "forward", "forward", context))
+    position = {n.role: j for j, n in enumerate(program.graph.inputs)}
+    return InferenceRunner(program, driver.compile(hoisted.main, "forward", "forward", context),
+                           driver.compile(hoisted.prepare, "prepare", "prepare", context),
+                           tuple(position[n.role] for n in hoisted.prepare.inputs))
 
 
 def build_differentiable(program: Program, wrt: Sequence[int], driver: Driver, context: str) -> DifferentiableRunner:

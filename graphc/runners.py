@@ -16,7 +16,7 @@ import numpy as np
 from runtime.executor import CompiledGraph
 
 from . import autograd
-from .tensor import Tensor, rebinds
+from .tensor import Tensor, _Writes, rebinds, writes
 from .trace import Program, unflatten
 
 
@@ -29,15 +29,39 @@ def _vouch_for_parameters(program: Program, compiled: CompiledGraph, positions: 
 
 @dataclass
 class InferenceRunner:
+    """A forward without gradients. With a `prepare` graph (graphc/prepare.py), what depends only
+    on parameters and buffers is computed by it, once, and again only after one of them was
+    written or rebound; `forward` then reads those values as its last inputs."""
+
     program: Program
     forward: CompiledGraph
+    prepare: CompiledGraph | None = None
+    prepare_inputs: tuple[int, ...] = ()  # per prepare input, its position among the program's inputs
 
     def __post_init__(self) -> None:
-        _vouch_for_parameters(self.program, self.forward, {j: j for j in range(len(self.forward.inputs))})
+        own = len(self.program.graph.inputs)
+        _vouch_for_parameters(self.program, self.forward, {j: j for j in range(own)})
+        if self.prepare is not None:
+            _vouch_for_parameters(self.program, self.prepare, dict(enumerate(self.prepare_inputs)))
+            self.forward.stable_inputs |= frozenset(range(own, len(self.forward.inputs)))
+        self._prepared: list[np.ndarray] = []
+        self._prepared_at: tuple[int, int] | None = None
+
+    def _prepared_values(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        version = (rebinds(), writes())
+        if version != self._prepared_at:
+            self._prepared = self.prepare.run([arrays[j] for j in self.prepare_inputs], rebinds())
+            self._prepared_at = version
+        return self._prepared
 
     def __call__(self, inputs: tuple) -> Any:
         arrays = self.program.call_arrays(self.program.user_tensors(*inputs))
-        outputs = self.forward.run(arrays, rebinds())
+        if self.prepare is None:
+            outputs = self.forward.run(arrays, rebinds())
+        else:
+            outputs = self.forward.run(arrays + self._prepared_values(arrays), (rebinds(), self._prepared_at))
+        if self.forward.updates_inputs:
+            _Writes.bump()
         return unflatten(self.program.output_spec, [Tensor._wrap(o) for o in outputs])
 
 
@@ -71,6 +95,8 @@ class DifferentiableRunner:
         user = self.program.user_tensors(*inputs)
         arrays = self.program.call_arrays(user)
         results = self.forward.run(arrays, rebinds())
+        if self.forward.updates_inputs:
+            _Writes.bump()
         bound = self.program._binding()
         sources = [user[b] if b.__class__ is int else b for b in map(bound.__getitem__, self.feeds.grad_of)]
         outputs = [Tensor._wrap(o) for o in results[:self.n_outputs]]
@@ -161,6 +187,7 @@ class TrainStepRunner:
         for j, i, entry in self._hyper_slots:
             arrays[j][()] = steps[i][1][entry]  # the step's own 0-d buffer, refilled in place
         (loss,) = self.compiled.run(arrays, rebinds())
+        _Writes.bump()  # parameters were updated in place
         for t, (state, _) in zip(self.trained, steps):
             optimizer.commit_step(t.param, state)
         return Tensor._wrap(loss)

@@ -1,10 +1,11 @@
 """The one staged driver: every compile path (graphc.compile, compile_train_step, graphc dump,
 GRAPHC_DEBUG) runs its stages through a Driver, in pipeline order:
 
-    traced -> after:<pass> ... -> optimized -> joint -> partitioned -> kernels -> planned -> llvm -> native
+    traced -> after:<pass> ... -> optimized -> prepared | joint -> partitioned -> kernels -> planned -> llvm -> native
 
 (a train step's graph already holds forward, backward and update: it is `differentiated` instead
-of joint and partitioned, and runs as one native call).
+of joint and partitioned, and runs as one native call; an inference graph is `prepared`: what it
+computes from parameters alone is split off into a prepare graph, see prepare.py).
 
 Each stage is a frozen, printable `Stage` handed to the driver's observer as it is made: the
 default observer logs stages as GRAPHC_DEBUG asks; `graphc dump` observes the same run and stops
@@ -32,10 +33,11 @@ from .lower import lower
 from .lower.buffers import assign_buffers, format_plan, workspace_bytes
 from .lower.module import check_specs
 from .partition import JointGraph, joint_graph, partition
+from .prepare import Hoisted, hoist
 from .passes import KERNEL_PIPELINE, PIPELINE, optimize
 
-STAGES = ("traced", "optimized", "joint", "partitioned", "differentiated", "kernels", "planned", "llvm", "native")
-_LEVEL = {"traced": 2, "optimized": 2, "joint": 3, "partitioned": 2, "differentiated": 2, "kernels": 3,
+STAGES = ("traced", "optimized", "prepared", "joint", "partitioned", "differentiated", "kernels", "planned", "llvm", "native")
+_LEVEL = {"traced": 2, "optimized": 2, "prepared": 2, "joint": 3, "partitioned": 2, "differentiated": 2, "kernels": 3,
           "planned": 3, "llvm": 4}
 
 
@@ -92,6 +94,11 @@ class Driver:
 
     def _after_each(self, label: str) -> Callable[[str, Graph, float], None]:
         return lambda name, g, seconds: self.observe(Stage(f"after:{name}", label, g, seconds))
+
+    def hoist(self, graph: Graph, label: str) -> Hoisted:
+        """prepared: the prepare graph (parameter-only values) split off an inference graph."""
+        start = time.perf_counter()
+        return self._emit("prepared", label, hoist(graph), start)
 
     def differentiate(self, forward: Graph, wrt: Sequence[int], label: str = "backward") -> tuple[Graph, BackwardGraph]:
         """joint (forward and backward in one graph, w.r.t. the inputs `wrt`), then partitioned

@@ -35,6 +35,22 @@ def rebinds() -> int:
     return _Rebinds.count
 
 
+class _Writes:
+    """Counts in-place writes into tensors' arrays (`copy_`, optimizer steps, load_state_dict,
+    compiled updates): a prepare graph (graphc/prepare.py) computes from parameters and buffers
+    again only when this or rebinds() changed."""
+
+    count = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        cls.count += 1
+
+
+def writes() -> int:
+    return _Writes.count
+
+
 class Size(tuple):
     """The shape of a tensor, printed as PyTorch prints it."""
 
@@ -206,6 +222,7 @@ class Tensor:
                 "in-place updates of tensors (such as a buffer's running statistics) cannot be traced "
                 "yet; return the new value from forward instead"))
         np.copyto(self._concrete("an in-place update"), np.asarray(_unwrap(value), dtype=self._dtype))
+        _Writes.bump()
         return self
 
     def copy_(self, src: Any) -> "Tensor":

@@ -87,6 +87,11 @@ class CompiledGraph:
         self._lock = threading.Lock()
         self.compile_seconds = time.perf_counter() - start
 
+    @property
+    def updates_inputs(self) -> bool:
+        """Whether a call writes into some of its inputs (parameters, optimizer state, buffers)."""
+        return bool(self._updated)
+
     def check(self, arrays: Sequence[np.ndarray]) -> None:
         """Raise InputError (naming the model and the input) unless every buffer fits."""
         if len(arrays) != len(self.inputs):

@@ -258,7 +258,7 @@ def test_format_and_out_mistakes_are_one_line(capsys, model_file, extra, fragmen
 
 def expected_files():
     names = ["tree.txt", "traced.txt", *(f"after-{p.__name__}.txt" for p in PIPELINE), "optimized.txt",
-             "joint.txt", "backward.txt", *(f"after-{p.__name__}.txt" for p in KERNEL_PIPELINE), "kernels.txt",
+             "prepared.txt", "joint.txt", "backward.txt", *(f"after-{p.__name__}.txt" for p in KERNEL_PIPELINE), "kernels.txt",
              "plan.txt", "llvm.ll", "llvm-opt.ll", "asm.s"]
     return [f"{k:02d}-{name}" for k, name in enumerate(names)]
 
@@ -291,7 +291,7 @@ def test_all_writes_graph_stages_as_json_when_asked(capsys, model_file, tmp_path
         else:
             check_graph_schema(data)
     assert {n.split("-", 1)[1] for n in names if not n.endswith(".json")} == {
-        "tree.txt", "plan.txt", "llvm.ll", "llvm-opt.ll", "asm.s"}
+        "tree.txt", "prepared.txt", "plan.txt", "llvm.ll", "llvm-opt.ll", "asm.s"}
 
 
 # ---- passes and plan -------------------------------------------------------------------------------

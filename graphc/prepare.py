@@ -1,0 +1,125 @@
+"""The prepare graph: what an inference graph computes from parameters and buffers alone
+(BatchNorm folded into a convolution's weights, a weight transposed into a copy, scale and shift
+arithmetic), hoisted out so it runs once, and again only after a parameter or buffer changed.
+
+`hoist(graph)` splits a graph into
+- `prepare`: inputs are the parameter and buffer inputs it reads (same roles), outputs the
+  hoisted values;
+- `main`: the original graph with each hoisted value read from an input of role
+  (prepared, k), k its position among prepare's outputs. Its other inputs keep their roles.
+
+A node is invariant when every value it depends on is a parameter, a buffer or a constant and
+its op has no effect besides its value (no checks, no random numbers). The values hoisted are the
+invariant values the rest of the graph reads; a free view (reshape, detach) or a broadcast
+(expand: bigger than what it reads) is not worth hoisting itself, so its inputs are hoisted
+instead and it stays in `main`. Graphs that update their inputs (train steps, BatchNorm in train
+mode) change parameters or buffers on every call and are left whole.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ir import Graph, GraphBuilder
+from .ops import OPS
+
+INVARIANT_ROLES = ("param", "buffer")
+NOT_WORTH_HOISTING = ("reshape", "detach", "expand", "constant", "input")
+
+
+@dataclass(frozen=True)
+class Hoisted:
+    """The two graphs `hoist` makes; `prepare` is None when nothing was worth hoisting."""
+
+    prepare: Graph | None
+    main: Graph
+
+    def __str__(self) -> str:
+        if self.prepare is None:
+            return f"(nothing to prepare)\n{self.main}"
+        return f"prepare:\n{self.prepare}\nmain:\n{self.main}"
+
+
+def _has_effect(op: str) -> bool:
+    return OPS[op].kind in ("check", "random") if op in OPS else False
+
+
+def invariant_nodes(graph: Graph) -> set[int]:
+    """Ids of the nodes whose values depend only on parameters, buffers and constants."""
+    invariant: set[int] = set()
+    for node in graph.nodes:
+        if node.op == "input":
+            if node.role.kind in INVARIANT_ROLES:
+                invariant.add(node.id)
+        elif node.op == "constant" or (not _has_effect(node.op) and all(i in invariant for i in node.inputs)):
+            invariant.add(node.id)
+    return invariant
+
+
+def hoisted_values(graph: Graph) -> list[int]:
+    """The invariant values `main` reads from `prepare`, in graph order."""
+    invariant = invariant_nodes(graph)
+    wanted: set[int] = set()
+
+    def want(i: int) -> None:
+        node = graph.nodes[i]
+        if node.op in NOT_WORTH_HOISTING:
+            for j in node.inputs:  # a view or a broadcast is recomputed in main from what it reads
+                want(j)
+        else:
+            wanted.add(i)
+
+    for node in graph.nodes:
+        if node.id not in invariant:
+            for i in node.inputs:
+                if i in invariant:
+                    want(i)
+    for i in graph.outputs:
+        if i in invariant:
+            want(i)
+    return sorted(wanted)
+
+
+def hoist(graph: Graph) -> Hoisted:
+    """Split `graph` into its prepare graph and the main graph that reads what prepare made."""
+    values = hoisted_values(graph) if not graph.updates else []
+    if not values:
+        return Hoisted(None, graph)
+    needed = set(values)
+    for node in reversed(graph.nodes):
+        if node.id in needed:
+            needed.update(node.inputs)
+    prepare_builder, new = GraphBuilder(), {}
+    for node in graph.nodes:
+        if node.id in needed:
+            if node.op == "input":
+                new[node.id] = prepare_builder.input(node.attr("name"), node.role.kind, node.shape, node.dtype,
+                                                     key=node.role.key)
+            else:
+                new[node.id] = prepare_builder.copy_node(node, tuple(new[i] for i in node.inputs))
+    prepare = prepare_builder.finish((new[i] for i in values), (f"prepared{k}" for k in range(len(values))))
+
+    position = {v: k for k, v in enumerate(values)}
+    main_builder, new = GraphBuilder(), {}
+    for node in graph.nodes:  # a graph's inputs are its ABI: they all stay, in order, hoisted or not
+        if node.op == "input":
+            new[node.id] = main_builder.input(node.attr("name"), node.role.kind, node.shape, node.dtype,
+                                              key=node.role.key)
+    for node in graph.nodes:
+        if node.id in position:
+            new[node.id] = main_builder.input(f"prepared{position[node.id]}", "prepared", node.shape, node.dtype,
+                                              key=position[node.id])
+    used = _used_by_main(graph, set(position))
+    for node in graph.nodes:
+        if node.op != "input" and node.id not in position and node.id in used:
+            new[node.id] = main_builder.copy_node(node, tuple(new[i] for i in node.inputs))
+    main = main_builder.finish((new[i] for i in graph.outputs), graph.output_names)
+    return Hoisted(prepare, main)
+
+
+def _used_by_main(graph: Graph, hoisted: set[int]) -> set[int]:
+    """Nodes main still computes: those reaching an output without passing through a hoisted value."""
+    used = set(graph.outputs)
+    for node in reversed(graph.nodes):
+        if node.id in used and node.id not in hoisted:
+            used.update(node.inputs)
+    return used

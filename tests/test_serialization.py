@@ -127,6 +127,15 @@ def test_optimizer_state_dict_round_trip(tmp_path, torch):
     assert list(loaded["state"]) == [0, 1] and loaded["param_groups"][0]["betas"] == (0.9, 0.999)
 
 
+@pytest.mark.parametrize("make", [lambda ps: graphc.optim.Adam(ps), lambda ps: graphc.optim.SGD(ps, lr=0.1, momentum=0.9)])
+def test_graphc_optimizer_state_dict_round_trip(tmp_path, make):
+    model = Net()
+    optimizer = make(model.parameters())
+    model(graphc.randn(3, 4)).sum().backward()
+    optimizer.step()
+    _assert_same(optimizer.state_dict(), _round_trip(optimizer.state_dict(), tmp_path))
+
+
 def test_nested_checkpoint_keeps_every_type(tmp_path):
     graphc.manual_seed(0)
     model = Net()

@@ -7,6 +7,13 @@ rebuilds exactly the types that were saved; a tensor node names its array, whose
 node's path in the structure (`model/fc1.weight`, or just `fc1.weight` for a state_dict), so
 safetensors' own tools read a graphc state_dict with its usual keys. Loading evaluates nothing:
 the header is checked against the schema and anything else is a `CheckpointError`.
+
+The schema (version 1), one JSON object per node:
+    {"type": "none"}                          {"type": "bool"|"int"|"str", "value": ...}
+    {"type": "float", "value": 0.5 | "nan" | "inf" | "-inf"}
+    {"type": "tensor", "key": <the array's key in the file>}
+    {"type": "list"|"tuple", "items": [node, ...]}
+    {"type": "dict"|"OrderedDict", "items": [[key node, value node], ...]}
 """
 from __future__ import annotations
 

@@ -22,11 +22,6 @@ from graphc import serialization
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
 def _assert_same(a, b, path="obj"):
     """Equal values of exactly the same types, all the way down (tensors: dtype, shape, bytes)."""
     assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__}"
@@ -265,6 +260,13 @@ def test_process_killed_mid_write_leaves_the_previous_checkpoint_and_no_temporar
         process.stdout.close()
     assert os.listdir(tmp_path) == ["model.ckpt"]
     assert graphc.load(path)["epoch"] == 1
+
+
+def test_save_onto_a_folder_fails_and_leaves_no_temporary(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError):
+        graphc.save({"epoch": 1}, tmp_path / "d")
+    assert os.listdir(tmp_path) == ["d"]
 
 
 def test_save_replaces_and_keeps_the_usual_permissions(tmp_path):

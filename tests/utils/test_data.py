@@ -15,11 +15,6 @@ from graphc.utils.data import (BatchSampler, ConcatDataset, DataLoader, Dataset,
 Point = collections.namedtuple("Point", "x y")
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
 @pytest.fixture(autouse=True)
 def _seeded():
     graphc.manual_seed(0)

@@ -2,10 +2,10 @@
 from . import ops  # noqa: F401  (fills the op table)
 from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
 from .dtypes import bool_, double, float32, float64, int64, long, get_default_dtype, set_default_dtype
-from .errors import InputError, TraceError
+from .errors import CheckpointError, InputError, TraceError
 from .ops.functions import exp, log, sqrt, tanh, sigmoid, relu, softmax, log_softmax, where, maximum
 from .ops.functions import add, sub, mul, div, neg, pow
-from .random import manual_seed, rand, randn, randint, zeros, ones, full, arange, zeros_like, ones_like, randn_like, empty
+from .random import Generator, manual_seed, randperm, rand, randn, randint, zeros, ones, full, arange, zeros_like, ones_like, randn_like, empty
 from .tensor import Size, Tensor, as_tensor, from_numpy, matmul, tensor
 from .ops.registry import ShapeError
 
@@ -40,7 +40,8 @@ def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return input.argmax(dim, keepdim)
 
 
-from . import nn, optim  # noqa: E402
+from . import nn, optim, utils  # noqa: E402
+from .serialization import load, save  # noqa: E402
 from .trace import InputSpec, Program, trace  # noqa: E402
 
 _COMPILED = {"compile": "compiled", "CompiledModule": "compiled", "compile_train_step": "train_step",

@@ -7,3 +7,7 @@ class TraceError(RuntimeError):
 
 class InputError(ValueError):
     """A compiled callable was given inputs of the wrong shape, dtype or number."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file graphc.load cannot read: not a checkpoint, truncated, or not matching the schema."""

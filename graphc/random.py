@@ -23,6 +23,43 @@ def generator() -> np.random.Generator:
     return _generator
 
 
+class Generator:
+    """A random generator of its own (PyTorch's `torch.Generator`), over numpy's: samplers and
+    `random_split` given one draw from it, so their order repeats whatever else draws numbers."""
+
+    default_seed = 67280421310721  # PyTorch's initial seed for a new generator
+
+    def __init__(self, device: Any = "cpu") -> None:
+        if str(device) != "cpu":
+            raise ValueError(f"graphc.Generator: device={device!r}, but graphc runs on the cpu only")
+        self.manual_seed(self.default_seed)
+
+    def manual_seed(self, seed: int) -> "Generator":
+        self._seed = int(seed)
+        self._numpy = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def __repr__(self) -> str:
+        return f"<graphc.Generator seed={self._seed}>"
+
+
+def numpy_generator(generator: Generator | None = None) -> np.random.Generator:
+    """The numpy generator behind `generator`, or graphc's global one (as reseeded by `manual_seed`)."""
+    return _generator if generator is None else generator._numpy
+
+
+def randperm(n: int, generator: Generator | None = None, dtype: Any = "int64") -> Tensor:
+    """A random permutation of 0..n-1."""
+    return Tensor._wrap(c_contiguous(numpy_generator(generator).permutation(int(n)), dtypes.canonical(dtype)))
+
+
 def _make(data: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
     target = dtypes.canonical(dtype) if dtype is not None else dtypes.get_default_dtype()
     t = Tensor._wrap(c_contiguous(data, dtype=target))

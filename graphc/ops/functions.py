@@ -171,15 +171,11 @@ def one_hot(indices, num_classes: int, dtype: str = "float32"):
 
 
 def softmax(a, dim: int):
-    shifted = sub(a, amax(detach(a), dim, keepdim=True))
-    e = exp(shifted)
-    return div(e, sum(e, dim, keepdim=True))
+    return apply("softmax", a, dim=normalize_dims(dim, a.ndim)[0] if a.ndim else 0)
 
 
 def log_softmax(a, dim: int):
-    # the max is a constant shift: detaching it keeps the gradient exact and the graph small
-    shifted = sub(a, amax(detach(a), dim, keepdim=True))
-    return sub(shifted, log(sum(exp(shifted), dim, keepdim=True)))
+    return apply("log_softmax", a, dim=normalize_dims(dim, a.ndim)[0] if a.ndim else 0)
 
 
 def detach(a):

@@ -37,6 +37,10 @@ def cases(op, dtype):
         return [with_ties(s, dtype)], {"dtype": target}
     if op in ("sum", "amax"):
         return [values((4, 5, 6), dtype)], {"dims": (1,), "keepdim": False}
+    if op in ("softmax", "log_softmax"):  # along a strided dim; a row of -inf and a NaN included
+        x = values((4, 5, 6), dtype, -20, 20)
+        x[0, :, 1], x[2, 3, 4] = -np.inf, np.nan
+        return [x], {"dim": 1}
     if op == "matmul":
         return [values((5, 7), dtype), values((7, 3), dtype)], {"transpose_a": False, "transpose_b": False}
     if op == "matmul_epilogue":  # relu(a @ b + bias)
@@ -77,7 +81,7 @@ def test_op_matches_numpy(op, dtype):
     native, expected = run_op(op, inputs, **attrs)
     assert native.dtype == expected.dtype and native.shape == expected.shape
     if native.dtype.kind == "f":
-        np.testing.assert_allclose(native, expected, **tolerance(native.dtype))
+        np.testing.assert_allclose(native, expected, equal_nan=True, **tolerance(native.dtype))
     else:
         np.testing.assert_array_equal(native, expected)
 

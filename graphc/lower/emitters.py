@@ -15,6 +15,7 @@ from .kernel import Kernel
 from .linalg import emit_matmul, emit_one_hot
 from .reduce import REDUCTIONS, emit_reduce
 from .shape import emit_expand, emit_permute
+from .window import emit_window_gather, emit_window_scatter
 
 
 def _alias(k: Kernel) -> None:
@@ -38,6 +39,8 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "matmul": emit_matmul,
     "matmul_epilogue": emit_matmul,  # the matmul kernel, its body applied before each store
     "one_hot": emit_one_hot,
+    "window_gather": emit_window_gather,
+    "window_scatter": emit_window_scatter,
     "fused": emit_fused,
     **{op: _alias for op in ALIASES},
     **{op: _alias for op in CHECKS},

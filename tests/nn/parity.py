@@ -64,3 +64,27 @@ def torch_call(torch, fn, **kwargs):
         def forward(self, x):
             return fn(x, **kwargs)
     return TorchCall()
+
+
+def _torch_steps(torch, model, x, y, steps, **sgd):
+    opt = torch.optim.SGD(model.parameters(), **sgd)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(torch.tensor(x)), torch.tensor(y))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def assert_train_steps_match_torch(torch, model, twin, x, y, steps=3, **sgd):
+    """Losses and final weights of `steps` compiled cross-entropy SGD train steps against torch's."""
+    twin.load_state_dict({k: torch.from_numpy(np.array(v.numpy())) for k, v in model.state_dict().items()})
+    step = graphc.compile_train_step(model, gnn.CrossEntropyLoss(), graphc.optim.SGD(model.parameters(), **sgd))
+    ours = [float(step(graphc.tensor(x), graphc.tensor(y))) for _ in range(steps)]
+    theirs = _torch_steps(torch, twin, x, y, steps, **sgd)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), twin.state_dict()[name].numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)

@@ -8,7 +8,7 @@ import pytest
 import graphc
 import graphc.nn as gnn
 import graphc.nn.functional as F
-from parity import assert_matches_torch
+from parity import assert_matches_torch, assert_train_steps_match_torch
 
 rng = np.random.default_rng(0)
 
@@ -125,29 +125,6 @@ def test_functional_conv2d_matches_pytorch(torch, kwargs):
 def tiny_net(nn):
     return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, groups=2),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 5))
-
-
-def _torch_steps(torch, model, x, y, steps, **sgd):
-    opt = torch.optim.SGD(model.parameters(), **sgd)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(torch.tensor(x)), torch.tensor(y))
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def assert_train_steps_match_torch(torch, model, twin, x, y, steps=3, **sgd):
-    twin.load_state_dict({k: torch.from_numpy(np.array(v.numpy())) for k, v in model.state_dict().items()})
-    step = graphc.compile_train_step(model, gnn.CrossEntropyLoss(), graphc.optim.SGD(model.parameters(), **sgd))
-    ours = [float(step(graphc.tensor(x), graphc.tensor(y))) for _ in range(steps)]
-    theirs = _torch_steps(torch, twin, x, y, steps, **sgd)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
-    for name, value in model.state_dict().items():
-        np.testing.assert_allclose(value.numpy(), twin.state_dict()[name].numpy(), rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
 
 
 def test_compiled_train_step_of_a_tiny_conv_net_matches_pytorch(torch):

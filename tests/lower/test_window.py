@@ -5,8 +5,11 @@ import itertools
 import numpy as np
 import pytest
 
+from graphc.ir import GraphBuilder
+from graphc.lower.window import MAX_RUNS, table_runs
+from graphc.ops import OPS, TensorType
 from graphc.ops.window import adaptive_table, window_table
-from harness import run_op, tolerance
+from harness import Native, run_op, tolerance
 
 rng = np.random.default_rng(3)
 
@@ -26,6 +29,17 @@ def tables_1d(size):
 
 
 CASES = sorted(tables_1d(5))
+
+
+def run_with_constant_tables(op, x, tables, **attrs):
+    """(native, reference) of `op` over input x with the tables as graph constants, as conv and
+    pools make them (the kernel then unrolls the innermost dim's runs)."""
+    b = GraphBuilder()
+    ids = [b.input("x", "data", x.shape, str(x.dtype))] + [b.constant(t) for t in tables]
+    out = OPS[op].infer(TensorType(x.shape, str(x.dtype)), *(TensorType(t.shape, "int64") for t in tables), **attrs)
+    graph = b.finish([b.add(op, ids, attrs, out.shape, out.dtype, module_path="test.layer")])
+    (native,) = Native(graph)(x)
+    return native, OPS[op].reference(x, *tables, **attrs)
 
 
 def direct_gather(x, tables, pad_value):
@@ -91,3 +105,41 @@ def test_large_gather_splits_over_the_batch():
     np.testing.assert_array_equal(native, expected)
     native, expected = run_op("window_scatter", [expected, *tables], size=(28, 28))
     np.testing.assert_allclose(native, expected, **tolerance("float32"))
+
+
+def test_runs_of_a_padded_strided_table():
+    runs = table_runs(window_table(7, 3, 2, (1, 1), 1))  # rows [-1 0 1] [1 2 3] [3 4 5] [5 6 -1]
+    assert [(r.start, r.count, r.step, r.pattern) for r in runs] == [
+        (0, 1, 0, (-1, 0, 1)), (1, 2, 2, (1, 2, 3)), (3, 1, 0, (5, 6, -1))]
+    assert len(table_runs(window_table(100, 5, 1, (2, 2), 1))) == 5  # two borders each side, one interior
+    assert len(table_runs(adaptive_table(10, 7))) > 1
+
+
+@pytest.mark.parametrize("h,w", [("plain", "strided-padded"), ("dilated", "circular"), ("reflect", "replicate"),
+                                 ("adaptive-up", "adaptive-down"), ("ceil-overhang", "dilated")])
+def test_constant_tables_take_the_unrolled_path_and_agree(h, w):
+    x = rng.standard_normal((3, 2, 5, 9)).astype(np.float32)
+    tables = [tables_1d(5)[h], tables_1d(9)[w]]
+    native, expected = run_with_constant_tables("window_gather", x, tables, pad_value=-np.inf)
+    np.testing.assert_array_equal(native, expected)
+    windows = rng.standard_normal(expected.shape).astype(np.float32)
+    native, expected = run_with_constant_tables("window_scatter", windows, tables, size=(5, 9))
+    np.testing.assert_allclose(native, expected, **tolerance("float32"))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_constant_1d_tables(name):
+    x = rng.standard_normal((2, 3, 7))
+    table = tables_1d(7)[name]
+    native, expected = run_with_constant_tables("window_gather", x, [table], pad_value=0.0)
+    np.testing.assert_array_equal(native, expected)
+    native, expected = run_with_constant_tables("window_scatter", expected, [table], size=(7,))
+    np.testing.assert_allclose(native, expected, **tolerance("float64"))
+
+
+def test_a_table_of_many_runs_takes_the_general_path():
+    table = adaptive_table(40, 27)
+    assert len(table_runs(table)) > MAX_RUNS
+    x = rng.standard_normal((2, 2, 3, 40)).astype(np.float32)
+    native, expected = run_with_constant_tables("window_gather", x, [tables_1d(3)["plain"], table], pad_value=0.0)
+    np.testing.assert_array_equal(native, expected)

@@ -58,8 +58,10 @@ def test_constructor_errors_match_pytorch(torch, args, kwargs):
         torch.nn.Conv2d(*args, **kwargs)
     with pytest.raises(ValueError) as ours:
         gnn.Conv2d(*args, **kwargs)
-    if "padding_mode" not in kwargs:  # torch prints a set, whose order varies
+    if kwargs.get("padding") != "full" and "padding_mode" not in kwargs:  # torch prints a set, whose order varies
         assert str(ours.value) == str(theirs.value)
+    else:
+        assert str(ours.value).split("{")[0] == str(theirs.value).split("{")[0]
 
 
 def test_channel_mismatch_is_a_runtime_error_like_pytorch(torch):

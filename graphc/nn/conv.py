@@ -1,17 +1,13 @@
 """Conv1d and Conv2d with PyTorch's arguments, checks, initialisation, attributes and repr."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
-
-from .. import dtypes
 from ..tensor import Tensor
 from . import functional_conv as C
 from . import init
 from .module import Module
-from .parameter import Parameter
+from .modules import add_weight_and_bias
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -45,22 +41,11 @@ class _ConvNd(Module):
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.transposed, self.output_padding, self.padding_mode = False, (0,) * self.dims, padding_mode
-        dtype = dtypes.canonical(dtype) if dtype is not None else dtypes.get_default_dtype()
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *kernel_size), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty((out_channels,), dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_weight_and_bias(self, (out_channels, in_channels // groups, *kernel_size), bias, dtype)
 
     def reset_parameters(self) -> None:
         """PyTorch's default: kaiming_uniform_(a=sqrt(5)) on the weight, U(+-1/sqrt(fan_in)) on the bias."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        init.layer_default_(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         # non-zero padding modes pad by `padding` and convolve the padded input, as PyTorch's F.pad + conv

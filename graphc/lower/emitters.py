@@ -16,6 +16,7 @@ from .linalg import emit_matmul, emit_one_hot
 from .reduce import REDUCTIONS, emit_reduce
 from .shape import emit_expand, emit_permute
 from .softmax import emit_row_softmax
+from .window import emit_window_gather, emit_window_scatter
 
 
 def _alias(k: Kernel) -> None:
@@ -41,6 +42,8 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "one_hot": emit_one_hot,
     "softmax": emit_row_softmax,
     "log_softmax": emit_row_softmax,
+    "window_gather": emit_window_gather,
+    "window_scatter": emit_window_scatter,
     "fused": emit_fused,
     **{op: _alias for op in ALIASES},
     **{op: _alias for op in CHECKS},

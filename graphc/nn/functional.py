@@ -11,6 +11,8 @@ from typing import Any
 
 from ..ops import functions as fn
 from ..tensor import Tensor
+from .functional_conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,  # noqa: F401
+                              adaptive_max_pool2d, avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d)
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias; the transpose is a matmul flag, never a copy."""

@@ -1,7 +1,6 @@
 """Layers and losses with PyTorch's constructor arguments, defaults, initialisation and reprs."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,18 @@ from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
+
+
+def add_weight_and_bias(layer: Module, shape: tuple[int, ...], bias: bool, dtype: Any) -> None:
+    """`layer.weight` of `shape` and `layer.bias` of shape[0] (None unless `bias`), in `dtype`
+    (default: the default dtype), initialised by the layer's reset_parameters."""
+    dtype = dtypes.canonical(dtype) if dtype is not None else dtypes.get_default_dtype()
+    layer.weight = Parameter(np.empty(shape, dtype=dtype))
+    if bias:
+        layer.bias = Parameter(np.empty(shape[:1], dtype=dtype))
+    else:
+        layer.register_parameter("bias", None)
+    layer.reset_parameters()
 
 
 class Identity(Module):
@@ -31,21 +42,11 @@ class Linear(Module):
                  dtype: Any = None) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        dtype = dtypes.canonical(dtype) if dtype is not None else dtypes.get_default_dtype()
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty((out_features,), dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_weight_and_bias(self, (out_features, in_features), bias, dtype)
 
     def reset_parameters(self) -> None:
         """PyTorch's default: kaiming_uniform_(a=sqrt(5)), i.e. U(+-1/sqrt(fan_in)), for W and b."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.layer_default_(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)

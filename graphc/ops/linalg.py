@@ -31,6 +31,10 @@ def _matmul_ref(a, b, transpose_a, transpose_b):
 
 def _matmul_grad(ins, out, g, transpose_a, transpose_b):
     a, b = ins
+    if b.ndim == 2 and a.ndim > 2 and transpose_a:  # batched a^T, shared b: per-batch products, summed
+        da = F.transpose(F.matmul(g, b, False, not transpose_b), -1, -2)
+        per_batch = F.matmul(g, a, True, True) if transpose_b else F.matmul(a, g, False, False)
+        return da, F.sum(per_batch, tuple(range(a.ndim - 2)))
     if b.ndim == 2 and a.ndim > 2:  # batch folded into rows: d(b) sums over the batch
         a2, g2 = F.reshape(a, (-1, a.shape[-1])), F.reshape(g, (-1, g.shape[-1]))
         da = F.matmul(g, b, False, not transpose_b)

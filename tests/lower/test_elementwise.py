@@ -65,6 +65,12 @@ def cases(op, dtype):
                      ("sigmoid", ("s1",), (), dtype), ("gt", ("s2", "in3"), (), "bool"),
                      ("exp", ("in0",), (), dtype), ("where", ("s3", "s4", "in2"), (), dtype)))
         return [values(s, dtype), values((17,), dtype), values(s, dtype), np.asarray(0.5, dtype)], {"body": body}
+    if op in ("window_gather", "window_scatter"):  # 3x3 windows, stride 2, one padded row and column each side
+        from graphc.ops.window import window_table
+        tables = [window_table(5, 3, 2, (1, 1), 1), window_table(6, 3, 2, (1, 1), 1)]
+        if op == "window_gather":
+            return [values((2, 3, 5, 6), dtype), *tables], {"pad_value": 0.0}
+        return [values((2, 3, 3, 3, 3, 3), dtype), *tables], {"size": (5, 6)}
     raise KeyError(f"no test case for op {op!r}: add one here")
 
 

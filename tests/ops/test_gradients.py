@@ -9,9 +9,11 @@ from graphc.autodiff import build_backward, with_saved_outputs
 from graphc.ir import interpret, verify
 from graphc.ops import OPS
 from graphc.ops import functions as F
+from graphc.ops.window import adaptive_table, window_gather, window_scatter, window_table
 from graphc.trace import trace
 
 rng = np.random.default_rng(0)
+WINDOW_TABLES = [graphc.tensor(window_table(5, 3, 2, (1, 1), 1, "reflect")), graphc.tensor(adaptive_table(4, 3))]
 
 
 def positive(*shape):
@@ -48,10 +50,14 @@ CASES = {
     "matmul": (lambda a, b: F.matmul(a, b), [signed(3, 4), signed(4, 5)]),
     "softmax": (lambda a: F.softmax(a, 1), [signed(3, 4, 2)]),
     "log_softmax": (lambda a: F.log_softmax(a, 0), [signed(3, 4)]),
+    # reflect-padded strided rows, adaptive (overlapping, padded) columns
+    "window_gather": (lambda a: window_gather(a, WINDOW_TABLES, 0.0), [signed(2, 3, 5, 4)]),
+    "window_scatter": (lambda a: window_scatter(a, WINDOW_TABLES, (5, 4)), [signed(2, 3, 3, 3, 3, 2)]),
 }
 MATMUL_VARIANTS = [
     (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),
     (False, False, (2, 3, 4), (4, 5)), (False, True, (2, 3, 4), (5, 4)), (False, False, (2, 3, 4), (2, 4, 5)),
+    (True, False, (2, 4, 3), (4, 5)), (True, True, (2, 4, 3), (5, 4)),  # batched a^T, shared b
 ]
 
 
@@ -135,3 +141,18 @@ def test_detach_stops_the_gradient_eagerly_and_in_backward_graphs():
                          lambda node: np.ones((), "float64"))
     (grad,) = interpret(backward.graph, feed)
     np.testing.assert_allclose(grad, a)
+
+
+def test_max_pool_through_windows_padded_with_minus_infinity():
+    """amax over windows that read -inf at padding: the padding never takes gradient."""
+    tables = [graphc.tensor(window_table(5, 3, 2, (1, 1), 1)), graphc.tensor(window_table(4, 2, 1, (1, 0), 1))]
+    check_against_finite_differences(lambda a: F.amax(window_gather(a, tables, -np.inf), (4, 5)),
+                                     [signed(2, 3, 5, 4)])
+
+
+def test_convolution_gradients_match_finite_differences():
+    from graphc.nn.functional_conv import convolution
+    for groups, mode in ((1, "zeros"), (2, "circular")):
+        check_against_finite_differences(
+            lambda x, w, b: convolution(x, w, b, (2, 1), 1, (1, 2), groups, 2, mode),
+            [signed(2, 4, 5, 6), signed(4, 4 // groups, 3, 2), signed(4)])

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 
 from .. import dtypes
 from ..autograd import no_grad
+from ..device import split_to_arguments
 from ..ops import dispatch
 from ..tensor import Tensor, _Rebinds
 from .parameter import Parameter
@@ -316,10 +317,14 @@ class Module:
 
     # --- dtype and device ---------------------------------------------------------------------
     def _cast_floating(self, dtype: str) -> "Module":
+        return self._cast(dtype, floating_only=True)
+
+    def _cast(self, dtype: str, floating_only: bool) -> "Module":
+        """Replace the arrays of parameters and buffers in place (the tensors stay the same objects)."""
         with no_grad():
             for module in self.modules():
                 for t in itertools.chain(module._parameters.values(), module._buffers.values()):
-                    if t is not None and t.dtype.is_floating_point and t.dtype != dtype:
+                    if t is not None and (t.dtype.is_floating_point or not floating_only) and t.dtype != dtype:
                         t.data = t.detach().to(dtype)
                         if t.grad is not None:
                             t.grad = t.grad.to(dtype)
@@ -332,22 +337,27 @@ class Module:
         return self._cast_floating(dtypes.float64)
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
-        """Only the CPU exists, so `to` changes the floating dtype (if one is given) in place."""
-        target = kwargs.get("dtype")
-        for a in list(args) + [kwargs.get("device")]:
-            if isinstance(a, Tensor):
-                target = a.dtype
-            elif a is not None and not _is_cpu(a):
-                target = a
+        """PyTorch's spellings (to(dtype), to(device), to(device, dtype), to(tensor)); only the
+        CPU exists, so a device is checked and a floating dtype, if given, is applied in place."""
+        _device, target, like = split_to_arguments(args, kwargs)
+        target = like.dtype if like is not None and target is None else target
         if target is None:
             return self
         target = dtypes.canonical(target)
         if not target.is_floating_point:
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={target!r}")
+            raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired "
+                            f"dtype={target!r}")
         return self._cast_floating(target)
 
     def cpu(self) -> "Module":
         return self
+
+    def cuda(self, device: Any = None) -> "Module":
+        raise RuntimeError("graphc compiles for the CPU only: there is no CUDA device")
+
+    def type(self, dst_type: Any) -> "Module":
+        """Cast every parameter and buffer, integer ones included, to `dst_type` (PyTorch's)."""
+        return self._cast(dtypes.canonical(dst_type), floating_only=False)
 
     # --- printing -----------------------------------------------------------------------------
     def _get_name(self) -> str:
@@ -367,6 +377,3 @@ class Module:
         body = "\n  " + "\n  ".join(lines) + "\n" if lines else ""
         return f"{self._get_name()}({body})"
 
-
-def _is_cpu(device: Any) -> bool:
-    return str(device).split(":")[0] == "cpu" or getattr(device, "type", None) == "cpu"

@@ -22,6 +22,17 @@ from .parameter import Parameter
 from . import state_dict as _state
 
 
+class _HookChanges:
+    """Counts hook registrations and removals: a compiled model's specialisation key holds the
+    count, so a hook added or removed after compiling is traced into a new specialisation."""
+
+    count = 0
+
+
+def hooks_version() -> int:
+    return _HookChanges.count
+
+
 class RemovableHandle:
     """Returned by hook registration; `remove()` unregisters the hook (also a context manager)."""
 
@@ -31,7 +42,8 @@ class RemovableHandle:
         self.hooks_dict, self.extra_dict, self.id = hooks, extra, next(RemovableHandle._ids)
 
     def remove(self) -> None:
-        self.hooks_dict.pop(self.id, None)
+        if self.hooks_dict.pop(self.id, None) is not None:
+            _HookChanges.count += 1
         if self.extra_dict is not None:
             self.extra_dict.pop(self.id, None)
 
@@ -47,6 +59,7 @@ def _add_hook(hooks: dict[int, Callable], hook: Callable, prepend: bool,
     """Register `hook`; its id also goes into `with_kwargs` when given (it wants the kwargs)."""
     handle = RemovableHandle(hooks, with_kwargs)
     hooks[handle.id] = hook
+    _HookChanges.count += 1
     if with_kwargs is not None:
         with_kwargs[handle.id] = True
     if prepend:

@@ -185,6 +185,9 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        if not hasattr(modules, "__iter__"):
+            raise TypeError(f"ModuleDict.update should be called with an iterable of key/value pairs, but got "
+                            f"{type(modules).__name__}")
         pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
         for i, pair in enumerate(pairs):
             if len(pair) != 2:
@@ -320,6 +323,9 @@ class ParameterDict(Module):
             del self[key]
 
     def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        if not hasattr(parameters, "__iter__"):
+            raise TypeError(f"ParameterDict.update should be called with an iterable of key/value pairs, but got "
+                            f"{type(parameters).__name__}")
         pairs = parameters.items() if isinstance(parameters, (Mapping, ParameterDict)) else parameters
         for i, pair in enumerate(pairs):
             if len(pair) != 2:

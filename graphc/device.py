@@ -19,6 +19,10 @@ def _parse(text: str) -> tuple[str, int | None]:
     return kind, int(index) if colon else None
 
 
+def _type_name(value: Any) -> str:
+    return type(value).__name__  # device.__init__ names its argument `type`, as PyTorch does
+
+
 class device:  # noqa: N801  (PyTorch's name)
     """`graphc.device('cpu')`, `device('cpu', 0)` or `device('cpu:0')`; prints and compares as
     PyTorch's (`device(type='cpu')`, str 'cpu'); any other type raises a RuntimeError."""
@@ -65,10 +69,6 @@ class device:  # noqa: N801  (PyTorch's name)
 
     def __reduce__(self) -> tuple:
         return device, (str(self),)
-
-
-def _type_name(value: Any) -> str:
-    return type(value).__name__
 
 
 CPU = device("cpu")

@@ -7,7 +7,7 @@ so state_dict keys stay what PyTorch would produce.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..tensor import Tensor
 from .module import Module, indent_tail
@@ -24,6 +24,19 @@ def _absolute_index(container: Module, idx: int) -> int:
 
 def _renumber(container: Module, modules: Iterable[Module]) -> None:
     object.__setattr__(container, "_modules", {str(i): m for i, m in enumerate(modules)})
+
+
+def _update(container: Module, entries: Any) -> None:
+    """ModuleDict's and ParameterDict's update: from a mapping or from (key, value) pairs."""
+    kind = type(container).__name__
+    if not hasattr(entries, "__iter__"):
+        raise TypeError(f"{kind}.update should be called with an iterable of key/value pairs, but got "
+                        f"{type(entries).__name__}")
+    pairs = entries.items() if isinstance(entries, (Mapping, ModuleDict, ParameterDict)) else entries
+    for i, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ValueError(f"{kind} update sequence element #{i} has length {len(pair)}; 2 is required")
+        container[pair[0]] = pair[1]
 
 
 class _ListLike(Module):
@@ -185,17 +198,22 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        if not hasattr(modules, "__iter__"):
-            raise TypeError(f"ModuleDict.update should be called with an iterable of key/value pairs, but got "
-                            f"{type(modules).__name__}")
-        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
-        for i, pair in enumerate(pairs):
-            if len(pair) != 2:
-                raise ValueError(f"ModuleDict update sequence element #{i} has length {len(pair)}; 2 is required")
-            self[pair[0]] = pair[1]
+        _update(self, modules)
 
 
 _TENSOR_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor", "bool": "BoolTensor"}
+
+
+def _parameter_lines(items: Iterable[tuple[Any, Any]], type_text: Callable[[Tensor], str]) -> str:
+    """The lines of a parameter container's repr, one per entry, as PyTorch prints them."""
+    lines = []
+    for key, p in items:
+        if isinstance(p, Tensor):
+            kind, size = "Parameter" if isinstance(p, Parameter) else "Tensor", "x".join(map(str, p.size()))
+            lines.append(f"  ({key}): {kind} containing: [{type_text(p)} of size {size}]")
+        else:
+            lines.append(f"  ({key}): Object of type: {type(p).__name__}")
+    return "\n".join(lines)
 
 
 def _as_parameter(value: Any) -> Any:
@@ -254,15 +272,7 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self) -> str:
-        lines = []
-        for k, p in enumerate(self):
-            if isinstance(p, Tensor):
-                size = "x".join(str(s) for s in p.size())
-                kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
-                lines.append(f"  ({k}): {kind} containing: [{p.dtype!r} of size {size}]")
-            else:
-                lines.append(f"  ({k}): Object of type: {type(p).__name__}")
-        return "\n".join(lines)
+        return _parameter_lines(enumerate(self), lambda p: repr(p.dtype))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("ParameterList should not be called.")
@@ -323,26 +333,10 @@ class ParameterDict(Module):
             del self[key]
 
     def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
-        if not hasattr(parameters, "__iter__"):
-            raise TypeError(f"ParameterDict.update should be called with an iterable of key/value pairs, but got "
-                            f"{type(parameters).__name__}")
-        pairs = parameters.items() if isinstance(parameters, (Mapping, ParameterDict)) else parameters
-        for i, pair in enumerate(pairs):
-            if len(pair) != 2:
-                raise ValueError(f"ParameterDict update sequence element #{i} has length {len(pair)}; "
-                                 "2 is required")
-            self[pair[0]] = pair[1]
+        _update(self, parameters)
 
-    def extra_repr(self) -> str:
-        lines = []
-        for k, p in self.items():
-            if isinstance(p, Tensor):
-                size = "x".join(str(s) for s in p.size())
-                kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
-                lines.append(f"  ({k}): {kind} containing: [graphc.{_TENSOR_TYPE_NAMES[p.dtype]} of size {size}]")
-            else:
-                lines.append(f"  ({k}): Object of type: {type(p).__name__}")
-        return "\n".join(lines)
+    def extra_repr(self) -> str:  # PyTorch names the type here as torch.typename does
+        return _parameter_lines(self.items(), lambda p: f"graphc.{_TENSOR_TYPE_NAMES[p.dtype]}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("ParameterDict should not be called.")

@@ -209,3 +209,16 @@ def test_a_hook_registered_after_compiling_is_traced_in(caplog):
         handle.remove()
         np.testing.assert_allclose(compiled(x).numpy(), plain, rtol=1e-6)
     assert "forward hooks (registered or removed) changed" in _messages(caplog)[0]
+
+
+def test_a_train_step_specialises_on_static_arguments_too():
+    model = _selector(nn)
+    step = graphc.compile_train_step(model, nn.MSELoss(), graphc.optim.SGD(model.parameters(), lr=0.1))
+    x, y = graphc.randn(4, 4), graphc.randn(4, 2)
+    for block, act in [("wide", "tanh"), ("narrow", "relu"), ("wide", "tanh")]:
+        with graphc.no_grad():
+            expected = nn.MSELoss()(model(x, block, act), y).item()
+        before = model.blocks[block].weight.numpy().copy()
+        np.testing.assert_allclose(step(x, block, act, y).item(), expected, rtol=1e-5)
+        assert not np.array_equal(before, model.blocks[block].weight.numpy())
+    assert len(step._cache) == 2

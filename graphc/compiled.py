@@ -15,7 +15,7 @@ from . import autograd
 from .autodiff import BackwardGraph
 from .ir import Graph
 from .runners import BackwardFeeds, DifferentiableRunner, InferenceRunner
-from .nn.module import hooks_version
+from .nn.module import HooksSignature, hooks_version
 from .specializations import DEFAULT_LIMIT, Specializations, signature
 from .stages import Driver
 from .tensor import Tensor, rebinds
@@ -71,6 +71,7 @@ class CompiledModule:
 
     def __init__(self, model: Any, max_specializations: int = DEFAULT_LIMIT):
         object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_hooks_at", -1)
         self._refresh_params()
         object.__setattr__(self, "_cache", Specializations(
             f"{type(model).__name__}.forward", max_specializations, self._part_names))
@@ -89,8 +90,10 @@ class CompiledModule:
         trainable = tuple(map(_REQUIRES_GRAD, self._param_tensors))  # C-level: a call costs the same at any size
         needs_grad = autograd.is_grad_enabled() and (any(trainable) or any(
             getattr(x, "requires_grad", False) for x in inputs))
-        key = (keywords, *signature(inputs), model.training, needs_grad, trainable if needs_grad else (),
-               hooks_version())
+        if self._hooks_at != hooks_version():
+            object.__setattr__(self, "_hooks", HooksSignature.of(model))
+            object.__setattr__(self, "_hooks_at", hooks_version())
+        key = (keywords, *signature(inputs), model.training, needs_grad, trainable if needs_grad else (), self._hooks)
         return self._cache.get(key, lambda: self._build(args, kwargs, needs_grad))(inputs)
 
     def _part_names(self, key: tuple) -> list[str | None]:
@@ -98,7 +101,7 @@ class CompiledModule:
         positional = len(key) - 5 - len(keywords)
         names = [f"argument '{n}'" for n in (*_input_names(self._model, positional), *keywords)]
         return [None, *names, "training mode", "grad mode", "requires_grad of the parameters",
-                "forward hooks (registered or removed)"]
+                "forward hooks"]
 
     def _build(self, args: tuple, kwargs: dict, needs_grad: bool) -> Any:
         model = self._model

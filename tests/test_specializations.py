@@ -208,7 +208,22 @@ def test_a_hook_registered_after_compiling_is_traced_in(caplog):
         assert not np.allclose(hooked, plain)
         handle.remove()
         np.testing.assert_allclose(compiled(x).numpy(), plain, rtol=1e-6)
-    assert "forward hooks (registered or removed) changed" in _messages(caplog)[0]
+        nn.Linear(2, 2).register_forward_hook(lambda *a: None)  # another model's hook changes nothing here
+        compiled(x)
+    assert compiled.specializations() == 2  # without the hook again: the first specialisation
+    assert _messages(caplog) == ["recompiling Sequential.forward: forward hooks changed from no hooks to 1 on '0'"]
+
+
+def test_a_train_step_traces_hooks_of_the_model_and_the_loss():
+    model = _model()
+    loss_fn = nn.MSELoss()
+    step = graphc.compile_train_step(model, loss_fn, graphc.optim.SGD(model.parameters(), lr=0.0))
+    x, y = graphc.randn(4, 5), graphc.randn(4, 2)
+    plain = step(x, y).item()
+    with loss_fn.register_forward_hook(lambda module, args, out: out * 10.0):
+        np.testing.assert_allclose(step(x, y).item(), plain * 10.0, rtol=1e-5)
+    np.testing.assert_allclose(step(x, y).item(), plain, rtol=1e-6)
+    assert len(step._cache) == 2
 
 
 def test_a_train_step_specialises_on_static_arguments_too():

@@ -23,14 +23,32 @@ from . import state_dict as _state
 
 
 class _HookChanges:
-    """Counts hook registrations and removals: a compiled model's specialisation key holds the
-    count, so a hook added or removed after compiling is traced into a new specialisation."""
+    """Counts hook registrations and removals anywhere, so compiled models read their own hooks
+    again (`HooksSignature.of`) only after one happened."""
 
     count = 0
 
 
 def hooks_version() -> int:
     return _HookChanges.count
+
+
+class HooksSignature(tuple):
+    """Which forward hooks and pre-hooks are registered on which modules: (qualified name, pre-hook
+    ids, hook ids) per module that has any. Part of a compiled model's specialisation key, since
+    hooks run while tracing and are compiled in."""
+
+    @classmethod
+    def of(cls, *roots: "Module") -> "HooksSignature":
+        return cls((f"{k}:{name}", tuple(m._forward_pre_hooks), tuple(m._forward_hooks))
+                   for k, root in enumerate(roots) if isinstance(root, Module)
+                   for name, m in root.named_modules() if m._forward_pre_hooks or m._forward_hooks)
+
+    def __repr__(self) -> str:
+        if not self:
+            return "no hooks"
+        return ", ".join(f"{len(pre) + len(post)} on '{name.partition(':')[2] or '<root>'}'"
+                         for name, pre, post in self)
 
 
 class RemovableHandle:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import operator
 from typing import Any, Sequence
 
-import numpy as np
-
 from . import autograd
 from .autodiff import BackwardGraph
 from .ir import Graph

@@ -1,6 +1,7 @@
 """graphc: a static-graph compiler for PyTorch-style Module trees, lowered through LLVM."""
 from . import ops  # noqa: F401  (fills the op table)
 from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
+from .device import device  # noqa: F811  (the class; the module stays graphc.device in sys.modules)
 from .dtypes import bool_, double, float32, float64, int64, long, get_default_dtype, set_default_dtype
 from .errors import CheckpointError, InputError, TraceError
 from .ops.functions import exp, log, sqrt, tanh, sigmoid, relu, softmax, log_softmax, where, maximum

@@ -1,6 +1,7 @@
 """graphc.compile: trace, differentiate, optimise, lower and run a model like torch.compile.
 
-Each distinct (input shapes and dtypes, train/eval mode, grad mode) gets its own specialisation,
+Each distinct (input shapes and dtypes, values of non-tensor arguments, positional or keyword,
+train/eval mode, grad mode, which parameters train, forward hooks) gets its own specialisation,
 compiled on first use. The helpers here also serve compile_train_step (train_step.py).
 """
 from __future__ import annotations
@@ -8,16 +9,15 @@ from __future__ import annotations
 import operator
 from typing import Any, Sequence
 
-import numpy as np
-
 from . import autograd
 from .autodiff import BackwardGraph
 from .ir import Graph
 from .runners import BackwardFeeds, DifferentiableRunner, InferenceRunner
-from .specializations import DEFAULT_LIMIT, Specializations
+from .nn.module import HooksSignature, hooks_version
+from .specializations import DEFAULT_LIMIT, Specializations, signature
 from .stages import Driver
 from .tensor import Tensor, rebinds
-from .trace import Program, _input_names, trace
+from .trace import Program, _input_names, flatten_call, trace
 
 
 def build_inference(program: Program, driver: Driver, context: str) -> InferenceRunner:
@@ -68,22 +68,6 @@ def backward_feeds(forward: Graph, backward: BackwardGraph) -> BackwardFeeds:
     return BackwardFeeds(tuple(sources), tuple(input_position[w] for w in backward.wrt))
 
 
-def _signature(inputs: tuple) -> tuple:
-    """What a specialisation depends on: shapes, dtypes and requires_grad of tensors, values of the rest."""
-    return tuple((x._shape, x._dtype, x.requires_grad) if isinstance(x, Tensor) else
-                 (x.shape, x.dtype.name, False) if isinstance(x, np.ndarray) else ("static", _hashable(x))
-                 for x in inputs)
-
-
-def _hashable(value: Any) -> Any:
-    """A static argument as a cache key: itself when hashable, else its repr (a list of sizes, say)."""
-    try:
-        hash(value)
-        return value
-    except TypeError:
-        return (type(value).__name__, repr(value))
-
-
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
@@ -92,9 +76,10 @@ class CompiledModule:
 
     def __init__(self, model: Any, max_specializations: int = DEFAULT_LIMIT):
         object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_hooks_at", -1)
         self._refresh_params()
         object.__setattr__(self, "_cache", Specializations(
-            f"graphc.compile({type(model).__name__})", max_specializations, self._part_names))
+            f"{type(model).__name__}.forward", max_specializations, self._part_names))
 
     def _refresh_params(self) -> None:
         """The model's parameters, walked again only after a parameter was replaced (rebinds())."""
@@ -102,29 +87,35 @@ class CompiledModule:
         object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
         object.__setattr__(self, "_params_at", rebinds())
 
-    def __call__(self, *inputs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         model = self._model
         if self._params_at != rebinds():
             self._refresh_params()
+        inputs, keywords = flatten_call(args, kwargs) if kwargs else (args, ())
         trainable = tuple(map(_REQUIRES_GRAD, self._param_tensors))  # C-level: a call costs the same at any size
         needs_grad = autograd.is_grad_enabled() and (any(trainable) or any(
             getattr(x, "requires_grad", False) for x in inputs))
-        key = (*_signature(inputs), model.training, needs_grad, trainable if needs_grad else ())
-        return self._cache.get(key, lambda: self._build(inputs, needs_grad))(inputs)
+        if self._hooks_at != hooks_version():
+            object.__setattr__(self, "_hooks", HooksSignature.of(model))
+            object.__setattr__(self, "_hooks_at", hooks_version())
+        key = (keywords, *signature(inputs), model.training, needs_grad, trainable if needs_grad else (), self._hooks)
+        return self._cache.get(key, lambda: self._build(args, kwargs, needs_grad))(inputs)
 
-    def _part_names(self, key: tuple) -> list[str]:
-        count = len(key) - 3
-        names = [f"argument '{n}'" for n in _input_names(self._model, count)]
-        return names + ["training mode", "grad mode", "requires_grad of the parameters"]
+    def _part_names(self, key: tuple) -> list[str | None]:
+        keywords = key[0]
+        positional = len(key) - 5 - len(keywords)
+        names = [f"argument '{n}'" for n in (*_input_names(self._model, positional), *keywords)]
+        return [None, *names, "training mode", "grad mode", "requires_grad of the parameters",
+                "forward hooks"]
 
-    def _build(self, inputs: tuple, needs_grad: bool) -> Any:
+    def _build(self, args: tuple, kwargs: dict, needs_grad: bool) -> Any:
         model = self._model
         self._refresh_params()
         params = tuple(n for n, p in self._params if p.requires_grad)
-        program, context = trace(model, *inputs), type(model).__name__
+        program, context = trace(model, *args, kwargs=kwargs), type(model).__name__
         if not needs_grad:
             return build_inference(program, Driver(), context)
-        wrt = trainable_inputs(program, params, program.user_tensors(*inputs))
+        wrt = trainable_inputs(program, params, program.user_tensors(*flatten_call(args, kwargs)[0]))
         return build_differentiable(program, wrt, Driver(), context)
 
     def specializations(self) -> int:

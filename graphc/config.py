@@ -18,7 +18,7 @@ VARIABLES = {
     "GRAPHC_CACHE": "0 switches the on-disk cache of compiled object code off",
     "GRAPHC_CACHE_DIR": "the compile cache's folder (default: $XDG_CACHE_HOME/graphc or ~/.cache/graphc)",
     "GRAPHC_CACHE_MAX_BYTES": "the size the compile cache's folder is kept within (default 1 GiB)",
-    "GRAPHC_LOG": "reserved for log output; nothing reads it yet",
+    "GRAPHC_LOG": "comma-separated log topics printed on stderr: recompiles (each new specialisation and why)",
 }
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -90,6 +90,18 @@ def env_bool(name: str, default: bool) -> bool:
         return text.strip().lower() in _TRUE
     _warn_once(name, text, f"{name}={text!r} is not a switch (1 or 0); using {int(default)}")
     return default
+
+
+LOG_TOPICS = ("recompiles",)
+
+
+def log_topics() -> frozenset[str]:
+    """GRAPHC_LOG's topics; an unknown one warns and is ignored."""
+    text = env_str("GRAPHC_LOG", "")
+    topics = {t.strip() for t in text.split(",") if t.strip()}
+    for topic in sorted(topics - set(LOG_TOPICS)):
+        _warn_once("GRAPHC_LOG", text, f"GRAPHC_LOG names an unknown topic {topic!r}; known: {', '.join(LOG_TOPICS)}")
+    return frozenset(topics & set(LOG_TOPICS))
 
 
 def usable_cpus() -> int:

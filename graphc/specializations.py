@@ -1,6 +1,12 @@
 """The live specialisations of one compiled model: built on first use, least recently used
 dropped past a limit (their native code is released with them), and recompiles logged.
 
+A key is a flat tuple: per call argument its signature (`signature`: a tensor's shape, dtype and
+requires_grad, or a static value), then the model's own parts (training mode, grad mode, ...);
+`part_names(key)` names each element, so a recompile is logged with what changed, e.g.
+`recompiling Net.forward: argument 'act' changed from 'relu' to 'tanh'`. The messages go to the
+`graphc.recompiles` logger (under `graphc`); GRAPHC_LOG=recompiles prints them on stderr.
+
 Each specialisation costs about 1-2 MB of native code, so a model called with ever new batch
 sizes would grow without bound. Like torch._dynamo's cache size limit, reaching the limit logs
 a warning on the `graphc` logger naming the part of the key that keeps changing.
@@ -8,18 +14,88 @@ a warning on the `graphc` logger naming the part of the key that keeps changing.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import Counter, OrderedDict
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
+from . import config
+from .tensor import Tensor
+
 logger = logging.getLogger("graphc")
+recompiles = logging.getLogger("graphc.recompiles")
 
 DEFAULT_LIMIT = 8
 
 
+def signature(inputs: Sequence[Any]) -> tuple:
+    """What a specialisation depends on per argument: shape, dtype and requires_grad of tensors
+    (and arrays), the type and value of everything else (a static argument)."""
+    return tuple((x._shape, x._dtype, x.requires_grad) if isinstance(x, Tensor) else
+                 (x.shape, x.dtype.name, False) if isinstance(x, np.ndarray) else
+                 ("static", type(x).__name__, _hashable(x))
+                 for x in inputs)
+
+
+def _hashable(value: Any) -> Any:
+    """A static argument as a cache key: itself when hashable, else its repr (a list of sizes, say)."""
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return _Text(repr(value))
+
+
+class _Text(str):
+    """The repr of an unhashable static value, printed as the value was."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _is_static(part: Any) -> bool:
+    return isinstance(part, tuple) and len(part) == 3 and part[0] == "static"
+
+
+def _is_tensor(part: Any) -> bool:
+    return isinstance(part, tuple) and len(part) == 3 and isinstance(part[0], tuple) and isinstance(part[1], str)
+
+
+def _shown(part: Any) -> str:
+    if _is_static(part):
+        return repr(part[2])
+    if _is_tensor(part):
+        return f"a {part[1]} tensor of shape {list(part[0])}"
+    return repr(part)
+
+
+def describe_change(name: str, old: Any, new: Any) -> str:
+    """One changed part of a key in words: `argument 'x' shape [2, 3] -> [4, 3]`, `argument
+    'act' changed from 'relu' to 'tanh'`."""
+    if _is_tensor(old) and _is_tensor(new):
+        changes = [f"{what} {a} -> {b}" for what, a, b in
+                   (("shape", list(old[0]), list(new[0])), ("dtype", old[1], new[1]),
+                    ("requires_grad", old[2], new[2])) if a != b]
+        return f"{name} " + ", ".join(changes)
+    return f"{name} changed from {_shown(old)} to {_shown(new)}"
+
+
+def _show_on_stderr() -> None:
+    """GRAPHC_LOG=recompiles: recompile messages reach stderr without any logging set up."""
+    if "recompiles" in config.log_topics() and not any(getattr(h, "_graphc", False) for h in recompiles.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[graphc] %(message)s"))
+        handler._graphc = True
+        recompiles.addHandler(handler)
+        recompiles.setLevel(logging.INFO)
+
+
 class Specializations:
     """A bounded LRU map from specialisation keys to runners. `part_names(key)` names each
-    element of a key (keys are flat tuples) for the messages."""
+    element of a key (keys are flat tuples) for the messages; None marks a part that only
+    tells how to read the others (the keyword names of a call)."""
 
     def __init__(self, owner: str, limit: int, part_names: Callable[[tuple], Sequence[str]]):
         if limit < 1:
@@ -40,11 +116,13 @@ class Specializations:
         with self._lock:
             runner = self._runners.get(key)
             if runner is None:
+                _show_on_stderr()
                 reason = self._reason(key)
+                recompiles.info("%s %s: %s", "compiling" if self._last_key is None else "recompiling",
+                                self.owner, reason)
                 runner = build()
                 self.builds += 1
                 self._runners[key] = runner
-                logger.info("%s: compiled a new specialisation (%s)", self.owner, reason)
                 self._evict()
             self._last_key = key
             return runner
@@ -56,15 +134,18 @@ class Specializations:
             pass
 
     def _reason(self, key: tuple) -> str:
-        """Which parts differ from the previous specialisation, counted across recompiles."""
+        """Which parts differ from the previous specialisation's key, compared by name (so a
+        keyword argument given or left out is named), counted across recompiles."""
         if self._last_key is None:
             return "first call"
-        old = self._last_key
-        names = self._part_names(key)
-        changed = [n for n, a, b in zip(names, old, key) if a != b] if len(old) == len(key) else ["arguments"]
-        self._changes.update(changed)
-        parts = [f"{n}: {a!r} -> {b!r}" for n, a, b in zip(names, old, key) if a != b] or ["arguments"]
-        return "; ".join(parts)
+        old = {n: v for n, v in zip(self._part_names(self._last_key), self._last_key) if n is not None}
+        new = {n: v for n, v in zip(self._part_names(key), key) if n is not None}
+        changed = [n for n in new if n in old and old[n] != new[n]]
+        self._changes.update(changed + [n for n in new.keys() ^ old.keys()])
+        parts = [describe_change(n, old[n], new[n]) for n in changed]
+        parts += [f"{n} given as {_shown(new[n])}" for n in new if n not in old]
+        parts += [f"{n} no longer given (was {_shown(old[n])})" for n in old if n not in new]
+        return "; ".join(parts) or "a new key"
 
     def _evict(self) -> None:
         while len(self._runners) > self.limit:

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import autograd, dtypes
 from .arrays import c_contiguous
+from .device import CPU, device, split_to_arguments
 from .errors import TraceError
 
 
@@ -135,8 +136,8 @@ class Tensor:
         self._shape, self._dtype = tuple(self._data.shape), str(self._data.dtype)
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> device:
+        return CPU
 
     def __len__(self) -> int:
         if not self._shape:
@@ -260,12 +261,12 @@ class Tensor:
 
     # --- dtype conversion -------------------------------------------------------------------
     def to(self, *args: Any, **kwargs: Any) -> "Tensor":
-        target = kwargs.get("dtype")
-        for a in args:
-            if isinstance(a, str) and a in ("cpu",) or getattr(a, "type", None) == "cpu":
-                continue
-            target = a
-        return self if target is None else _fn.cast(self, dtypes.canonical(target))
+        """PyTorch's spellings: to(dtype), to(device), to(device, dtype), to(other), keywords;
+        only the CPU exists, so a device is checked and otherwise changes nothing."""
+        _device, dtype, like = split_to_arguments(args, kwargs)
+        dtype = like.dtype if like is not None and dtype is None else dtype
+        out = self if dtype is None else _fn.cast(self, dtypes.canonical(dtype))
+        return out.clone() if kwargs.get("copy") and out is self else out
 
     def type(self, dtype: Any) -> "Tensor":
         return _fn.cast(self, dtypes.canonical(dtype))

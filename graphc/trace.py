@@ -11,7 +11,7 @@ import inspect
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -149,7 +149,8 @@ class Program:
     root: Any = field(default=None, repr=False)  # the module whose parameters and buffers are inputs
 
     def user_tensors(self, *inputs: Any) -> list[Tensor]:
-        """The call's tensor arguments (static ones dropped), one per name in `input_names`."""
+        """The call's tensor arguments (static ones dropped), one per name in `input_names`;
+        `inputs` is the call flattened as by `flatten_call`."""
         user = [x if isinstance(x, Tensor) else as_tensor(x) for x in inputs if not _is_static(x)]
         if len(user) != len(self.input_names):
             raise TypeError(f"expected {len(self.input_names)} tensor inputs, got {len(user)}")
@@ -228,37 +229,49 @@ def _misplaced_argument(error: Exception, names: Sequence[str], inputs: Sequence
     return None
 
 
-def trace(model: Any, *example_inputs: Any, root: Any = None) -> Program:
-    """Run `model(*example_inputs)` on symbolic tensors and return the Program it made.
+def flatten_call(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> tuple[tuple, tuple[str, ...]]:
+    """A call's arguments as one tuple, positional ones then keyword ones sorted by name (so the
+    order keywords are written in does not matter), and those names."""
+    names = tuple(sorted(kwargs)) if kwargs else ()
+    return (*args, *(kwargs[k] for k in names)), names
 
-    Python control flow on shapes and on non-tensor arguments is specialised; control flow on
-    tensor values raises a TraceError naming the module path and source line. `root` names the
-    module whose parameters become graph inputs when `model` is a plain function.
+
+def trace(model: Any, *example_inputs: Any, root: Any = None, kwargs: Mapping[str, Any] | None = None) -> Program:
+    """Run `model(*example_inputs, **kwargs)` on symbolic tensors and return the Program it made.
+
+    Tensor arguments (positional or keyword) become graph inputs; every other argument (strings,
+    numbers, None, tuples of ints) is a static value the graph is specialised on. Python control
+    flow on shapes and static values is specialised; control flow on tensor values raises a
+    TraceError naming the module path and source line. `root` names the module whose parameters
+    become graph inputs when `model` is a plain function.
     """
     root = root if root is not None else model
     is_module = hasattr(root, "named_parameters")
     tracer = Tracer(root if is_module else None)
-    names = _input_names(model, len(example_inputs))
+    flat, keywords = flatten_call(example_inputs, kwargs)
+    names = _input_names(model, len(example_inputs)) + list(keywords)
     args, tensor_names = [], []
-    for name, x in zip(names, example_inputs):
+    for name, x in zip(names, flat):
         if _is_static(x):
             args.append(x)
             continue
         shape, dtype = (x.shape, x.dtype) if isinstance(x, InputSpec) else (as_tensor(x).shape, as_tensor(x).dtype)
         args.append(tracer.symbolic_input(name, "user", tuple(shape), str(dtype), key=len(tensor_names)))
         tensor_names.append(name)
+    positional = len(example_inputs)
     with recording(tracer):
         try:
-            result = model(*args)
+            result = model(*args[:positional], **dict(zip(keywords, args[positional:])))
         except (AttributeError, TypeError) as error:
-            misplaced = _misplaced_argument(error, names, example_inputs)
+            misplaced = _misplaced_argument(error, names, flat)
             if misplaced is None:
                 raise
             raise misplaced from error
-    flat: list[Tensor] = []
-    spec = _flatten(result, flat)
-    outputs = [tracer.value_of(t) for t in flat]
-    graph = tracer.builder.finish(outputs, [f"out{i}" if len(flat) > 1 else "out" for i in range(len(flat))])
+    outputs_flat: list[Tensor] = []
+    spec = _flatten(result, outputs_flat)
+    outputs = [tracer.value_of(t) for t in outputs_flat]
+    graph = tracer.builder.finish(outputs, [f"out{i}" if len(outputs_flat) > 1 else "out"
+                                            for i in range(len(outputs_flat))])
     tree = ModuleTree.of(root) if is_module else None
-    static = tuple(x for x in example_inputs if _is_static(x))
+    static = tuple(x for x in flat if _is_static(x))
     return Program(tree, graph, dict(tracer.used), tuple(tensor_names), spec, static, root if is_module else None)

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from .autodiff import backprop
-from .compiled import _signature
 from .ir import GraphBuilder
 from .ops.dispatch import recording
 from .runners import Trained, TrainStepRunner
 from .stages import Driver
 from .optim.optimizer import Optimizer
 from .tensor import Tensor, rebinds
-from .specializations import DEFAULT_LIMIT, Specializations
+from .nn.module import HooksSignature, hooks_version
+from .specializations import DEFAULT_LIMIT, Specializations, signature
 from .trace import Tracer, trace
 
 
@@ -34,15 +34,17 @@ class TrainStep:
 
     def __init__(self, model: Any, loss_fn: Any, optimizer: Optimizer, max_specializations: int = DEFAULT_LIMIT):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self._cache = Specializations(f"graphc.compile_train_step({type(model).__name__})", max_specializations,
+        self._cache = Specializations(f"the train step of {type(model).__name__}", max_specializations,
                                       self._part_names)
         self._params: list[Tensor] = []
-        self._params_at = -1
+        self._params_at = self._hooks_at = -1
+        self._hooks = HooksSignature()
 
     def _part_names(self, key: tuple) -> list[str]:
-        count = len(key) - 4
+        count = len(key) - 5
         return ([f"argument {i}" for i in range(count)] +
-                ["training mode", "optimizer switches", "requires_grad of the parameters", "optimizer state"])
+                ["training mode", "optimizer switches", "requires_grad of the parameters", "optimizer state",
+                 "forward hooks"])
 
     def _structure(self) -> tuple:
         """What changes the graph besides shapes: update-rule switches and which params train
@@ -55,7 +57,9 @@ class TrainStep:
     def __call__(self, *inputs: Any) -> Tensor:
         """A step is atomic: steps from any number of threads equal the same steps run in turn."""
         with self.optimizer.lock:
-            key = (*_signature(inputs), bool(self.model.training), *self._structure())
+            if self._hooks_at != hooks_version():
+                self._hooks, self._hooks_at = HooksSignature.of(self.model, self.loss_fn), hooks_version()
+            key = (*signature(inputs), bool(self.model.training), *self._structure(), self._hooks)
             return self._cache.get(key, lambda: self._build(inputs))(self.optimizer, inputs)
 
     def _build(self, inputs: tuple, driver: Driver | None = None) -> TrainStepRunner:

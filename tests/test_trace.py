@@ -97,6 +97,18 @@ def test_shape_control_flow_and_static_arguments_are_specialised():
     np.testing.assert_allclose(hot(small, 2.0).numpy(), model(small, 2.0).detach().numpy(), rtol=1e-6)
 
 
+def test_keyword_arguments_trace_as_static_values_or_inputs():
+    model, x = Net(), graphc.randn(2, 4)
+    hot = graphc.trace(model, x, kwargs={"temperature": 2.0})
+    assert hot.input_names == ("x",) and hot.static_args == (2.0,)
+    np.testing.assert_allclose(hot(x, 2.0).numpy(), model(x, temperature=2.0).detach().numpy(), rtol=1e-6)
+    temperature = graphc.tensor([3.0])
+    program = graphc.trace(model, x, kwargs={"temperature": temperature})  # a tensor by keyword: an input
+    assert program.input_names == ("x", "temperature")
+    np.testing.assert_allclose(program(x, temperature).numpy(),
+                               model(x, temperature=temperature).detach().numpy(), rtol=1e-6)
+
+
 def test_control_flow_on_tensor_values_raises_trace_error_with_path_and_line():
     class Branchy(nn.Module):
         def __init__(self):

@@ -1,4 +1,5 @@
-"""Sequential, ModuleList and ModuleDict: children registered under string keys, as in PyTorch.
+"""Sequential, ModuleList, ModuleDict, ParameterList and ParameterDict: children and parameters
+registered under string keys, as in PyTorch.
 
 List-like containers key their children "0", "1", ... and renumber after deletion or insertion,
 so state_dict keys stay what PyTorch would produce.
@@ -6,9 +7,11 @@ so state_dict keys stay what PyTorch would produce.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from ..tensor import Tensor
 from .module import Module, indent_tail
+from .parameter import Parameter
 
 
 def _absolute_index(container: Module, idx: int) -> int:
@@ -21,6 +24,19 @@ def _absolute_index(container: Module, idx: int) -> int:
 
 def _renumber(container: Module, modules: Iterable[Module]) -> None:
     object.__setattr__(container, "_modules", {str(i): m for i, m in enumerate(modules)})
+
+
+def _update(container: Module, entries: Any) -> None:
+    """ModuleDict's and ParameterDict's update: from a mapping or from (key, value) pairs."""
+    kind = type(container).__name__
+    if not hasattr(entries, "__iter__"):
+        raise TypeError(f"{kind}.update should be called with an iterable of key/value pairs, but got "
+                        f"{type(entries).__name__}")
+    pairs = entries.items() if isinstance(entries, (Mapping, ModuleDict, ParameterDict)) else entries
+    for i, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ValueError(f"{kind} update sequence element #{i} has length {len(pair)}; 2 is required")
+        container[pair[0]] = pair[1]
 
 
 class _ListLike(Module):
@@ -182,8 +198,145 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
-        for i, pair in enumerate(pairs):
-            if len(pair) != 2:
-                raise ValueError(f"ModuleDict update sequence element #{i} has length {len(pair)}; 2 is required")
-            self[pair[0]] = pair[1]
+        _update(self, modules)
+
+
+_TENSOR_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor", "bool": "BoolTensor"}
+
+
+def _parameter_lines(items: Iterable[tuple[Any, Any]], type_text: Callable[[Tensor], str]) -> str:
+    """The lines of a parameter container's repr, one per entry, as PyTorch prints them."""
+    lines = []
+    for key, p in items:
+        if isinstance(p, Tensor):
+            kind, size = "Parameter" if isinstance(p, Parameter) else "Tensor", "x".join(map(str, p.size()))
+            lines.append(f"  ({key}): {kind} containing: [{type_text(p)} of size {size}]")
+        else:
+            lines.append(f"  ({key}): Object of type: {type(p).__name__}")
+    return "\n".join(lines)
+
+
+def _as_parameter(value: Any) -> Any:
+    """A tensor becomes a Parameter (sharing its memory), as PyTorch's parameter containers do."""
+    if isinstance(value, Tensor) and not isinstance(value, Parameter):
+        return Parameter(value)
+    return value
+
+
+class ParameterList(Module):
+    """Parameters in a list, registered under "0", "1", ... so optimizers and state_dict see them."""
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "_size", 0)
+        if values is not None:
+            self += values
+
+    def _absolute(self, idx: int) -> int:
+        idx = int(idx)
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f"index {idx} is out of range")
+        return idx % len(self)
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        if isinstance(idx, slice):
+            return ParameterList([self[i] for i in range(len(self))[idx]])
+        return getattr(self, str(self._absolute(idx)))
+
+    def __setitem__(self, idx: int, value: Any) -> None:
+        setattr(self, str(self._absolute(idx)), _as_parameter(value))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(len(self)))
+
+    def __iadd__(self, values: Iterable[Any]) -> "ParameterList":
+        return self.extend(values)
+
+    def __dir__(self) -> list[str]:
+        return [k for k in super().__dir__() if not k.isdigit()]
+
+    def append(self, value: Any) -> "ParameterList":
+        object.__setattr__(self, "_size", self._size + 1)
+        self[self._size - 1] = value
+        return self
+
+    def extend(self, values: Iterable[Any]) -> "ParameterList":
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"ParameterList.extend should be called with an iterable, but got "
+                            f"{type(values).__name__}")
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self) -> str:
+        return _parameter_lines(enumerate(self), lambda p: repr(p.dtype))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("ParameterList should not be called.")
+
+
+class ParameterDict(Module):
+    """Parameters by name, in insertion order, with the mapping API; state_dict keys are the names."""
+
+    def __init__(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "_keys", {})
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ParameterDict keys must be strings, got {type(key).__name__}")
+        self._keys[key] = None
+        setattr(self, key, _as_parameter(value))
+
+    def __delitem__(self, key: str) -> None:
+        del self._keys[key]
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def keys(self) -> Iterable[str]:
+        return self._keys.keys()
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return ((k, self[k]) for k in self._keys)
+
+    def values(self) -> Iterable[Any]:
+        return (self[k] for k in self._keys)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def pop(self, key: str) -> Any:
+        value = self[key]
+        del self[key]
+        return value
+
+    def clear(self) -> None:
+        for key in list(self._keys):
+            del self[key]
+
+    def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        _update(self, parameters)
+
+    def extra_repr(self) -> str:  # PyTorch names the type here as torch.typename does
+        return _parameter_lines(self.items(), lambda p: f"graphc.{_TENSOR_TYPE_NAMES[p.dtype]}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("ParameterDict should not be called.")

@@ -7,14 +7,48 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import sys
+import threading
 from typing import Any, Callable, Iterator
 
 from .. import dtypes
 from ..autograd import no_grad
+from ..device import split_to_arguments
+from ..ir.node import provenance
 from ..ops import dispatch
 from ..tensor import Tensor, _Rebinds
 from .parameter import Parameter
 from . import state_dict as _state
+
+
+class _HookChanges:
+    """Counts hook registrations and removals anywhere, so compiled models read their own hooks
+    again (`HooksSignature.of`) only after one happened."""
+
+    count = 0
+
+
+def hooks_version() -> int:
+    return _HookChanges.count
+
+
+class HooksSignature(tuple):
+    """Which forward hooks and pre-hooks are registered on which modules: (qualified name, pre-hook
+    ids, hook ids) per module that has any. Part of a compiled model's specialisation key, since
+    hooks run while tracing and are compiled in."""
+
+    @classmethod
+    def of(cls, *roots: "Module") -> "HooksSignature":
+        return cls((f"{k}:{name}", tuple(m._forward_pre_hooks), tuple(m._forward_hooks))
+                   for k, root in enumerate(roots) if isinstance(root, Module)
+                   for name, m in root.named_modules() if m._forward_pre_hooks or m._forward_hooks)
+
+    def __repr__(self) -> str:
+        if not self:
+            return "no hooks"
+        return ", ".join(f"{len(pre) + len(post)} on '{name.partition(':')[2] or '<root>'}'"
+                         for name, pre, post in self)
 
 
 class RemovableHandle:
@@ -22,11 +56,14 @@ class RemovableHandle:
 
     _ids = itertools.count()
 
-    def __init__(self, hooks: dict[int, Callable]) -> None:
-        self.hooks_dict, self.id = hooks, next(RemovableHandle._ids)
+    def __init__(self, hooks: dict[int, Callable], extra: dict[int, bool] | None = None) -> None:
+        self.hooks_dict, self.extra_dict, self.id = hooks, extra, next(RemovableHandle._ids)
 
     def remove(self) -> None:
-        self.hooks_dict.pop(self.id, None)
+        if self.hooks_dict.pop(self.id, None) is not None:
+            _HookChanges.count += 1
+        if self.extra_dict is not None:
+            self.extra_dict.pop(self.id, None)
 
     def __enter__(self) -> "RemovableHandle":
         return self
@@ -35,9 +72,14 @@ class RemovableHandle:
         self.remove()
 
 
-def _add_hook(hooks: dict[int, Callable], hook: Callable, prepend: bool) -> RemovableHandle:
-    handle = RemovableHandle(hooks)
+def _add_hook(hooks: dict[int, Callable], hook: Callable, prepend: bool,
+              with_kwargs: dict[int, bool] | None = None) -> RemovableHandle:
+    """Register `hook`; its id also goes into `with_kwargs` when given (it wants the kwargs)."""
+    handle = RemovableHandle(hooks, with_kwargs)
     hooks[handle.id] = hook
+    _HookChanges.count += 1
+    if with_kwargs is not None:
+        with_kwargs[handle.id] = True
     if prepend:
         for key in [k for k in hooks if k != handle.id]:
             hooks[key] = hooks.pop(key)  # re-insert the others after the new hook
@@ -50,6 +92,50 @@ def indent_tail(text: str, spaces: int) -> str:
     return "\n".join([first] + [" " * spaces + line for line in rest])
 
 
+_eager = threading.local()  # the modules being called eagerly in this thread, outermost first
+_DISPATCH_FILE = dispatch.__file__
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# what the op table raises (shape rules, numpy references, checks): eager calls name the module
+_OP_ERRORS = (ValueError, RuntimeError, IndexError)
+
+
+def _eager_path(stack: list["Module"]) -> str:
+    """The innermost module's qualified name under the outermost one, as trace names it (a
+    module the outermost does not own is `<Type>` under its caller)."""
+    names = {id(m): name for name, m in stack[0].named_modules(remove_duplicate=False)}
+    path = ""
+    for module in stack[1:]:
+        path = names.get(id(module), f"{path}.<{type(module).__name__}>".lstrip("."))
+    return path
+
+
+def _tracebacks(error: BaseException) -> Iterator[Any]:
+    tb = error.__traceback__
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
+
+
+def _user_line(error: BaseException) -> str:
+    """file:line of the user's code that made the failing op, as trace's user_source() gives it:
+    the innermost frame outside graphc in the traceback, else the first such caller."""
+    outside = [t for t in _tracebacks(error) if not t.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)]
+    if outside:
+        frame, line = outside[-1].tb_frame, outside[-1].tb_lineno
+    else:
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            frame = frame.f_back
+        if frame is None:
+            return ""
+        line = frame.f_lineno
+    return f"{os.path.basename(frame.f_code.co_filename)}:{line}"
+
+
+def _from_op_table(error: BaseException) -> bool:
+    return any(t.tb_frame.f_code.co_filename == _DISPATCH_FILE for t in _tracebacks(error))
+
+
 class Module:
     """Base class of layers and models; subclasses set children and parameters in `__init__`."""
 
@@ -58,7 +144,8 @@ class Module:
     def __init__(self) -> None:
         for name, value in (("training", True), ("_parameters", {}), ("_buffers", {}),
                             ("_non_persistent_buffers_set", set()), ("_modules", {}),
-                            ("_forward_hooks", {}), ("_forward_pre_hooks", {})):
+                            ("_forward_hooks", {}), ("_forward_pre_hooks", {}),
+                            ("_forward_hooks_with_kwargs", {}), ("_forward_pre_hooks_with_kwargs", {})):
             object.__setattr__(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -66,26 +153,60 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         recorder = dispatch.active_recorder()
-        scope = getattr(recorder, "module_scope", None)
-        with (scope(self) if scope is not None else contextlib.nullcontext()):
-            for hook in list(self._forward_pre_hooks.values()):
+        if recorder is not None:  # tracing: the tracer names the module of each node
+            scope = getattr(recorder, "module_scope", None)
+            with (scope(self) if scope is not None else contextlib.nullcontext()):
+                return self._call_with_hooks(args, kwargs)
+        stack = _eager.__dict__.setdefault("stack", [])
+        stack.append(self)
+        try:
+            return self._call_with_hooks(args, kwargs)
+        except _OP_ERRORS as error:
+            if getattr(error, "_graphc_module", False) or not _from_op_table(error):
+                raise
+            # name the innermost module as a traced error does, keeping the exception's type
+            where = provenance(_eager_path(stack), type(self).__name__, _user_line(error))
+            error.args = (f"{where}: {error.args[0] if error.args else ''}", *error.args[1:])
+            error._graphc_module = True
+            raise
+        finally:
+            stack.pop()
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict) -> Any:
+        """Forward pre-hooks, forward, forward hooks: PyTorch's order and replacement rules."""
+        with_kwargs = self._forward_pre_hooks_with_kwargs
+        for hook_id, hook in list(self._forward_pre_hooks.items()):
+            if hook_id in with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of (new_args, "
+                                           f"new_kwargs), but got {result}.")
+                    args, kwargs = result
+            else:
                 result = hook(self, args)
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
-            output = self.forward(*args, **kwargs)
-            for hook in list(self._forward_hooks.values()):
-                result = hook(self, args, output)
-                if result is not None:
-                    output = result
-            return output
+        output = self.forward(*args, **kwargs)
+        with_kwargs = self._forward_hooks_with_kwargs
+        for hook_id, hook in list(self._forward_hooks.items()):
+            result = hook(self, args, kwargs, output) if hook_id in with_kwargs else hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
 
-    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False) -> RemovableHandle:
-        """`hook(module, args)` runs before forward; a non-None result replaces args."""
-        return _add_hook(self._forward_pre_hooks, hook, prepend)
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """`hook(module, args)` runs before forward; a non-None result replaces args. With
+        `with_kwargs`, `hook(module, args, kwargs)` returns None or `(args, kwargs)`."""
+        return _add_hook(self._forward_pre_hooks, hook, prepend,
+                         self._forward_pre_hooks_with_kwargs if with_kwargs else None)
 
-    def register_forward_hook(self, hook: Callable, *, prepend: bool = False) -> RemovableHandle:
-        """`hook(module, args, output)` runs after forward; a non-None result replaces the output."""
-        return _add_hook(self._forward_hooks, hook, prepend)
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False) -> RemovableHandle:
+        """`hook(module, args, output)` runs after forward; a non-None result replaces the output.
+        With `with_kwargs`, `hook(module, args, kwargs, output)`."""
+        return _add_hook(self._forward_hooks, hook, prepend, self._forward_hooks_with_kwargs if with_kwargs else None)
 
     # --- registration ---------------------------------------------------------------------
     def _check_name(self, kind: str, name: Any, table: dict) -> None:
@@ -316,10 +437,14 @@ class Module:
 
     # --- dtype and device ---------------------------------------------------------------------
     def _cast_floating(self, dtype: str) -> "Module":
+        return self._cast(dtype, floating_only=True)
+
+    def _cast(self, dtype: str, floating_only: bool) -> "Module":
+        """Replace the arrays of parameters and buffers in place (the tensors stay the same objects)."""
         with no_grad():
             for module in self.modules():
                 for t in itertools.chain(module._parameters.values(), module._buffers.values()):
-                    if t is not None and t.dtype.is_floating_point and t.dtype != dtype:
+                    if t is not None and (t.dtype.is_floating_point or not floating_only) and t.dtype != dtype:
                         t.data = t.detach().to(dtype)
                         if t.grad is not None:
                             t.grad = t.grad.to(dtype)
@@ -332,22 +457,27 @@ class Module:
         return self._cast_floating(dtypes.float64)
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
-        """Only the CPU exists, so `to` changes the floating dtype (if one is given) in place."""
-        target = kwargs.get("dtype")
-        for a in list(args) + [kwargs.get("device")]:
-            if isinstance(a, Tensor):
-                target = a.dtype
-            elif a is not None and not _is_cpu(a):
-                target = a
+        """PyTorch's spellings (to(dtype), to(device), to(device, dtype), to(tensor)); only the
+        CPU exists, so a device is checked and a floating dtype, if given, is applied in place."""
+        _device, target, like = split_to_arguments(args, kwargs)
+        target = like.dtype if like is not None and target is None else target
         if target is None:
             return self
         target = dtypes.canonical(target)
         if not target.is_floating_point:
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={target!r}")
+            raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired "
+                            f"dtype={target!r}")
         return self._cast_floating(target)
 
     def cpu(self) -> "Module":
         return self
+
+    def cuda(self, device: Any = None) -> "Module":
+        raise RuntimeError("graphc compiles for the CPU only: there is no CUDA device")
+
+    def type(self, dst_type: Any) -> "Module":
+        """Cast every parameter and buffer, integer ones included, to `dst_type` (PyTorch's)."""
+        return self._cast(dtypes.canonical(dst_type), floating_only=False)
 
     # --- printing -----------------------------------------------------------------------------
     def _get_name(self) -> str:
@@ -367,6 +497,3 @@ class Module:
         body = "\n  " + "\n  ".join(lines) + "\n" if lines else ""
         return f"{self._get_name()}({body})"
 
-
-def _is_cpu(device: Any) -> bool:
-    return str(device).split(":")[0] == "cpu" or getattr(device, "type", None) == "cpu"

@@ -17,7 +17,9 @@ from ..autograd import no_grad
 from ..tensor import Size, Tensor
 
 
-class IncompatibleKeys(NamedTuple):
+class _IncompatibleKeys(NamedTuple):
+    """What load_state_dict returns, named as PyTorch's (so `type(result).__name__` matches)."""
+
     missing_keys: list[str]
     unexpected_keys: list[str]
 
@@ -27,6 +29,9 @@ class IncompatibleKeys(NamedTuple):
         return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
 
     __str__ = __repr__
+
+
+IncompatibleKeys = _IncompatibleKeys
 
 
 def _local_state(module: Any) -> dict[str, Tensor]:

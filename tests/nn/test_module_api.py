@@ -336,3 +336,168 @@ def test_parameter_shares_data_and_prints_like_pytorch(torch):
     assert gnn.Parameter().shape == (0,)
     with pytest.raises(RuntimeError):
         gnn.Parameter(graphc.tensor([1, 2]))
+
+
+def _scaled(nn):
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x, scale=1.0):
+            return self.fc(x) * scale
+    return Scaled()
+
+
+def _hook_calls(nn, lib, m):
+    seen = []
+
+    def pre(module, args, kwargs):
+        seen.append(("pre", sorted(kwargs)))
+        return (args[0] * 2,), {**kwargs, "scale": 3.0}
+
+    def post(module, args, kwargs, output):
+        seen.append(("post", kwargs["scale"]))
+        return output + 1
+    m.register_forward_pre_hook(pre, with_kwargs=True)
+    handle = m.register_forward_hook(post, with_kwargs=True)
+    out = m(lib.ones(1, 3), scale=0.5)
+    handle.remove()
+    return out, seen, m(lib.ones(1, 3), scale=0.5)
+
+
+def test_hooks_with_kwargs_match_pytorch(torch, to_torch):
+    g = _scaled(gnn)
+    t = to_torch(g, _scaled(torch.nn))
+    (g_out, g_seen, g_after), (t_out, t_seen, t_after) = _hook_calls(gnn, graphc, g), _hook_calls(torch.nn, torch, t)
+    assert g_seen == t_seen == [("pre", ["scale"]), ("post", 3.0), ("pre", ["scale"])]  # the pre-hook stays
+    np.testing.assert_allclose(g_out.detach().numpy(), t_out.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(g_after.detach().numpy(), t_after.detach().numpy(), rtol=1e-6)
+    bad = gnn.Identity()
+    bad.register_forward_pre_hook(lambda m, a, k: a, with_kwargs=True)
+    with pytest.raises(RuntimeError, match="must return None or a tuple of"):
+        bad(graphc.ones(1))
+
+
+def test_hooks_run_at_trace_time_so_the_compiled_result_changes_too():
+    model = gnn.Sequential(gnn.Linear(3, 4), gnn.Tanh(), gnn.Linear(4, 2))
+    model[0].register_forward_pre_hook(lambda m, args: args[0] * 2.0)
+    model[2].register_forward_hook(lambda m, args, out: out + args[0].sum(dim=1, keepdim=True))
+    x = graphc.randn(5, 3)
+    compiled = graphc.compile(model)
+    out, eager = compiled(x), model(x)
+    np.testing.assert_allclose(out.detach().numpy(), eager.detach().numpy(), rtol=1e-5, atol=1e-6)
+    out.sum().backward()
+    compiled_grads = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    eager.sum().backward()
+    for got, want in zip(compiled_grads, [p.grad.numpy() for p in model.parameters()]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    printed = str(graphc.trace(model, x).graph)
+    assert printed.count("mul") >= 1 and "sum" in printed
+
+
+def _partly_frozen():
+    model = gnn.Sequential(gnn.Linear(3, 4), gnn.ReLU(), gnn.Linear(4, 2))
+    model[0].requires_grad_(False)
+    return model
+
+
+def test_compiled_backward_leaves_frozen_parameters_out():
+    model = _partly_frozen()
+    compiled = graphc.compile(model)
+    x = graphc.randn(5, 3)
+    compiled(x).sum().backward()
+    assert model[0].weight.grad is None and model[0].bias.grad is None
+    runner = compiled._cache.values()[-1]
+    differentiated = {runner.program.graph.inputs[j].role.key for j in runner.feeds.grad_of}
+    assert differentiated == {"2.weight", "2.bias"}
+    compiled_grads = [p.grad.numpy().copy() for p in model[2].parameters()]
+    model.zero_grad()
+    model(x).sum().backward()
+    for got, p in zip(compiled_grads, model[2].parameters()):
+        np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+    model[0].requires_grad_(True)  # unfreezing is a new specialisation that trains them again
+    model.zero_grad()
+    compiled(x).sum().backward()
+    assert model[0].weight.grad is not None and compiled.specializations() == 2
+
+
+def test_compiled_train_step_leaves_frozen_parameters_out():
+    model = _partly_frozen()
+    frozen = [p.numpy().copy() for p in model[0].parameters()]
+    trained = [p.numpy().copy() for p in model[2].parameters()]
+    step = graphc.compile_train_step(model, gnn.MSELoss(), graphc.optim.SGD(model.parameters(), lr=0.1))
+    x, y = graphc.randn(8, 3), graphc.randn(8, 2)
+    for _ in range(3):
+        step(x, y)
+    assert [t.name for t in step._cache.values()[-1].trained] == ["2.weight", "2.bias"]
+    for before, p in zip(frozen, model[0].parameters()):
+        np.testing.assert_array_equal(before, p.numpy())
+    assert not all(np.array_equal(before, p.numpy()) for before, p in zip(trained, model[2].parameters()))
+
+
+def test_non_persistent_buffer_is_a_buffer_but_not_state(torch):
+    def build(nn, lib):
+        m = nn.Linear(2, 2)
+        m.register_buffer("running", lib.zeros(2))
+        m.register_buffer("scratch", lib.ones(2), persistent=False)
+        return m
+    g, t = build(gnn, graphc), build(torch.nn, torch)
+    assert [n for n, _ in g.named_buffers()] == [n for n, _ in t.named_buffers()] == ["running", "scratch"]
+    assert list(g.state_dict()) == list(t.state_dict()) == ["weight", "bias", "running"]
+    assert repr(g.load_state_dict(t.state_dict())) == "<All keys matched successfully>"
+    g.register_buffer("scratch", graphc.ones(2))  # registered again as persistent
+    assert "scratch" in g.state_dict()
+
+
+def _printed(nn):
+    class Empty(nn.Module):
+        pass
+
+    class Multi(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Empty()
+
+        def extra_repr(self):
+            return "first=1,\nsecond=2"
+
+    class Top(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.empty = Empty()
+            self.multi = Multi()
+            self.seq = nn.Sequential(Multi(), nn.ModuleList([Empty(), Empty()]), nn.ModuleDict({"e": Empty()}))
+    return Top()
+
+
+def test_nested_reprs_match_pytorch(torch):
+    assert repr(_printed(gnn)) == repr(_printed(torch.nn))
+    assert repr(_printed(gnn).empty) == "Empty()"
+
+
+def test_named_members_prefix_recurse_and_duplicates_match_pytorch(torch):
+    def build(nn):
+        shared = nn.Linear(2, 2)
+        m = nn.Sequential(shared, nn.ReLU(), shared, nn.Sequential(shared))
+        m.register_buffer("b", None)
+        return m
+    g, t = build(gnn), build(torch.nn)
+    for kwargs in ({}, {"prefix": "net"}, {"recurse": False}, {"remove_duplicate": False},
+                   {"prefix": "p", "remove_duplicate": False}):
+        assert [n for n, _ in g.named_parameters(**kwargs)] == [n for n, _ in t.named_parameters(**kwargs)]
+        assert [n for n, _ in g.named_buffers(**kwargs)] == [n for n, _ in t.named_buffers(**kwargs)]
+    for kwargs in ({}, {"prefix": "net"}, {"remove_duplicate": False}):
+        assert [n for n, _ in g.named_modules(**kwargs)] == [n for n, _ in t.named_modules(**kwargs)]
+    assert [n for n, _ in g.named_children()] == [n for n, _ in t.named_children()]
+    assert len(list(g.children())) == len(list(t.children())) and len(list(g.modules())) == len(list(t.modules()))
+
+
+def test_load_state_dict_result_is_torchs_named_tuple(torch):
+    g, t = gnn.Linear(2, 2), torch.nn.Linear(2, 2)
+    state = {"weight": np.ones((2, 2), np.float32), "extra": np.ones(1, np.float32)}
+    got = g.load_state_dict(state, strict=False)
+    want = t.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
+    assert type(got).__name__ == type(want).__name__ == "_IncompatibleKeys"
+    assert got._fields == want._fields and tuple(got) == tuple(want) and repr(got) == repr(want)

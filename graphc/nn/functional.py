@@ -161,7 +161,7 @@ def _same_size(input: Tensor, target: Tensor, message: str) -> None:
 
 def _broadcasts_to(weight: Tensor, input: Tensor, name: str) -> None:
     """A per-element weight must broadcast to the input's shape without enlarging it."""
-    _broadcastable(input, weight)
+    _broadcastable(weight, input)
     if weight.ndim > input.ndim:
         raise RuntimeError(f"{name} of size {list(weight.shape)} cannot be broadcast to the input size "
                            f"{list(input.shape)}")
@@ -229,7 +229,7 @@ def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, redu
                           "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
                           stacklevel=2)
         reduced_as = "sum" if reduction == "batchmean" else _reduction(reduction)
-    _broadcastable(input, target)
+    _broadcastable(target, input)  # PyTorch's order: its first op reads the target
     if log_target:
         loss = fn.mul(fn.exp(target), fn.sub(target, input))
     else:  # t log t is 0 at t = 0 (PyTorch's xlogy); log(1) there keeps the value and gradient finite
@@ -283,7 +283,9 @@ def _check_class_target(input: Tensor, target: Tensor, weight: Tensor | None) ->
     if input.ndim == 1 and target.ndim == 1 and target.shape[0] != 1:
         raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {target.shape[0]}")
     expected = [input.shape[0], *input.shape[2:]]
-    if input.ndim > 2 and list(target.shape) != expected:
+    if input.ndim > 2 and list(target.shape) != expected:  # PyTorch words it its own way for 4-D input
+        if input.ndim == 4:
+            raise RuntimeError(f"size mismatch (got input: {list(input.shape)} , target: {list(target.shape)}")
         raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
     _check_class_weight(input, weight)
 

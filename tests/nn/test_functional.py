@@ -138,8 +138,10 @@ def test_loss_argument_errors():
 
 def test_legacy_reduction_flags(torch):
     x, t = graphc.randn(3, 4), graphc.tensor([0, 1, 3])
-    assert F.nll_loss(x, t, size_average=False).item() == pytest.approx(F.nll_loss(x, t, reduction="sum").item())
-    assert F.cross_entropy(x, t, reduce=False).shape == (3,)
+    with pytest.warns(UserWarning, match="please use reduction='sum' instead"):
+        assert F.nll_loss(x, t, size_average=False).item() == pytest.approx(F.nll_loss(x, t, reduction="sum").item())
+    with pytest.warns(UserWarning, match="please use reduction='none' instead"):
+        assert F.cross_entropy(x, t, reduce=False).shape == (3,)
 
 
 def _compare(torch, ours, theirs, *arrays, atol=1e-6):

@@ -10,9 +10,12 @@ import llvmlite.ir as ir
 from .kernel import I1, I64, Kernel, i64, llvm_type, load
 
 
-def _scan(k: Kernel, detail: ir.Value, failing: Callable[[ir.IRBuilder, ir.Value, ir.Value], tuple[ir.Value, ir.Value]]) -> None:
-    """Visit the elements in order; `failing(builder, value, index)` gives (fails?, detail value),
-    and the first element that fails ends the scan with 1."""
+# failing(builder, element value, its flat index) -> (i1 that is 1 when it fails, the i64 to report)
+Failing = Callable[[ir.IRBuilder, ir.Value, ir.Value], tuple[ir.Value, ir.Value]]
+
+
+def _scan(k: Kernel, detail: ir.Value, failing: Failing) -> None:
+    """Visit the elements in order; the first that fails writes its report to `detail` and returns 1."""
     b, count = k.builder, k.operands[0].size
     if count == 0:
         b.ret(ir.Constant(I1, 0))

@@ -13,6 +13,7 @@ import pytest
 import graphc
 import graphc.nn as gnn
 import graphc.nn.functional as F
+from numeric import numeric_gradient
 
 rng = np.random.default_rng(0)
 N, C = 5, 3
@@ -136,16 +137,6 @@ def test_compiled_loss_and_gradients_match_pytorch(torch, case, reduction):
     _assert_close(ours, _without_xlogy_nan(case, ours, _run(torch, torch.nn, case, reduction)))
 
 
-def _numeric_gradient(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[i] += eps
-        minus[i] -= eps
-        grad[i] = (f(plus) - f(minus)) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("case", [c for c in CASES if not c.startswith(("nll", "ce", "mse"))])
 def test_gradients_match_finite_differences(case):
     """Every gradient comes from the op table's rules; checked against central differences."""
@@ -156,9 +147,9 @@ def test_gradients_match_finite_differences(case):
     def scalar(x_value, t_value):
         return float((module(graphc.tensor(x_value), graphc.tensor(t_value)).numpy() * seed).sum())
     _, grad_x, grad_t = _run(graphc, gnn, case, "none", np.float64)
-    np.testing.assert_allclose(grad_x, _numeric_gradient(lambda v: scalar(v, target), x), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad_x, numeric_gradient(lambda v: scalar(v, target), x), rtol=1e-6, atol=1e-8)
     with np.errstate(invalid="ignore"):  # kl: a step below t = 0 takes log of a negative target
-        numeric = _numeric_gradient(lambda v: scalar(x, v), target)
+        numeric = numeric_gradient(lambda v: scalar(x, v), target)
     smooth = target != 0 if name == "KLDivLoss" else np.ones(target.shape, bool)  # t log t has no slope at 0
     np.testing.assert_allclose(grad_t[smooth], numeric[smooth], rtol=1e-6, atol=1e-8)
 

@@ -50,18 +50,19 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Ten
     return fn.log_softmax(x, _softmax_dim("log_softmax", x.ndim, dim))
 
 
-def _legacy_reduction(size_average: bool | None, reduce: bool | None) -> str:
-    """PyTorch's deprecated size_average/reduce flags (None counts as True), with its warning."""
+def _legacy_reduction(size_average: bool | None, reduce: bool | None, stacklevel: int = 3) -> str:
+    """PyTorch's deprecated size_average/reduce flags (None counts as True), with its warning
+    (attributed to the caller's caller by default)."""
     reduction = "none" if reduce is False else "sum" if size_average is False else "mean"
     warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
-                  stacklevel=4)
+                  stacklevel=stacklevel)
     return reduction
 
 
 def _reduction(reduction: str, size_average: bool | None = None, reduce: bool | None = None) -> str:
     """The reduction to apply: the legacy flags, when given, override `reduction`."""
     if size_average is not None or reduce is not None:
-        return _legacy_reduction(size_average, reduce)
+        return _legacy_reduction(size_average, reduce, stacklevel=4)
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
     return reduction

@@ -46,6 +46,7 @@ CASES = {
     "permute": (lambda a: F.permute(a, (2, 0, 1)), [signed(2, 3, 4)]),
     "expand": (lambda a: F.expand(a, (2, 3, 4)), [signed(3, 1)]),
     "matmul": (lambda a, b: F.matmul(a, b), [signed(3, 4), signed(4, 5)]),
+    "check_range": (lambda a: F.check_range(a, 0.0, 1.0, "out of range"), [rng.uniform(0.1, 0.9, (2, 3))]),
 }
 MATMUL_VARIANTS = [
     (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),

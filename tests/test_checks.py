@@ -117,3 +117,12 @@ def test_minus_infinity_in_a_logit_that_is_not_the_target_gives_pytorchs_finite_
         got.backward()
         np.testing.assert_allclose(got.item(), expected.item(), rtol=1e-6)
         np.testing.assert_allclose(z.grad.numpy(), t_logits.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_the_interpreter_raises_bce_range_errors_too():
+    program = graphc.trace(nn.BCELoss(), graphc.rand(2, 3), graphc.rand(2, 3))
+    arrays = program.input_arrays(graphc.tensor(np.full((2, 3), 1.5, np.float32)), graphc.rand(2, 3))
+    with pytest.raises(RuntimeError, match=r"in module '<root>' \(BCELoss\).*all elements of input should be between"):
+        interpret(program.graph, arrays)
+    ok = program.input_arrays(graphc.rand(2, 3), graphc.rand(2, 3))
+    assert np.isfinite(interpret(program.graph, ok)[0]).all()

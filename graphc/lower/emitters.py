@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .checks import emit_check_index
+from .checks import emit_check_index, emit_check_range
 from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
 from .linalg import emit_matmul, emit_one_hot
@@ -30,6 +30,7 @@ ALIASES = frozenset({"reshape", "detach"})
 # takes the input and a pointer for the offending value (see checks.py)
 CHECKS: dict[str, Callable[[Kernel, object], None]] = {
     "check_index": emit_check_index,
+    "check_range": emit_check_range,
 }
 
 EMITTERS: dict[str, Callable[[Kernel], None]] = {

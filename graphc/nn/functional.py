@@ -52,12 +52,19 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Ten
     return fn.log_softmax(x, _softmax_dim("log_softmax", x.ndim, dim))
 
 
+def _legacy_reduction(size_average: bool | None, reduce: bool | None, stacklevel: int = 3) -> str:
+    """PyTorch's deprecated size_average/reduce flags (None counts as True), with its warning
+    (attributed to the caller's caller by default)."""
+    reduction = "none" if reduce is False else "sum" if size_average is False else "mean"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
+                  stacklevel=stacklevel)
+    return reduction
+
+
 def _reduction(reduction: str, size_average: bool | None = None, reduce: bool | None = None) -> str:
-    """PyTorch's deprecated size_average/reduce flags, when given, override `reduction`."""
+    """The reduction to apply: the legacy flags, when given, override `reduction`."""
     if size_average is not None or reduce is not None:
-        if reduce is False:
-            return "none"
-        return "sum" if size_average is False else "mean"
+        return _legacy_reduction(size_average, reduce, stacklevel=4)
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
     return reduction
@@ -73,14 +80,166 @@ def _reduce(loss: Tensor, reduction: str, weights: Tensor | None = None) -> Tens
     return fn.mean(loss) if weights is None else fn.div(total, fn.sum(weights))
 
 
-def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
-             reduction: str = "mean") -> Tensor:
+def _broadcastable(input: Tensor, target: Tensor) -> None:
+    """PyTorch's error for operands that cannot broadcast, before an op deep inside the loss says so."""
+    a, b = tuple(input.shape), tuple(target.shape)
+    ndim = max(len(a), len(b))
+    for dim in reversed(range(ndim)):
+        size_a = a[dim - ndim + len(a)] if dim - ndim + len(a) >= 0 else 1
+        size_b = b[dim - ndim + len(b)] if dim - ndim + len(b) >= 0 else 1
+        if size_a != size_b and 1 not in (size_a, size_b):
+            raise RuntimeError(f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
+                               f"at non-singleton dimension {dim}")
+
+
+def _pointwise_difference(input: Tensor, target: Tensor) -> Tensor:
+    """input - target, warning like PyTorch when the sizes differ (the result still broadcasts)."""
     if tuple(input.shape) != tuple(target.shape):
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
                       "This will likely lead to incorrect results due to broadcasting. "
-                      "Please ensure they have the same size.", stacklevel=2)
-    diff = fn.sub(input, target)
-    return _reduce(fn.mul(diff, diff), _reduction(reduction, size_average, reduce))
+                      "Please ensure they have the same size.", stacklevel=3)
+    _broadcastable(input, target)
+    return fn.sub(input, target)
+
+
+def _element_weights(weight: Tensor | None, input: Tensor) -> None:
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise ValueError("Weights and input must have the same size.")
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+    """(input - target)^2 per element; with `weight` (input's size), 'mean' is the weighted mean."""
+    reduction = _reduction(reduction, size_average, reduce)
+    diff = _pointwise_difference(input, target)
+    _element_weights(weight, input)
+    loss = fn.mul(diff, diff)
+    return _reduce(loss, reduction) if weight is None else _reduce(fn.mul(loss, weight), reduction, weight)
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+            reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+    """|input - target| per element (its gradient at input == target is 0, as PyTorch's sign);
+    with `weight` (input's size), 'mean' is the weighted mean."""
+    reduction = _reduction(reduction, size_average, reduce)
+    loss = fn.abs(_pointwise_difference(input, target))
+    _element_weights(weight, input)
+    return _reduce(loss, reduction) if weight is None else _reduce(fn.mul(loss, weight), reduction, weight)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target); beta = 0 is L1."""
+    reduction = _reduction(reduction, size_average, reduce)
+    diff = _pointwise_difference(input, target)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    distance = fn.abs(diff)
+    if beta == 0:
+        return _reduce(distance, reduction)
+    quadratic = fn.mul(fn.mul(diff, diff), 0.5 / beta)
+    return _reduce(fn.where(fn.lt(distance, beta), quadratic, fn.sub(distance, 0.5 * beta)), reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta): smooth_l1_loss(beta=delta) times delta.
+    `weight` (input's size) scales each element; unlike mse_loss's, 'mean' then stays the plain
+    mean, as PyTorch's."""
+    reduction = _reduction(reduction)
+    diff = _pointwise_difference(input, target)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    _element_weights(weight, input)
+    distance = fn.abs(diff)
+    loss = fn.where(fn.lt(distance, delta), fn.mul(fn.mul(diff, diff), 0.5),
+                    fn.mul(fn.sub(distance, 0.5 * delta), delta))
+    return _reduce(loss if weight is None else fn.mul(loss, weight), reduction)
+
+
+def _same_size(input: Tensor, target: Tensor, message: str) -> None:
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(message.format(target=target.shape, input=input.shape))
+
+
+def _broadcasts_to(weight: Tensor, input: Tensor, name: str) -> None:
+    """A per-element weight must broadcast to the input's shape without enlarging it."""
+    _broadcastable(weight, input)
+    if weight.ndim > input.ndim:
+        raise RuntimeError(f"{name} of size {list(weight.shape)} cannot be broadcast to the input size "
+                           f"{list(input.shape)}")
+
+
+# below this the log is below -100 in float32 and float64, where PyTorch clamps it; log(0) is never taken
+_LOG_FLOOR_ARGUMENT = 1e-44
+
+
+def _clamped_log(x: Tensor) -> Tensor:
+    return fn.maximum(fn.log(fn.maximum(x, _LOG_FLOOR_ARGUMENT)), -100.0)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average: bool | None = None, reduce: bool | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """-weight (t log x + (1 - t) log(1 - x)), each log clamped at -100, for x and t in [0, 1].
+
+    PyTorch's gradient in x is weight (x - t) / max(x (1 - x), 1e-12), finite at 0 and 1 where
+    the clamped logs are flat: the loss is computed from a detached x, and that slope attached as
+    (x - detach(x)) * slope, whose value is exactly 0. t and weight get their gradients as usual.
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    _same_size(input, target, "Using a target size ({target}) that is different to the input size ({input}) is "
+                              "deprecated. Please ensure they have the same size.")
+    if weight is not None:
+        _broadcasts_to(weight, input, "weight")
+    x = fn.check_range(input, 0.0, 1.0, "all elements of input should be between 0 and 1")
+    t = fn.check_range(target, 0.0, 1.0, "all elements of target should be between 0 and 1")
+    fixed = fn.detach(x)
+    loss = fn.neg(fn.add(fn.mul(t, _clamped_log(fixed)), fn.mul(fn.sub(1.0, t), _clamped_log(fn.sub(1.0, fixed)))))
+    slope = fn.div(fn.sub(fixed, fn.detach(t)), fn.maximum(fn.mul(fn.sub(1.0, fixed), fixed), 1e-12))
+    if weight is not None:
+        loss, slope = fn.mul(loss, weight), fn.mul(slope, fn.detach(weight))
+    return _reduce(fn.add(loss, fn.mul(fn.sub(x, fixed), fn.detach(slope))), reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average: bool | None = None, reduce: bool | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """binary_cross_entropy(sigmoid(x), t) with pos_weight p scaling the positive term, in the
+    stable form (1 - t) x + (1 + (p - 1) t) (log(1 + exp(-|x|)) + max(-x, 0)): exp never overflows."""
+    reduction = _reduction(reduction, size_average, reduce)
+    _same_size(input, target, "Target size ({target}) must be the same as input size ({input})")
+    for name, extra in (("weight", weight), ("pos_weight", pos_weight)):
+        if extra is not None:
+            _broadcasts_to(extra, input, name)
+    softplus_of_negative = fn.add(fn.log(fn.add(fn.exp(fn.neg(fn.abs(input))), 1.0)), fn.maximum(fn.neg(input), 0.0))
+    if pos_weight is not None:
+        softplus_of_negative = fn.mul(softplus_of_negative, fn.add(fn.mul(fn.sub(pos_weight, 1.0), target), 1.0))
+    loss = fn.add(fn.mul(fn.sub(1.0, target), input), softplus_of_negative)
+    return _reduce(loss if weight is None else fn.mul(loss, weight), reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """target (log target - input) per element, input being log-probabilities (0 where target is 0);
+    `log_target` says target holds log-probabilities too. 'batchmean' divides the sum by the batch size."""
+    if size_average is not None or reduce is not None:
+        reduced_as = _legacy_reduction(size_average, reduce)
+    else:
+        if reduction == "mean":
+            warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                          "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                          "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                          stacklevel=2)
+        reduced_as = "sum" if reduction == "batchmean" else _reduction(reduction)
+    _broadcastable(target, input)  # PyTorch's order: its first op reads the target
+    if log_target:
+        loss = fn.mul(fn.exp(target), fn.sub(target, input))
+    else:  # t log t is 0 at t = 0 (PyTorch's xlogy); log(1) there keeps the value and gradient finite
+        t_log_t = fn.mul(target, fn.log(fn.where(fn.eq(target, 0.0), 1.0, target)))
+        loss = fn.sub(t_log_t, fn.mul(target, input))
+    loss = _reduce(loss, reduced_as)
+    return fn.div(loss, input.shape[0]) if reduction == "batchmean" and input.ndim != 0 else loss
 
 
 def _classes_last(input: Tensor) -> Tensor:
@@ -115,10 +274,38 @@ def _weighted_pick(scores: Tensor, w: Tensor) -> Tensor:
     return fn.sum(fn.mul(fn.where(w != 0, scores, 0.0), w), -1)
 
 
+def _check_class_target(input: Tensor, target: Tensor, weight: Tensor | None) -> None:
+    """PyTorch's checks of class-index targets (and class weights) against the input's shape,
+    before one_hot or a broadcast deep inside the loss fails less clearly."""
+    if input.ndim < 1:
+        raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
+    if input.ndim != 1 and target.ndim >= 1 and input.shape[0] != target.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
+                         f"({target.shape[0]}).")
+    if input.ndim <= 2 and target.ndim > 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if input.ndim == 1 and target.ndim == 1 and target.shape[0] != 1:
+        raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {target.shape[0]}")
+    expected = [input.shape[0], *input.shape[2:]]
+    if input.ndim > 2 and list(target.shape) != expected:  # PyTorch words it its own way for 4-D input
+        if input.ndim == 4:
+            raise RuntimeError(f"size mismatch (got input: {list(input.shape)} , target: {list(target.shape)}")
+        raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
+    _check_class_weight(input, weight)
+
+
+def _check_class_weight(input: Tensor, weight: Tensor | None) -> None:
+    classes = input.shape[0 if input.ndim == 1 else 1]
+    if weight is not None and (weight.ndim != 1 or weight.shape[0] != classes):
+        raise RuntimeError(f"weight tensor should be defined either for all {classes} classes or no classes "
+                           f"but got weight tensor of shape: {list(weight.shape)}")
+
+
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
              ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     """-weight[t] * input[t] per sample; 'mean' divides by the summed weights of counted samples."""
     reduction = _reduction(reduction, size_average, reduce)
+    _check_class_target(input, target, weight)
     scores = _classes_last(input)
     w = _target_weights(target, scores.shape[-1], input.dtype, weight, ignore_index)
     return _reduce(fn.neg(_weighted_pick(scores, w)), reduction, w)
@@ -136,10 +323,13 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     reduction = _reduction(reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if target.dtype.is_floating_point and tuple(target.shape) == tuple(input.shape):
+        _check_class_weight(input, weight)
+        logp = _classes_last(fn.log_softmax(input, 0 if input.ndim == 1 else 1))
+        return _soft_target_loss(logp, _classes_last(target), weight, reduction, label_smoothing)
+    _check_class_target(input, target, weight)
     logp = _classes_last(fn.log_softmax(input, 0 if input.ndim == 1 else 1))
     classes = logp.shape[-1]
-    if target.dtype.is_floating_point:
-        return _soft_target_loss(logp, _classes_last(target), weight, reduction, label_smoothing)
     w = _target_weights(target, classes, logp.dtype, weight, ignore_index)
     nll = _reduce(fn.neg(_weighted_pick(logp, w)), reduction, w)
     if label_smoothing == 0.0:
@@ -153,9 +343,6 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
 def _soft_target_loss(logp: Tensor, target: Tensor, weight: Tensor | None, reduction: str,
                       label_smoothing: float) -> Tensor:
     """-sum_c weight_c * target_c * log p_c per sample; 'mean' divides by the sample count."""
-    if tuple(logp.shape) != tuple(target.shape):
-        raise ValueError("Expected input and target shapes to match for class-probability targets, "
-                         f"got {list(logp.shape)} and {list(target.shape)}")
     classes = logp.shape[-1]
     if label_smoothing > 0.0:
         target = fn.add(fn.mul(target, 1.0 - label_smoothing), label_smoothing / classes)

@@ -87,7 +87,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 
 def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float | None:
     if 0 in tensor.shape:
-        warnings.warn("Initializing zero-element tensors is a no-op")
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
         return None
     return calculate_gain(nonlinearity, a) / math.sqrt(_calculate_correct_fan(tensor, mode))
 
@@ -133,3 +133,94 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: np.random.Gene
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: np.random.Generator | None = None) -> Tensor:
     """Glorot & Bengio (2010): N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
+
+
+def _normal_cdf(x: float) -> float:
+    return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+
+def _truncated_normal(rng: np.random.Generator, mean: float, std: float, a: float, b: float,
+                      shape: tuple[int, ...]) -> np.ndarray:
+    """N(mean, std^2) conditioned on [a, b], by rejection: from the normal itself when [a, b]
+    holds much of its mass, else from U(a, b) accepted with the normal's density over its peak
+    in [a, b] (either way about a third of the draws or more are kept)."""
+    out = np.empty(shape)
+    pending = np.ones(shape, bool)
+    from_normal = _normal_cdf((b - mean) / std) - _normal_cdf((a - mean) / std) > 0.3
+    peak = max(a, min(mean, b))
+    while pending.any():
+        count = int(pending.sum())
+        if from_normal:
+            draws = rng.normal(mean, std, count)
+            kept = (draws >= a) & (draws <= b)
+        else:
+            draws = rng.uniform(a, b, count)
+            log_density = -0.5 * ((draws - mean) / std) ** 2 + 0.5 * ((peak - mean) / std) ** 2
+            kept = np.log(rng.random(count)) <= log_density
+        slots = np.flatnonzero(pending)[kept]
+        out.flat[slots] = draws[kept]
+        pending.flat[slots] = False
+    return out
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator: np.random.Generator | None = None) -> Tensor:
+    """N(mean, std^2) truncated to [a, b] (values outside are redrawn, not clipped)."""
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
+                      "The distribution of values may be incorrect.", stacklevel=2)
+    return _fill(tensor, _truncated_normal(_rng(generator), mean, std, a, b, tuple(tensor.shape)))
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1, generator: np.random.Generator | None = None) -> Tensor:
+    """Saxe et al. (2013): the tensor, flattened to (rows, rest), gets orthonormal rows or columns
+    (whichever are fewer), times `gain`; Q of a Gaussian matrix's QR, signs fixed by R's diagonal
+    so Q is uniformly (Haar) distributed."""
+    if tensor.dim() < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    flat = _rng(generator).standard_normal((rows, cols))
+    q, r = np.linalg.qr(flat.T if rows < cols else flat)
+    q = q * np.sign(np.diag(r))
+    return _fill(tensor, (gain * (q.T if rows < cols else q)).reshape(tuple(tensor.shape)))
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
+            generator: np.random.Generator | None = None) -> Tensor:
+    """Martens (2010): N(0, std^2) with ceil(sparsity * rows) random zeros in every column of a 2-D tensor."""
+    if tensor.dim() != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rng = _rng(generator)
+    rows, cols = tensor.shape
+    values = rng.normal(0.0, std, (rows, cols))
+    zeros = math.ceil(sparsity * rows)
+    for col in range(cols):
+        values[rng.permutation(rows)[:zeros], col] = 0.0
+    return _fill(tensor, values)
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """The identity of a 2-D tensor (ones on the main diagonal of a rectangle too)."""
+    if tensor.dim() != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """A convolution weight (out, in, *kernel) that passes channel d of each group through: a 1 at
+    the kernel's centre of (g * out_per_group + d, d) for d < min(out_per_group, in)."""
+    if tensor.dim() not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    shape = tuple(tensor.shape)
+    if shape[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    per_group = shape[0] // groups
+    centre = tuple(size // 2 for size in shape[2:])
+    values = np.zeros(shape)
+    for g in range(groups):
+        for d in range(min(per_group, shape[1])):
+            values[(g * per_group + d, d, *centre)] = 1.0
+    return _fill(tensor, values)

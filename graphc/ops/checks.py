@@ -36,3 +36,28 @@ def _index_reference(a: np.ndarray, high: int, ignore: int, message: str, error:
 
 register(OpDef("check_index", "check", _index_infer, _index_reference, None,
                doc="x, failing unless every element other than `ignore` lies in [0, high)"))
+
+
+def _range_infer(a: TensorType, low: float, high: float, message: str, error: str) -> TensorType:
+    if not a.dtype.startswith("float"):
+        raise ShapeError(f"check_range: expected floating point values, got {a.dtype}")
+    if error not in CHECK_ERRORS:
+        raise ShapeError(f"check_range: unknown error type {error!r}")
+    return a
+
+
+def outside_range(a: np.ndarray, low: float, high: float) -> np.ndarray:
+    """The flat positions of `a` not in [low, high], in order; NaN is never in range."""
+    return np.flatnonzero(~((a >= low) & (a <= high)))
+
+
+def _range_reference(a: np.ndarray, low: float, high: float, message: str, error: str) -> np.ndarray:
+    bad = outside_range(a, low, high)
+    if bad.size:
+        raise CHECK_ERRORS[error](message.format(value=int(bad[0])))
+    return a
+
+
+# the value passes through, and so does its gradient: a checked input may be trained
+register(OpDef("check_range", "check", _range_infer, _range_reference, lambda ins, out, g, **attrs: (g,),
+               doc="x, failing unless every element lies in [low, high] (NaN fails); {value} is its flat position"))

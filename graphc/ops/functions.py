@@ -166,6 +166,12 @@ def check_index(indices, high: int, ignore: int, message: str, error: str = "Ind
     return apply("check_index", indices, high=int(high), ignore=int(ignore), message=message, error=error)
 
 
+def check_range(values, low: float, high: float, message: str, error: str = "RuntimeError"):
+    """`values`, raising `error(message.format(value=i))` for the first flat position i whose
+    value is outside [low, high] or NaN, eagerly and from native code alike."""
+    return apply("check_range", values, low=float(low), high=float(high), message=message, error=error)
+
+
 def one_hot(indices, num_classes: int, dtype: str = "float32"):
     return apply("one_hot", indices, num_classes=int(num_classes), dtype=dtype)
 

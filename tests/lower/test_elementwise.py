@@ -51,6 +51,9 @@ def cases(op, dtype):
     if op == "check_index":  # in range (or ignored): passes its input through
         return [np.array([[0, 3, -100], [2, 1, 1]])], {"high": 4, "ignore": -100, "error": "IndexError",
                                                      "message": "Target {value} is out of bounds."}
+    if op == "check_range":  # in range, bounds included: passes its input through
+        return [np.array([[0.0, 0.25, 1.0], [0.5, 1e-30, 0.999]], dtype)], {"low": 0.0, "high": 1.0,
+                                                                            "error": "RuntimeError", "message": "m"}
     if op == "one_hot":
         return [np.array([[0, 3, -100], [2, 9, 1]])], {"num_classes": 4, "dtype": dtype}
     if op in ("reshape", "detach"):  # aliases: lowered as outputs copied from their input

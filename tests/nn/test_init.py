@@ -104,3 +104,162 @@ def test_linear_default_init_bounds():
     before = weight.copy()
     layer.reset_parameters()
     assert layer.weight.detach().numpy() is not before and not np.allclose(before, layer.weight.detach().numpy())
+
+
+ALL_NONLINEARITIES = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                      "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]
+
+
+@pytest.mark.parametrize("nonlinearity", ALL_NONLINEARITIES)
+def test_every_nonlinearity_of_pytorch_has_its_gain(torch, nonlinearity):
+    assert init.calculate_gain(nonlinearity) == torch.nn.init.calculate_gain(nonlinearity)
+    assert init.calculate_gain("leaky_relu", 3) == torch.nn.init.calculate_gain("leaky_relu", 3)
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (8, 4, 3), (8, 4, 3, 3), (2, 6, 3, 1, 5), (16, 1, 5, 5), (1, 1)])
+def test_fans_of_conv_shaped_weights_equal_pytorchs(torch, shape):
+    assert init._calculate_fan_in_and_fan_out(graphc.zeros(*shape)) == \
+        torch.nn.init._calculate_fan_in_and_fan_out(torch.zeros(*shape))
+
+
+@pytest.mark.parametrize("fill", [init.kaiming_uniform_, init.kaiming_normal_, init.xavier_uniform_,
+                                  init.xavier_normal_])
+def test_fan_based_initialisers_need_two_dimensions_as_in_pytorch(torch, fill):
+    expected = "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+    with pytest.raises(ValueError, match=expected):
+        getattr(torch.nn.init, fill.__name__)(torch.zeros(5))
+    with pytest.raises(ValueError, match=expected):
+        fill(graphc.zeros(5))
+
+
+@pytest.mark.parametrize("shape,kw", [((64, 32, 3, 3), {}), ((64, 32, 3, 3), {"mode": "fan_out"}),
+                                      ((48, 16, 5), {"nonlinearity": "relu"}), ((96, 8, 2, 2, 2), {"a": 0.2})])
+def test_kaiming_normal_on_conv_weights_follows_the_formula(shape, kw):
+    fan_in, fan_out = init._calculate_fan_in_and_fan_out(graphc.zeros(*shape))
+    gain = init.calculate_gain(kw.get("nonlinearity", "leaky_relu"), kw.get("a", 0))
+    std = gain / math.sqrt(fan_out if kw.get("mode") == "fan_out" else fan_in)
+    values = _stats(lambda t: init.kaiming_normal_(t, **kw), shape)
+    assert values.std() == pytest.approx(std, rel=0.03) and abs(values.mean()) < 0.03 * std
+
+
+def test_xavier_on_conv_weights_follows_the_formula():
+    shape = (64, 32, 3, 3)
+    std = math.sqrt(2 / (32 * 9 + 64 * 9))
+    assert _stats(lambda t: init.xavier_normal_(t), shape).std() == pytest.approx(std, rel=0.03)
+    uniform = _stats(lambda t: init.xavier_uniform_(t, gain=2.0), shape)
+    assert np.abs(uniform).max() <= 2 * math.sqrt(3) * std and uniform.std() == pytest.approx(2 * std, rel=0.03)
+
+
+def _truncated_moments(mean, std, a, b):
+    """Mean and standard deviation of N(mean, std^2) truncated to [a, b]."""
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda z: (1 + math.erf(z / math.sqrt(2))) / 2  # noqa: E731
+    mass = cdf(beta) - cdf(alpha)
+    shift = (pdf(alpha) - pdf(beta)) / mass
+    variance = 1 + (alpha * pdf(alpha) - beta * pdf(beta)) / mass - shift ** 2
+    return mean + std * shift, std * math.sqrt(variance)
+
+
+@pytest.mark.parametrize("mean,std,a,b", [(0.0, 1.0, -2.0, 2.0), (0.0, 0.02, -0.04, 0.04), (1.0, 2.0, 0.0, 1.5),
+                                          (0.0, 1.0, 1.5, 4.0), (0.5, 0.1, -1.0, 0.45)])
+def test_trunc_normal_stays_in_bounds_with_the_truncated_moments(mean, std, a, b):
+    values = _stats(lambda t: init.trunc_normal_(t, mean, std, a, b), (400, 250))
+    assert values.min() >= np.float32(a) and values.max() <= np.float32(b)
+    expected_mean, expected_std = _truncated_moments(mean, std, a, b)
+    assert values.mean() == pytest.approx(expected_mean, abs=0.01 * expected_std)
+    assert values.std() == pytest.approx(expected_std, rel=0.02)
+
+
+def test_trunc_normal_warns_like_pytorch_when_the_mean_is_far_outside(torch):
+    with pytest.warns(UserWarning, match="mean is more than 2 std from"):
+        torch.nn.init.trunc_normal_(torch.zeros(10), mean=10.0, std=1.0, a=-2.0, b=2.0)
+    with pytest.warns(UserWarning, match=r"mean is more than 2 std from \[a, b\] in nn.init.trunc_normal_"):
+        values = init.trunc_normal_(graphc.zeros(1000), mean=10.0, std=1.0, a=-2.0, b=2.0).numpy()
+    assert values.min() >= -2.0 and values.max() <= 2.0
+
+
+@pytest.mark.parametrize("shape", [(20, 20), (30, 10), (10, 30), (12, 4, 3, 3), (3, 5, 2)])
+@pytest.mark.parametrize("gain", [1.0, init.calculate_gain("relu")])
+def test_orthogonal_rows_or_columns_are_orthonormal_times_gain(shape, gain):
+    flat = _stats(lambda t: init.orthogonal_(t, gain), shape).reshape(shape[0], -1).astype(np.float64)
+    gram = flat.T @ flat if flat.shape[0] >= flat.shape[1] else flat @ flat.T
+    np.testing.assert_allclose(gram, gain ** 2 * np.eye(len(gram)), atol=1e-5)
+
+
+def test_orthogonal_is_haar_distributed_not_biased_in_sign():
+    """Signs fixed by R's diagonal: the first column's first entry is as often negative as positive."""
+    firsts = [init.orthogonal_(graphc.zeros(4, 4)).numpy()[0, 0] for _ in range(400)]
+    assert 0.4 < np.mean(np.array(firsts) > 0) < 0.6
+
+
+def test_orthogonal_errors_and_empty_tensors_as_in_pytorch(torch):
+    with pytest.raises(ValueError, match="Only tensors with 2 or more dimensions are supported"):
+        torch.nn.init.orthogonal_(torch.zeros(4))
+    with pytest.raises(ValueError, match="Only tensors with 2 or more dimensions are supported"):
+        init.orthogonal_(graphc.zeros(4))
+    assert init.orthogonal_(graphc.zeros(0, 3)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.1, 0.5, 1.0])
+def test_sparse_zeros_as_many_rows_per_column_as_pytorch(torch, sparsity):
+    shape = (200, 30)
+    ours = _stats(lambda t: init.sparse_(t, sparsity, std=0.05), shape)
+    theirs = torch.nn.init.sparse_(torch.zeros(*shape), sparsity, std=0.05).numpy()
+    np.testing.assert_array_equal((ours == 0).sum(0), (theirs == 0).sum(0))
+    assert (ours == 0).sum(0).min() == math.ceil(sparsity * 200)
+    if sparsity < 1:
+        assert ours[ours != 0].std() == pytest.approx(0.05, rel=0.05)
+
+
+def test_sparse_and_eye_need_two_dimensions_as_in_pytorch(torch):
+    for fill in ("eye_", "sparse_"):
+        args = (0.5,) if fill == "sparse_" else ()
+        with pytest.raises(ValueError, match="Only tensors with 2 dimensions are supported"):
+            getattr(torch.nn.init, fill)(torch.zeros(2, 2, 2), *args)
+        with pytest.raises(ValueError, match="Only tensors with 2 dimensions are supported"):
+            getattr(init, fill)(graphc.zeros(2, 2, 2), *args)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 5), (5, 2)])
+def test_eye_equals_pytorchs(torch, shape):
+    np.testing.assert_array_equal(_stats(init.eye_, shape), torch.nn.init.eye_(torch.zeros(*shape)).numpy())
+
+
+@pytest.mark.parametrize("shape,groups", [((4, 4, 3), 1), ((6, 3, 3, 3), 1), ((3, 6, 3, 4), 1), ((8, 2, 3, 3), 2),
+                                          ((6, 4, 1, 3, 3), 3), ((4, 2, 5, 5, 5), 1), ((6, 1, 2), 2)])
+def test_dirac_equals_pytorchs(torch, shape, groups):
+    np.testing.assert_array_equal(_stats(lambda t: init.dirac_(t, groups), shape),
+                                  torch.nn.init.dirac_(torch.zeros(*shape), groups).numpy())
+
+
+def test_dirac_is_an_identity_convolution(torch):
+    weight = init.dirac_(graphc.zeros(3, 3, 3, 3)).numpy()
+    x = torch.randn(1, 3, 6, 6)
+    np.testing.assert_array_equal(torch.nn.functional.conv2d(x, torch.tensor(weight), padding=1).numpy(), x.numpy())
+
+
+def test_dirac_errors_as_in_pytorch(torch):
+    for shape, groups, message in [((3, 3), 1, "Only tensors with 3, 4, or 5 dimensions are supported"),
+                                   ((5, 2, 3), 2, "dim 0 must be divisible by groups")]:
+        with pytest.raises(ValueError, match=message):
+            torch.nn.init.dirac_(torch.zeros(*shape), groups)
+        with pytest.raises(ValueError, match=message):
+            init.dirac_(graphc.zeros(*shape), groups)
+
+
+@pytest.mark.parametrize("fill", [lambda t, g: init.trunc_normal_(t, generator=g),
+                                  lambda t, g: init.orthogonal_(t, generator=g),
+                                  lambda t, g: init.sparse_(t, 0.3, generator=g),
+                                  lambda t, g: init.kaiming_normal_(t, generator=g),
+                                  lambda t, g: init.xavier_normal_(t, generator=g)])
+def test_new_initialisers_draw_from_the_given_generator_in_place(fill):
+    results = []
+    for _ in range(2):
+        p = gnn.Parameter(graphc.zeros(6, 5))
+        array = p.detach().numpy()
+        assert fill(p, np.random.default_rng(7)) is p and p.is_leaf and p.grad_fn is None
+        assert np.shares_memory(array, p.detach().numpy())
+        results.append(array.copy())
+    np.testing.assert_array_equal(*results)
+    assert (results[0] != 0).any()

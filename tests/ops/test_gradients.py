@@ -53,6 +53,7 @@ CASES = {
     # reflect-padded strided rows, adaptive (overlapping, padded) columns
     "window_gather": (lambda a: window_gather(a, WINDOW_TABLES, 0.0), [signed(2, 3, 5, 4)]),
     "window_scatter": (lambda a: window_scatter(a, WINDOW_TABLES, (5, 4)), [signed(2, 3, 3, 3, 3, 2)]),
+    "check_range": (lambda a: F.check_range(a, 0.0, 1.0, "out of range"), [rng.uniform(0.1, 0.9, (2, 3))]),
 }
 MATMUL_VARIANTS = [
     (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),

@@ -122,6 +122,7 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "sqrt": _math("llvm.sqrt"),
     "tanh": _float32_fast(tanh_f32, "tanh"),  # float64: libm tanh
     "sigmoid": _sigmoid,
+    "erf": _math("erf"),  # libm's erff / erf (within an ulp), resolved by the JIT like tanh
     "relu": _relu,
     "gt": _compare(">", ">"),
     "ge": _compare(">=", ">="),

@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Callable
 
 from .checks import emit_check_index
+from .index import emit_gather_rows, emit_scatter_add_rows
 from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
 from .linalg import emit_matmul, emit_one_hot
+from .random import emit_random_uniform
 from .reduce import REDUCTIONS, emit_reduce
 from .shape import emit_expand, emit_permute
 
@@ -38,6 +40,9 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "matmul": emit_matmul,
     "matmul_epilogue": emit_matmul,  # the matmul kernel, its body applied before each store
     "one_hot": emit_one_hot,
+    "gather_rows": emit_gather_rows,
+    "scatter_add_rows": emit_scatter_add_rows,
+    "random_uniform": emit_random_uniform,
     "fused": emit_fused,
     **{op: _alias for op in ALIASES},
     **{op: _alias for op in CHECKS},

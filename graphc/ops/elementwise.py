@@ -1,6 +1,8 @@
 """Elementwise ops (numpy broadcasting). Each entry: name, reference, gradient rule."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import functions as F
@@ -64,6 +66,9 @@ _unary("sqrt", np.sqrt, lambda ins, out, g: (F.div(g, F.mul(out, 2.0)),))
 _unary("tanh", np.tanh, lambda ins, out, g: (F.mul(g, F.sub(1.0, F.mul(out, out))),))
 _unary("sigmoid", lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),
        lambda ins, out, g: (F.mul(g, F.mul(out, F.sub(1.0, out))),))
+# erf'(x) = 2/sqrt(pi) exp(-x^2); the reference is libm's erf (math.erf) element by element
+_unary("erf", lambda x: np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype),
+       lambda ins, out, g: (F.mul(g, F.mul(F.exp(F.neg(F.mul(ins[0], ins[0]))), 2.0 / math.sqrt(math.pi))),))
 # relu(-0.0) is -0.0 and relu(nan) is nan; the gradient is zeroed where out <= 0, so NaN passes it
 _unary("relu", lambda x: np.where(x < 0, x.dtype.type(0), x),
        lambda ins, out, g: (F.where(F.ge(0.0, out), 0.0, g),))

@@ -67,6 +67,7 @@ def log(a): return apply("log", a)
 def sqrt(a): return apply("sqrt", a)
 def tanh(a): return apply("tanh", a)
 def sigmoid(a): return apply("sigmoid", a)
+def erf(a): return apply("erf", a)
 def relu(a): return apply("relu", a)
 
 
@@ -164,6 +165,21 @@ def check_index(indices, high: int, ignore: int, message: str, error: str = "Ind
     """`indices`, raising `error(message.format(value=v))` for the first v outside [0, high) other
     than `ignore`, eagerly and from native code alike."""
     return apply("check_index", indices, high=int(high), ignore=int(ignore), message=message, error=error)
+
+
+def gather_rows(table, indices):
+    """table[indices]: rows of `table` picked by int64 `indices` (assumed in range)."""
+    return apply("gather_rows", table, indices)
+
+
+def scatter_add_rows(values, indices, rows: int):
+    """A zero table of `rows` rows with each row of `values` added at its index: gather's transpose."""
+    return apply("scatter_add_rows", values, indices, rows=int(rows))
+
+
+def random_uniform(key, shape: Sequence[int], dtype: str):
+    """Uniform numbers in [0, 1), a pure function of the int64 scalar `key` and the element index."""
+    return apply("random_uniform", key, shape=tuple(int(s) for s in shape), dtype=str(dtype))
 
 
 def one_hot(indices, num_classes: int, dtype: str = "float32"):

@@ -46,6 +46,10 @@ CASES = {
     "permute": (lambda a: F.permute(a, (2, 0, 1)), [signed(2, 3, 4)]),
     "expand": (lambda a: F.expand(a, (2, 3, 4)), [signed(3, 1)]),
     "matmul": (lambda a, b: F.matmul(a, b), [signed(3, 4), signed(4, 5)]),
+    "erf": (F.erf, [signed(2, 3) * 2]),
+    # repeated indices: the scatter adds both rows' gradients
+    "gather_rows": (lambda t: F.gather_rows(t, graphc.tensor([[3, 0], [3, 1]])), [signed(4, 2, 3)]),
+    "scatter_add_rows": (lambda v: F.scatter_add_rows(v, graphc.tensor([2, 0, 2]), 4), [signed(3, 2)]),
 }
 MATMUL_VARIANTS = [
     (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),

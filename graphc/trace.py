@@ -20,8 +20,8 @@ from .ir import Graph, GraphBuilder, Role, interpret
 from .ir.node import provenance
 from .ops.dispatch import recording
 from .ops.registry import TensorType
-from .tensor import Tensor, as_tensor, rebinds
 from .random import draw_keys
+from .tensor import Tensor, as_tensor, rebinds
 from .tree import ModuleTree
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -203,8 +203,9 @@ class Program:
 
     def _binding(self) -> list[int | Tensor | RandomKey]:
         """Per graph input, by its role: the position of a user tensor, the live parameter or
-        buffer, or the random key drawn k-th per call. Worked out again only when a parameter, buffer or tensor array was replaced
-        somewhere (tensor.rebinds()), so a compiled call only indexes it."""
+        buffer, or the random key drawn k-th per call. Worked out again only when a parameter,
+        buffer or tensor array was replaced somewhere (tensor.rebinds()), so a compiled call only
+        indexes it."""
         if self.__dict__.get("_bound_at") != rebinds():
             self._bound_at = rebinds()
             if self.root is not None:  # a parameter replaced by another object is bound anew

@@ -393,11 +393,13 @@ def _pair(value, name: str) -> tuple:
 
 
 def _nearest_indices(in_size: int, out_size: int, scale: float | None) -> np.ndarray:
-    """PyTorch's nearest source index: floor(dst * s) in float32, s = 1/scale_factor when one was
-    given, else in/out; clipped to the last row."""
+    """PyTorch's nearest source index: dst // 2 when the size doubles, else floor(dst * s) in
+    float32 with s = 1/scale_factor when one was given (else in/out), clipped to the last row."""
+    dst = np.arange(out_size, dtype=np.int64)
+    if out_size == 2 * in_size:
+        return dst >> 1
     s = np.float32(1.0 / scale if scale is not None else in_size / out_size)
-    src = np.floor(np.arange(out_size, dtype=np.float32) * s).astype(np.int64)
-    return np.minimum(src, in_size - 1)
+    return np.minimum(np.floor(dst.astype(np.float32) * s).astype(np.int64), in_size - 1)
 
 
 def _linear_matrix(in_size: int, out_size: int, scale: float | None, align_corners: bool) -> np.ndarray:
@@ -440,6 +442,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         factors = tuple(float(f) for f in _pair(scale_factor, "scale_factor"))
         out_sizes = tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, factors))
         scales = (None, None) if recompute_scale_factor else factors
+    if min(*in_sizes, *out_sizes) <= 0:
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input (H: {in_sizes[0]}, "
+                           f"W: {in_sizes[1]}) output (H: {out_sizes[0]}, W: {out_sizes[1]})")
     x = input
     for axis, (n, m, scale) in enumerate(zip(in_sizes, out_sizes, scales)):
         if n == m:  # PyTorch copies an axis whose size is unchanged, whatever the scale

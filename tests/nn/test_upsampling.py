@@ -80,3 +80,25 @@ def test_interpolate_argument_errors_match_pytorch(torch):
         assert str(mine.value) == str(theirs.value)
     with pytest.raises(ValueError, match="4-D"):
         GF.interpolate(graphc.randn(1, 2, 3), scale_factor=2)
+
+
+def test_interpolate_matches_pytorch_for_any_sizes(torch):
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(st.integers(1, 5), st.integers(1, 5), st.one_of(
+        st.tuples(st.integers(1, 9), st.integers(1, 9)).map(lambda s: dict(size=s)),
+        st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0)).map(lambda s: dict(scale_factor=s))),
+        st.sampled_from([dict(mode="nearest"), dict(mode="bilinear"), dict(mode="bilinear", align_corners=True)]))
+    def check(h, w, size, mode):
+        x = np.random.default_rng(h * 10 + w).standard_normal((1, 2, h, w)).astype("float32")
+        try:
+            expected = torch.nn.functional.interpolate(torch.tensor(x), **size, **mode).numpy()
+        except RuntimeError:  # an output size of 0
+            with pytest.raises(RuntimeError, match="greater than 0"):
+                GF.interpolate(graphc.tensor(x), **size, **mode).numpy()
+            return
+        got = GF.interpolate(graphc.tensor(x), **size, **mode).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    check()

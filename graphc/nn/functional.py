@@ -268,17 +268,12 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     if weight.ndim != 1:
         raise RuntimeError("prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = "
                            f"{weight.ndim}")
-    channels = weight.shape[0]
-    if channels != 1:
-        if input.ndim == 0 or (input.shape[1] if input.ndim >= 2 else input.shape[0]) != channels:
-            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "
-                               f"{channels} and channel size = {input.shape[1] if input.ndim >= 2 else 1}.")
-        if input.ndim >= 2:
-            weight = fn.reshape(weight, (channels,) + (1,) * (input.ndim - 2))
-    elif input.ndim >= 1:
-        weight = fn.reshape(weight, (1,) * input.ndim)
-    else:
-        weight = fn.reshape(weight, ())
+    channels, input_channels = weight.shape[0], (input.shape[1] if input.ndim >= 2 else 1)
+    if channels not in (1, input_channels):
+        raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+                           f"{channels} and channel size = {input_channels}.")
+    shape = (channels,) + (1,) * (input.ndim - 2) if input.ndim >= 2 else (1,) * input.ndim
+    weight = fn.reshape(weight, shape)
     return fn.where(fn.gt(input, 0.0), input, fn.mul(weight, input))
 
 

@@ -116,6 +116,11 @@ def test_inplace_writes_into_the_input_as_pytorch():
         GF.elu(leaf, inplace=True)
 
 
-def test_prelu_rejects_a_channel_mismatch():
-    with pytest.raises(RuntimeError, match="Mismatch of parameter numbers"):
-        gnn.PReLU(4)(graphc.randn(2, 3))
+def test_prelu_shapes_match_pytorch(torch):
+    for shape, weight in [((5,), [0.3]), ((), [0.3]), ((2, 3), [0.1, 0.2, 0.3]), ((2, 3, 4), [0.1, 0.2, 0.3])]:
+        x = np.asarray(np.random.default_rng(0).standard_normal(shape), dtype="float32")
+        expected = torch.nn.functional.prelu(torch.tensor(x), torch.tensor(weight)).numpy()
+        np.testing.assert_allclose(GF.prelu(graphc.tensor(x), graphc.tensor(weight)).numpy(), expected)
+    for module, x in ((gnn.PReLU(4), graphc.randn(2, 3)), (gnn.PReLU(3), graphc.randn(3))):
+        with pytest.raises(RuntimeError, match="Mismatch of parameter numbers"):
+            module(x)

@@ -78,3 +78,13 @@ def test_functional_form_and_unsupported_options(torch):
         gnn.Embedding(5, 2, max_norm=1.0)
     with pytest.raises(RuntimeError, match="indices"):
         GF.embedding(graphc.tensor([1.0]), weight)
+
+
+def test_from_pretrained_shares_the_table_and_freezes_it(torch):
+    table = graphc.randn(4, 3)
+    frozen = gnn.Embedding.from_pretrained(table, padding_idx=1)
+    assert not frozen.weight.requires_grad and frozen.padding_idx == 1
+    np.testing.assert_array_equal(frozen(graphc.tensor([3, 1])).numpy(), table.numpy()[[3, 1]])
+    assert gnn.Embedding.from_pretrained(table, freeze=False).weight.requires_grad
+    expected = torch.nn.Embedding.from_pretrained(torch.tensor(table.numpy()), padding_idx=1)
+    assert repr(frozen) == repr(expected)

@@ -200,8 +200,8 @@ def _negative_part(input: Tensor) -> Tensor:
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x if x > 0 else alpha * (exp(x) - 1); the gradient at 0 is alpha, as PyTorch's."""
-    negative = fn.mul(fn.sub(fn.exp(_negative_part(input)), 1.0), alpha)
+    """x if x > 0 else alpha * expm1(x); the gradient at 0 is alpha, as PyTorch's."""
+    negative = fn.mul(fn.expm1(_negative_part(input)), alpha)
     return _maybe_inplace(input, fn.where(fn.gt(input, 0.0), input, negative), inplace)
 
 
@@ -225,7 +225,7 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     scaled = fn.mul(input, beta)
     linear = fn.gt(scaled, threshold)
     safe = fn.where(linear, 0.0, scaled)  # exp of the linear branch is never taken (nor its gradient)
-    smooth = fn.div(fn.log(fn.add(fn.exp(safe), 1.0)), beta)
+    smooth = fn.div(fn.log1p(fn.exp(safe)), beta)
     return fn.where(linear, input, smooth)
 
 

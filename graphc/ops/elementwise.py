@@ -62,6 +62,8 @@ _elementwise("maximum", _maximum, _maximum_grad)
 _unary("neg", np.negative, lambda ins, out, g: (F.neg(g),))
 _unary("exp", np.exp, lambda ins, out, g: (F.mul(g, out),))
 _unary("log", np.log, lambda ins, out, g: (F.div(g, ins[0]),))
+_unary("log1p", np.log1p, lambda ins, out, g: (F.div(g, F.add(ins[0], 1.0)),))  # log(1 + x), exact near 0
+_unary("expm1", np.expm1, lambda ins, out, g: (F.mul(g, F.add(out, 1.0)),))  # exp(x) - 1, exact near 0
 _unary("sqrt", np.sqrt, lambda ins, out, g: (F.div(g, F.mul(out, 2.0)),))
 _unary("tanh", np.tanh, lambda ins, out, g: (F.mul(g, F.sub(1.0, F.mul(out, out))),))
 _unary("sigmoid", lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),

@@ -64,6 +64,8 @@ def clamp(a, min=None, max=None):  # noqa: A002
 def neg(a): return apply("neg", a)
 def exp(a): return apply("exp", a)
 def log(a): return apply("log", a)
+def log1p(a): return apply("log1p", a)
+def expm1(a): return apply("expm1", a)
 def sqrt(a): return apply("sqrt", a)
 def tanh(a): return apply("tanh", a)
 def sigmoid(a): return apply("sigmoid", a)

@@ -21,7 +21,7 @@ def with_ties(shape, dtype):
 def cases(op, dtype):
     s = (3, 17)
     unary = {"neg": (-3, 3), "exp": (-10, 10), "log": (0.01, 100), "sqrt": (0, 100), "tanh": (-6, 6),
-             "sigmoid": (-20, 20), "relu": (-3, 3), "erf": (-5, 5)}
+             "sigmoid": (-20, 20), "relu": (-3, 3), "erf": (-5, 5), "log1p": (-0.9, 100), "expm1": (-10, 10)}
     if op in unary:
         return [values(s, dtype, *unary[op])], {}
     if op in ("add", "sub", "mul", "div", "maximum"):

@@ -8,12 +8,12 @@ import graphc.nn as gnn
 import graphc.nn.functional as GF
 
 # values at every kink PyTorch defines a gradient for, beyond the ranges where exp overflows, and random ones
-KINKS = [0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 6.0, -2.0, 2.5, 20.0, 25.0, 100.0, -100.0, 0.5]
+KINKS = [0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 6.0, -2.0, 2.5, 20.0, 25.0, 100.0, -100.0, 0.5, -1e-6, -30.0]
 
 
 def inputs(dtype="float32"):
     rng = np.random.default_rng(1)
-    return np.concatenate([np.array(KINKS), rng.standard_normal(22) * 4]).reshape(2, 3, 6).astype(dtype)
+    return np.concatenate([np.array(KINKS), rng.standard_normal(20) * 4]).reshape(2, 3, 6).astype(dtype)
 
 
 def activations(nn):
@@ -51,8 +51,10 @@ def _torch_reference(torch, to_torch, index, x, grad):
 
 
 def _tolerance(dtype, name=""):
-    if dtype == "float32" or name == "Hardsigmoid()":  # PyTorch's hardsigmoid gradient is g * float(1/6)
-        return dict(rtol=1e-5, atol=1e-6)
+    # PyTorch's hardsigmoid gradient is g * float(1/6); a float32 tanh one ulp from -1 (numpy's and
+    # PyTorch's differ there) moves gelu-tanh's gradient at x = -5 by 1e-6
+    if dtype == "float32" or name == "Hardsigmoid()":
+        return dict(rtol=1e-5, atol=3e-6)
     return dict(rtol=1e-10, atol=1e-12)
 
 
@@ -124,3 +126,23 @@ def test_prelu_shapes_match_pytorch(torch):
     for module, x in ((gnn.PReLU(4), graphc.randn(2, 3)), (gnn.PReLU(3), graphc.randn(3))):
         with pytest.raises(RuntimeError, match="Mismatch of parameter numbers"):
             module(x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_values_are_relatively_accurate_as_pytorch(torch, dtype):
+    """elu near 0 is expm1 and softplus far below 0 is log1p(exp(x)): exp(x) - 1 and log(1 + e)
+    would lose every digit there."""
+    x = np.array([-1e-6, -3e-4, -30.0, -50.0], dtype)
+    tx = torch.tensor(x)
+    for mine, theirs in ((GF.elu, torch.nn.functional.elu), (GF.softplus, torch.nn.functional.softplus)):
+        np.testing.assert_allclose(mine(graphc.tensor(x)).numpy(), theirs(tx).numpy(), rtol=1e-6)
+        with graphc.no_grad():
+            compiled = graphc.compile(lambda_module(mine))(graphc.tensor(x)).numpy()
+        np.testing.assert_allclose(compiled, theirs(tx).numpy(), rtol=1e-6)
+
+
+def lambda_module(function):
+    class Apply(gnn.Module):
+        def forward(self, x):
+            return function(x)
+    return Apply()

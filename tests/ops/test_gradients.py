@@ -47,6 +47,8 @@ CASES = {
     "expand": (lambda a: F.expand(a, (2, 3, 4)), [signed(3, 1)]),
     "matmul": (lambda a, b: F.matmul(a, b), [signed(3, 4), signed(4, 5)]),
     "erf": (F.erf, [signed(2, 3) * 2]),
+    "log1p": (F.log1p, [positive(2, 3) - 0.4]),
+    "expm1": (F.expm1, [signed(2, 3)]),
     # repeated indices: the scatter adds both rows' gradients
     "gather_rows": (lambda t: F.gather_rows(t, graphc.tensor([[3, 0], [3, 1]])), [signed(4, 2, 3)]),
     "scatter_add_rows": (lambda v: F.scatter_add_rows(v, graphc.tensor([2, 0, 2]), 4), [signed(3, 2)]),

@@ -6,7 +6,7 @@ from .dtypes import bool_, double, float32, float64, int64, long, get_default_dt
 from .errors import CheckpointError, InputError, TraceError
 from .ops.functions import exp, log, sqrt, tanh, sigmoid, relu, softmax, log_softmax, where, maximum
 from .ops.functions import add, sub, mul, div, neg, pow
-from .random import Generator, manual_seed, randperm, rand, randn, randint, zeros, ones, full, arange, zeros_like, ones_like, randn_like, empty
+from .random import Generator, manual_seed, randperm, rand, randn, randint, zeros, ones, full, arange, zeros_like, ones_like, randn_like, empty, bernoulli
 from .tensor import Size, Tensor, as_tensor, from_numpy, matmul, tensor
 from .ops.registry import ShapeError
 

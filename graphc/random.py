@@ -60,6 +60,32 @@ def randperm(n: int, generator: Generator | None = None, dtype: Any = "int64") -
     return Tensor._wrap(c_contiguous(numpy_generator(generator).permutation(int(n)), dtypes.canonical(dtype)))
 
 
+def draw_keys(count: int) -> list[np.ndarray]:
+    """`count` fresh 64-bit keys for random_uniform (int64 scalars), drawn from graphc's generator."""
+    bits = _generator.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, size=count,
+                               dtype=np.int64, endpoint=True)
+    return [np.array(b) for b in bits]
+
+
+def next_key() -> Tensor:
+    """The key of one random op: drawn now when eager; while tracing, a graph input of role rng
+    that the compiled model's runner fills with a fresh key on every call."""
+    from .ops.dispatch import active_recorder
+    recorder = active_recorder()
+    if recorder is not None:
+        return recorder.random_key()
+    return Tensor._wrap(draw_keys(1)[0])
+
+
+def bernoulli(input: Tensor, p: float | None = None) -> Tensor:
+    """1 with probability `input` (or `p`) per element, else 0, in input's dtype; the draw is
+    random_uniform under a fresh key, so it is the same eagerly and compiled."""
+    from .ops import functions as F
+    dtype = str(input.dtype) if input.dtype.is_floating_point else "float64"
+    uniform = F.random_uniform(next_key(), tuple(input.shape), dtype)
+    return F.cast(F.lt(uniform, input if p is None else p), str(input.dtype))
+
+
 def _make(data: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
     target = dtypes.canonical(dtype) if dtype is not None else dtypes.get_default_dtype()
     t = Tensor._wrap(c_contiguous(data, dtype=target))

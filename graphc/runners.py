@@ -17,14 +17,14 @@ from runtime.executor import CompiledGraph
 
 from . import autograd
 from .tensor import Tensor, _Writes, rebinds, writes
-from .trace import Program, unflatten
+from .trace import Program, fill_keys, unflatten
 
 
 def _vouch_for_parameters(program: Program, compiled: CompiledGraph, positions: dict[int, int]) -> None:
     """Tell `compiled` which of its inputs are the program's parameters and buffers (compiled
     input i is program input positions[i]): while tensor.rebinds() is unchanged it skips them."""
     bound = program._binding()
-    compiled.stable_inputs = frozenset(i for i, j in positions.items() if bound[j].__class__ is not int)
+    compiled.stable_inputs = frozenset(i for i, j in positions.items() if isinstance(bound[j], Tensor))
 
 
 @dataclass
@@ -137,7 +137,7 @@ class Trained:
 @dataclass
 class TrainStepRunner:
     """One compiled train step. `roles` has one (kind, key) per graph input: user k, a param or
-    buffer by qualified name, state and hyper by (parameter name, name)."""
+    buffer by qualified name, state and hyper by (parameter name, name), rng k (a fresh key)."""
 
     program: Program
     compiled: CompiledGraph  # inputs: user, params, state and hyper; output: the loss
@@ -150,6 +150,7 @@ class TrainStepRunner:
         self.compiled.stable_inputs = frozenset(
             j for j, (kind, _) in enumerate(self.roles) if kind in ("param", "buffer", "hyper"))
         slots: dict[str, list] = {"user": [], "state": [], "hyper": []}
+        self._key_slots = [(j, key) for j, (kind, key) in enumerate(self.roles) if kind == "rng"]
         for j, (kind, key) in enumerate(self.roles):
             if kind == "user":
                 slots["user"].append((j, key))
@@ -186,6 +187,8 @@ class TrainStepRunner:
             arrays[j] = steps[i][0][entry]._data
         for j, i, entry in self._hyper_slots:
             arrays[j][()] = steps[i][1][entry]  # the step's own 0-d buffer, refilled in place
+        if self.program.random_keys:
+            fill_keys(arrays, self._key_slots, self.program.random_keys)
         (loss,) = self.compiled.run(arrays, rebinds())
         _Writes.bump()  # parameters were updated in place
         for t, (state, _) in zip(self.trained, steps):

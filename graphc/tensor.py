@@ -235,6 +235,12 @@ class Tensor:
     def zero_(self) -> "Tensor":
         return self._set(0)
 
+    def bernoulli_(self, p: Any = 0.5) -> "Tensor":
+        """Fill with 1 (probability p, a number or a tensor) or 0 from graphc's generator."""
+        from .random import bernoulli
+        with autograd.no_grad():
+            return self._set(bernoulli(self, p))
+
     def clone(self) -> "Tensor":
         if self._node is not None:
             return _fn.apply("detach", self) if not self.requires_grad else self * 1

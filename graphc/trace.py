@@ -20,6 +20,7 @@ from .ir import Graph, GraphBuilder, Role, interpret
 from .ir.node import provenance
 from .ops.dispatch import recording
 from .ops.registry import TensorType
+from .random import draw_keys
 from .tensor import Tensor, as_tensor, rebinds
 from .tree import ModuleTree
 
@@ -47,6 +48,7 @@ class Tracer:
         self.module_names: dict[int, str] = {}
         self.scope: list[tuple[str, str]] = [("", type(root).__name__ if root is not None else "")]
         self.provenance: tuple[str, str, str] | None = None  # forced (path, type, source) for autodiff
+        self.random_keys = 0  # rng inputs made so far: key k is the k-th key drawn per call
         if root is not None:
             self.module_names = {id(m): name for name, m in root.named_modules(remove_duplicate=False)}
             for kind, items in (("param", root.named_parameters()), ("buffer", root.named_buffers())):
@@ -97,6 +99,13 @@ class Tracer:
         finally:
             self.scope.pop()
 
+    def random_key(self) -> Tensor:
+        """A fresh random key (an int64 scalar input of role rng k): drawn from graphc's generator
+        by the runner on every call, in the order forward asked for them, as eager code draws them."""
+        key = self.symbolic_input(f"rng{self.random_keys}", "rng", (), "int64", key=self.random_keys)
+        self.random_keys += 1
+        return key
+
     def symbolic_input(self, name: str, kind: str, shape: tuple[int, ...], dtype: str, key: Any = None) -> Tensor:
         """A new graph input of role (kind, key); `name` only labels it."""
         node = self.builder.input(name, kind, shape, dtype, key)
@@ -136,6 +145,21 @@ def _input_names(model: Any, count: int) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class RandomKey:
+    """A graph input bound to the k-th random key drawn per call (role rng k)."""
+
+    k: int
+
+
+def fill_keys(arrays: list, slots: Sequence[tuple[int, int]], count: int) -> None:
+    """Draw `count` fresh keys from graphc's generator (as many as eager forward draws, in its
+    order) and put key k at position j for each (j, k) of `slots`."""
+    keys = draw_keys(count)
+    for j, k in slots:
+        arrays[j] = keys[k]
+
+
 @dataclass
 class Program:
     """What trace returns: the module tree, the graph, and the live tensors behind its inputs."""
@@ -147,6 +171,7 @@ class Program:
     output_spec: Any = field(default=0, repr=False)
     static_args: tuple = field(default=(), repr=False)
     root: Any = field(default=None, repr=False)  # the module whose parameters and buffers are inputs
+    random_keys: int = 0  # keys drawn per call (rng inputs 0..random_keys-1; passes may drop some)
 
     def user_tensors(self, *inputs: Any) -> list[Tensor]:
         """The call's tensor arguments (static ones dropped), one per name in `input_names`;
@@ -157,8 +182,10 @@ class Program:
         return user
 
     def tensor_for(self, role: Role, user: Sequence[Tensor]) -> Tensor:
-        """The tensor behind a graph input of `role`: the call's k-th tensor, or a parameter or
-        buffer by its qualified name."""
+        """The tensor behind a graph input of `role`: the call's k-th tensor, a parameter or
+        buffer by its qualified name, or (rng) a fresh random key."""
+        if role.kind == "rng":
+            return Tensor._wrap(draw_keys(1)[0])
         if role.kind == "user":
             return user[role.key]
         if role.kind in ("param", "buffer"):
@@ -167,26 +194,29 @@ class Program:
 
     def input_tensors(self, *inputs: Any) -> list[Tensor]:
         """Tensors in `graph.inputs` order, each bound by its input's role."""
-        user = self.user_tensors(*inputs)
-        return [user[source] if source.__class__ is int else source for source in self._binding()]
+        user, bound = self.user_tensors(*inputs), self._binding()
+        keys = [Tensor._wrap(k) for k in draw_keys(self.random_keys)]
+        return [user[s] if s.__class__ is int else keys[s.k] if s.__class__ is RandomKey else s for s in bound]
 
     def input_arrays(self, *inputs: Any) -> list[np.ndarray]:
         """Arrays in `graph.inputs` order (see input_tensors)."""
         return [t._data for t in self.input_tensors(*inputs)]
 
-    def _binding(self) -> list[int | Tensor]:
-        """Per graph input, by its role: the position of a user tensor, or the live parameter or
-        buffer. Worked out again only when a parameter, buffer or tensor array was replaced
-        somewhere (tensor.rebinds()), so a compiled call only indexes it."""
+    def _binding(self) -> list[int | Tensor | RandomKey]:
+        """Per graph input, by its role: the position of a user tensor, the live parameter or
+        buffer, or the random key drawn k-th per call. Worked out again only when a parameter,
+        buffer or tensor array was replaced somewhere (tensor.rebinds()), so a compiled call only
+        indexes it."""
         if self.__dict__.get("_bound_at") != rebinds():
             self._bound_at = rebinds()
             if self.root is not None:  # a parameter replaced by another object is bound anew
                 live = dict(self.root.named_parameters()) | dict(self.root.named_buffers())
                 self.params = {name: live.get(name, t) for name, t in self.params.items()}
-            self._bound = [n.role.key if n.role.kind == "user" else self.tensor_for(n.role, ())
-                           for n in self.graph.inputs]
-            self._fixed = [None if s.__class__ is int else s._data for s in self._bound]
+            self._bound = [n.role.key if n.role.kind == "user" else RandomKey(n.role.key) if n.role.kind == "rng"
+                           else self.tensor_for(n.role, ()) for n in self.graph.inputs]
+            self._fixed = [s._data if isinstance(s, Tensor) else None for s in self._bound]
             self._user_slots = [(j, s) for j, s in enumerate(self._bound) if s.__class__ is int]
+            self._key_slots = [(j, s.k) for j, s in enumerate(self._bound) if s.__class__ is RandomKey]
         return self._bound
 
     def call_arrays(self, user: Sequence[Tensor]) -> list[np.ndarray]:
@@ -196,6 +226,8 @@ class Program:
         arrays = list(self._fixed)
         for j, k in self._user_slots:
             arrays[j] = user[k]._data
+        if self.random_keys:
+            fill_keys(arrays, self._key_slots, self.random_keys)
         return arrays
 
     def __call__(self, *inputs: Any) -> Any:
@@ -274,4 +306,5 @@ def trace(model: Any, *example_inputs: Any, root: Any = None, kwargs: Mapping[st
                                             for i in range(len(outputs_flat))])
     tree = ModuleTree.of(root) if is_module else None
     static = tuple(x for x in flat if _is_static(x))
-    return Program(tree, graph, dict(tracer.used), tuple(tensor_names), spec, static, root if is_module else None)
+    return Program(tree, graph, dict(tracer.used), tuple(tensor_names), spec, static, root if is_module else None,
+                   tracer.random_keys)

@@ -119,9 +119,12 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "neg": _neg,
     "exp": _float32_fast(exp_f32, "llvm.exp"),
     "log": _math("llvm.log"),
+    "log1p": _math("log1p"),  # libm's log1pf / log1p
+    "expm1": _math("expm1"),  # libm's expm1f / expm1
     "sqrt": _math("llvm.sqrt"),
     "tanh": _float32_fast(tanh_f32, "tanh"),  # float64: libm tanh
     "sigmoid": _sigmoid,
+    "erf": _math("erf"),  # libm's erff / erf (within an ulp), resolved by the JIT like tanh
     "relu": _relu,
     "gt": _compare(">", ">"),
     "ge": _compare(">=", ">="),

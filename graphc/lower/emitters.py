@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Callable
 
 from .checks import emit_check_index, emit_check_range
+from .index import emit_gather_rows, emit_scatter_add_rows
 from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
 from .linalg import emit_matmul, emit_one_hot
+from .random import emit_random_uniform
 from .reduce import REDUCTIONS, emit_reduce
 from .shape import emit_expand, emit_permute
 from .softmax import emit_row_softmax
@@ -45,6 +47,9 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "log_softmax": emit_row_softmax,
     "window_gather": emit_window_gather,
     "window_scatter": emit_window_scatter,
+    "gather_rows": emit_gather_rows,
+    "scatter_add_rows": emit_scatter_add_rows,
+    "random_uniform": emit_random_uniform,
     "fused": emit_fused,
     **{op: _alias for op in ALIASES},
     **{op: _alias for op in CHECKS},

@@ -9,8 +9,14 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import math
+
+import numpy as np
+
+from .. import random
+from ..autograd import is_grad_enabled
 from ..ops import functions as fn
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
 from .functional_conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,  # noqa: F401
                               adaptive_max_pool2d, avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d)
 
@@ -23,7 +29,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return fn.relu(input)
+    return _maybe_inplace(input, fn.relu(input), inplace)
 
 
 def tanh(input: Tensor) -> Tensor:
@@ -32,6 +38,7 @@ def tanh(input: Tensor) -> Tensor:
 
 def sigmoid(input: Tensor) -> Tensor:
     return fn.sigmoid(input)
+
 
 
 def _softmax_dim(name: str, ndim: int, dim: int | None) -> int:
@@ -350,3 +357,290 @@ def _soft_target_loss(logp: Tensor, target: Tensor, weight: Tensor | None, reduc
     if weight is not None:
         product = fn.mul(product, weight)
     return _reduce(fn.neg(fn.sum(product, -1)), reduction)
+
+
+# --- activations ----------------------------------------------------------------------------
+# Each is composed of op functions so eager autograd and compiled backward share one rule; where
+# PyTorch defines the gradient at a kink, the choice of comparison below reproduces it.
+
+def _maybe_inplace(input: Tensor, result: Tensor, inplace: bool) -> Tensor:
+    """inplace=True writes `result` into `input` when no gradient is recorded (eager, as PyTorch).
+    A leaf that requires grad refuses, as in PyTorch; a tensor with a history, or a traced one,
+    gets the result as a new tensor (graphc never rewrites a value autograd may have saved)."""
+    if not inplace or fn.is_symbolic(input):
+        return result
+    if input.requires_grad and is_grad_enabled():
+        if input.is_leaf:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        return result
+    return input.copy_(result)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x if x > 0 else slope * x; the gradient at 0 is the slope, as PyTorch's."""
+    out = fn.where(fn.gt(input, 0.0), input, fn.mul(input, negative_slope))
+    return _maybe_inplace(input, out, inplace)
+
+
+def _negative_part(input: Tensor) -> Tensor:
+    """min(x, 0) with the gradient of x where x <= 0 and none elsewhere, so a branch computed
+    on it (exp) cannot overflow where it is not selected and poison the gradient with 0 * inf."""
+    return fn.where(fn.gt(input, 0.0), 0.0, input)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x if x > 0 else alpha * expm1(x); the gradient at 0 is alpha, as PyTorch's."""
+    negative = fn.mul(fn.expm1(_negative_part(input)), alpha)
+    return _maybe_inplace(input, fn.where(fn.gt(input, 0.0), input, negative), inplace)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x): exactly with erf, or PyTorch's tanh approximation."""
+    if approximate == "none":
+        return fn.mul(fn.mul(input, 0.5), fn.add(fn.erf(fn.mul(input, 1.0 / math.sqrt(2.0))), 1.0))
+    if approximate == "tanh":
+        cube = fn.mul(fn.mul(input, input), input)
+        inner = fn.mul(fn.add(input, fn.mul(cube, 0.044715)), math.sqrt(2.0 / math.pi))
+        return fn.mul(fn.mul(input, 0.5), fn.add(fn.tanh(inner), 1.0))
+    raise RuntimeError(f"approximate argument must be either none or tanh. Got: {approximate}")
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, fn.mul(input, fn.sigmoid(input)), inplace)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as PyTorch)."""
+    scaled = fn.mul(input, beta)
+    linear = fn.gt(scaled, threshold)
+    safe = fn.where(linear, 0.0, scaled)  # exp of the linear branch is never taken (nor its gradient)
+    smooth = fn.div(fn.log1p(fn.exp(safe)), beta)
+    return fn.where(linear, input, smooth)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, fn.mul(input, fn.tanh(softplus(input))), inplace)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """clamp(x, min_val, max_val); the gradient passes strictly inside (min_val, max_val) and at
+    NaN, and is 0 at the bounds, as PyTorch's hardtanh_backward."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    outside = fn.where(fn.le(input, min_val), True, fn.ge(input, max_val))
+    bounded = fn.where(fn.lt(input, min_val), min_val, fn.where(fn.gt(input, max_val), max_val, input))
+    return _maybe_inplace(input, fn.where(outside, fn.detach(bounded), input), inplace)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6; the gradient 1/6 strictly inside (-3, 3), else 0 (as PyTorch)."""
+    linear = fn.div(fn.add(input, 3.0), 6.0)
+    inside = fn.where(fn.gt(input, -3.0), fn.lt(input, 3.0), False)
+    bounded = fn.where(fn.le(input, -3.0), 0.0, fn.where(fn.ge(input, 3.0), 1.0, linear))
+    return _maybe_inplace(input, fn.where(inside, linear, fn.detach(bounded)), inplace)
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * relu6(x + 3) / 6; the gradient 0 up to -3 (included), x / 3 + 1/2 below 3, 1 from 3
+    on, as PyTorch's hardswish_backward."""
+    middle = fn.div(fn.mul(input, fn.add(input, 3.0)), 6.0)
+    out = fn.where(fn.le(input, -3.0), fn.mul(input, 0.0), fn.where(fn.lt(input, 3.0), middle, input))
+    return _maybe_inplace(input, out, inplace)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x if x > 0 else weight * x, one weight per channel (dim 1) or one shared."""
+    if weight.ndim != 1:
+        raise RuntimeError("prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = "
+                           f"{weight.ndim}")
+    channels, input_channels = weight.shape[0], (input.shape[1] if input.ndim >= 2 else 1)
+    if channels not in (1, input_channels):
+        raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+                           f"{channels} and channel size = {input_channels}.")
+    shape = (channels,) + (1,) * (input.ndim - 2) if input.ndim >= 2 else (1,) * input.ndim
+    weight = fn.reshape(weight, shape)
+    return fn.where(fn.gt(input, 0.0), input, fn.mul(weight, input))
+
+
+# --- dropout ----------------------------------------------------------------------------------
+def _check_probability(p: float) -> None:
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _dropped(input: Tensor, p: float, mask_shape: tuple[int, ...]) -> Tensor:
+    """input * keep / (1 - p), keep ~ Bernoulli(1 - p) of `mask_shape` (broadcast to input): kept
+    where a uniform draw is >= p. The draw's key is fresh per call (graphc.random.next_key)."""
+    if p == 1.0:
+        return fn.mul(input, 0.0)
+    uniform = fn.random_uniform(random.next_key(), mask_shape, str(input.dtype))
+    noise = fn.mul(fn.cast(fn.ge(uniform, p), str(input.dtype)), 1.0 / (1.0 - p))
+    return fn.mul(input, noise)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1 / (1 - p); the identity in
+    eval mode or for p = 0 (the gradient is the same mask / (1 - p))."""
+    _check_probability(p)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    return _maybe_inplace(input, _dropped(input, p, tuple(input.shape)), inplace)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels: one draw per (N, C) of an (N, C, H, W) input, or per C of (C, H, W)."""
+    _check_probability(p)
+    if input.ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is deprecated and will "
+                      "result in an error in a future release. To retain the behavior and silence this "
+                      "warning, please use dropout instead. Note that dropout2d exists to provide channel-wise "
+                      "dropout on inputs with 2 spatial dimensions, a channel dimension, and an optional batch "
+                      "dimension (i.e. 3D or 4D inputs).", stacklevel=2)
+    if input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel "
+                      "dim. This behavior will change in a future release to interpret the input as one "
+                      "without a batch dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise "
+                      "dropout behavior, please switch to using dropout1d instead.", stacklevel=2)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    mask_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    return _maybe_inplace(input, _dropped(input, p, mask_shape), inplace)
+
+
+# --- lookups and resampling -------------------------------------------------------------------
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of `weight` at the int64 indices `input` (checked: IndexError out of range, eagerly
+    and from native code); the row at padding_idx gets no gradient."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise ValueError("graphc's embedding supports max_norm=None, scale_grad_by_freq=False and sparse=False only")
+    rows = weight.shape[0]
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= rows
+    if input.dtype != "int64":
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+                           f"Long, Int; but got {input.dtype} instead")
+    indices = fn.check_index(input, rows, 0, "index out of range in self")  # 0 is always in range
+    out = fn.gather_rows(weight, indices)
+    if padding_idx is None:
+        return out
+    padded = fn.reshape(fn.eq(indices, padding_idx), tuple(input.shape) + (1,) * (weight.ndim - 1))
+    return fn.where(padded, fn.detach(out), out)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r)."""
+    r = int(upscale_factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    *batch, c, h, w = input.shape
+    if c % (r * r):
+        raise RuntimeError("pixel_shuffle expects its input's 'channel' dimension to be divisible by the square "
+                           f"of upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    lead = len(batch)
+    x = fn.reshape(input, (*batch, c // (r * r), r, r, h, w))
+    x = fn.permute(x, (*range(lead + 1), lead + 3, lead + 1, lead + 4, lead + 2))
+    return fn.reshape(x, (*batch, c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """(*, C, H r, W r) -> (*, C r^2, H, W): the inverse of pixel_shuffle."""
+    r = int(downscale_factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    *batch, c, h, w = input.shape
+    if h % r or w % r:
+        raise RuntimeError("pixel_unshuffle expects height and width to be divisible by downscale_factor, "
+                           f"but input.size(-2)={h} and input.size(-1)={w} are not")
+    lead = len(batch)
+    x = fn.reshape(input, (*batch, c, h // r, r, w // r, r))
+    x = fn.permute(x, (*range(lead + 1), lead + 2, lead + 4, lead + 1, lead + 3))
+    return fn.reshape(x, (*batch, c * r * r, h // r, w // r))
+
+
+def _pair(value, name: str) -> tuple:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"Input and {name} must have the same number of spatial dimensions, but got input "
+                             f"with spatial dimensions of [2] and {name} of length {len(value)}")
+        return tuple(value)
+    return (value, value)
+
+
+def _nearest_indices(in_size: int, out_size: int, scale: float | None) -> np.ndarray:
+    """PyTorch's nearest source index: dst // 2 when the size doubles, else floor(dst * s) in
+    float32 with s = 1/scale_factor when one was given (else in/out), clipped to the last row."""
+    dst = np.arange(out_size, dtype=np.int64)
+    if out_size == 2 * in_size:
+        return dst >> 1
+    s = np.float32(1.0 / scale if scale is not None else in_size / out_size)
+    return np.minimum(np.floor(dst.astype(np.float32) * s).astype(np.int64), in_size - 1)
+
+
+def _linear_matrix(in_size: int, out_size: int, scale: float | None, align_corners: bool) -> np.ndarray:
+    """M[o, i]: the weight of input i in output o of linear interpolation, PyTorch's source index."""
+    dst = np.arange(out_size, dtype=np.float64)
+    if align_corners:
+        src = dst * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)
+    else:
+        s = 1.0 / scale if scale is not None else in_size / out_size
+        src = np.maximum(s * (dst + 0.5) - 0.5, 0.0)
+    low = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    frac = src - low
+    matrix = np.zeros((out_size, in_size))
+    np.add.at(matrix, (np.arange(out_size), low), 1.0 - frac)
+    np.add.at(matrix, (np.arange(out_size), high), frac)
+    return matrix
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
+    """Resize the two spatial dims of an (N, C, H, W) input. nearest gathers rows and columns;
+    bilinear multiplies by two constant interpolation matrices (so its gradient is two matmuls)."""
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"graphc's interpolate supports mode 'nearest' and 'bilinear', not {mode!r}")
+    if input.ndim != 4:
+        raise ValueError(f"graphc's interpolate takes 4-D (N, C, H, W) input, got {input.ndim}-D")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if antialias:
+        raise ValueError("graphc's interpolate does not support antialias=True")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined" if size is not None
+                         else "either size or scale_factor should be defined")
+    in_sizes = tuple(input.shape[2:])
+    if size is not None:
+        out_sizes, scales = tuple(int(s) for s in _pair(size, "size")), (None, None)
+    else:
+        factors = tuple(float(f) for f in _pair(scale_factor, "scale_factor"))
+        out_sizes = tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, factors))
+        scales = (None, None) if recompute_scale_factor else factors
+    if min(*in_sizes, *out_sizes) <= 0:
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input (H: {in_sizes[0]}, "
+                           f"W: {in_sizes[1]}) output (H: {out_sizes[0]}, W: {out_sizes[1]})")
+    x = input
+    for axis, (n, m, scale) in enumerate(zip(in_sizes, out_sizes, scales)):
+        if n == m:  # PyTorch copies an axis whose size is unchanged, whatever the scale
+            continue
+        if mode == "nearest":  # the resized axis first, gather rows, and back
+            order = (2 + axis, 0, 1, 3 - axis)
+            picked = fn.gather_rows(fn.permute(x, order), as_tensor(_nearest_indices(n, m, scale)))
+            x = fn.permute(picked, tuple(int(i) for i in np.argsort(order)))
+        else:
+            matrix = as_tensor(_linear_matrix(n, m, scale, bool(align_corners)).astype(str(x.dtype)))
+            if axis == 1:  # columns: x @ M^T
+                x = fn.matmul(x, matrix, False, True)
+            else:  # rows: (x^T @ M^T)^T
+                x = fn.transpose(fn.matmul(fn.transpose(x, 2, 3), matrix, False, True), 2, 3)
+    return x

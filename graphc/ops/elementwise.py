@@ -1,6 +1,8 @@
 """Elementwise ops (numpy broadcasting). Each entry: name, reference, gradient rule."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import functions as F
@@ -60,10 +62,15 @@ _elementwise("maximum", _maximum, _maximum_grad)
 _unary("neg", np.negative, lambda ins, out, g: (F.neg(g),))
 _unary("exp", np.exp, lambda ins, out, g: (F.mul(g, out),))
 _unary("log", np.log, lambda ins, out, g: (F.div(g, ins[0]),))
+_unary("log1p", np.log1p, lambda ins, out, g: (F.div(g, F.add(ins[0], 1.0)),))  # log(1 + x), exact near 0
+_unary("expm1", np.expm1, lambda ins, out, g: (F.mul(g, F.add(out, 1.0)),))  # exp(x) - 1, exact near 0
 _unary("sqrt", np.sqrt, lambda ins, out, g: (F.div(g, F.mul(out, 2.0)),))
 _unary("tanh", np.tanh, lambda ins, out, g: (F.mul(g, F.sub(1.0, F.mul(out, out))),))
 _unary("sigmoid", lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),
        lambda ins, out, g: (F.mul(g, F.mul(out, F.sub(1.0, out))),))
+# erf'(x) = 2/sqrt(pi) exp(-x^2); the reference is libm's erf (math.erf) element by element
+_unary("erf", lambda x: np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype),
+       lambda ins, out, g: (F.mul(g, F.mul(F.exp(F.neg(F.mul(ins[0], ins[0]))), 2.0 / math.sqrt(math.pi))),))
 # relu(-0.0) is -0.0 and relu(nan) is nan; the gradient is zeroed where out <= 0, so NaN passes it
 _unary("relu", lambda x: np.where(x < 0, x.dtype.type(0), x),
        lambda ins, out, g: (F.where(F.ge(0.0, out), 0.0, g),))

@@ -64,9 +64,12 @@ def clamp(a, min=None, max=None):  # noqa: A002
 def neg(a): return apply("neg", a)
 def exp(a): return apply("exp", a)
 def log(a): return apply("log", a)
+def log1p(a): return apply("log1p", a)
+def expm1(a): return apply("expm1", a)
 def sqrt(a): return apply("sqrt", a)
 def tanh(a): return apply("tanh", a)
 def sigmoid(a): return apply("sigmoid", a)
+def erf(a): return apply("erf", a)
 def relu(a): return apply("relu", a)
 
 
@@ -170,6 +173,21 @@ def check_range(values, low: float, high: float, message: str, error: str = "Run
     """`values`, raising `error(message.format(value=i))` for the first flat position i whose
     value is outside [low, high] or NaN, eagerly and from native code alike."""
     return apply("check_range", values, low=float(low), high=float(high), message=message, error=error)
+
+
+def gather_rows(table, indices):
+    """table[indices]: rows of `table` picked by int64 `indices` (assumed in range)."""
+    return apply("gather_rows", table, indices)
+
+
+def scatter_add_rows(values, indices, rows: int):
+    """A zero table of `rows` rows with each row of `values` added at its index: gather's transpose."""
+    return apply("scatter_add_rows", values, indices, rows=int(rows))
+
+
+def random_uniform(key, shape: Sequence[int], dtype: str):
+    """Uniform numbers in [0, 1), a pure function of the int64 scalar `key` and the element index."""
+    return apply("random_uniform", key, shape=tuple(int(s) for s in shape), dtype=str(dtype))
 
 
 def one_hot(indices, num_classes: int, dtype: str = "float32"):

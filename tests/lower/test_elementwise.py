@@ -21,7 +21,7 @@ def with_ties(shape, dtype):
 def cases(op, dtype):
     s = (3, 17)
     unary = {"neg": (-3, 3), "exp": (-10, 10), "log": (0.01, 100), "sqrt": (0, 100), "tanh": (-6, 6),
-             "sigmoid": (-20, 20), "relu": (-3, 3)}
+             "sigmoid": (-20, 20), "relu": (-3, 3), "erf": (-5, 5), "log1p": (-0.9, 100), "expm1": (-10, 10)}
     if op in unary:
         return [values(s, dtype, *unary[op])], {}
     if op in ("add", "sub", "mul", "div", "maximum"):
@@ -54,6 +54,12 @@ def cases(op, dtype):
     if op == "check_range":  # in range, bounds included: passes its input through
         return [np.array([[0.0, 0.25, 1.0], [0.5, 1e-30, 0.999]], dtype)], {"low": 0.0, "high": 1.0,
                                                                             "error": "RuntimeError", "message": "m"}
+    if op == "gather_rows":  # repeated and out-of-order rows
+        return [values((5, 2, 3), dtype), np.array([[4, 0], [4, 2]])], {}
+    if op == "scatter_add_rows":  # repeated indices add up
+        return [values((2, 2, 3), dtype), np.array([[4, 0], [4, 4]]), ], {"rows": 6}
+    if op == "random_uniform":  # bit for bit: the same integers, scaled exactly
+        return [np.array(-123456789, np.int64)], {"shape": (3, 17), "dtype": dtype}
     if op == "one_hot":
         return [np.array([[0, 3, -100], [2, 9, 1]])], {"num_classes": 4, "dtype": dtype}
     if op in ("reshape", "detach"):  # aliases: lowered as outputs copied from their input
@@ -77,7 +83,7 @@ def cases(op, dtype):
     raise KeyError(f"no test case for op {op!r}: add one here")
 
 
-DTYPES = {"check_index": ("int64",), "gt": ("float32", "float64", "int64"), "eq": ("float32", "int64", "bool"),
+DTYPES = {"check_index": ("int64",), "gather_rows": ("float32", "float64", "int64"), "gt": ("float32", "float64", "int64"), "eq": ("float32", "int64", "bool"),
           "add": ("float32", "float64", "int64"), "mul": ("float32", "float64", "int64"),
           "maximum": ("float32", "float64", "int64"), "neg": ("float32", "float64", "int64"),
           "cast": ("float32", "float64", "int64", "bool"), "relu": ("float32", "float64", "int64"),
@@ -89,7 +95,7 @@ def test_op_matches_numpy(op, dtype):
     inputs, attrs = cases(op, dtype)
     native, expected = run_op(op, inputs, **attrs)
     assert native.dtype == expected.dtype and native.shape == expected.shape
-    if native.dtype.kind == "f":
+    if native.dtype.kind == "f" and op != "random_uniform":
         np.testing.assert_allclose(native, expected, equal_nan=True, **tolerance(native.dtype))
     else:
         np.testing.assert_array_equal(native, expected)

@@ -54,6 +54,12 @@ CASES = {
     "window_gather": (lambda a: window_gather(a, WINDOW_TABLES, 0.0), [signed(2, 3, 5, 4)]),
     "window_scatter": (lambda a: window_scatter(a, WINDOW_TABLES, (5, 4)), [signed(2, 3, 3, 3, 3, 2)]),
     "check_range": (lambda a: F.check_range(a, 0.0, 1.0, "out of range"), [rng.uniform(0.1, 0.9, (2, 3))]),
+    "erf": (F.erf, [signed(2, 3) * 2]),
+    "log1p": (F.log1p, [positive(2, 3) - 0.4]),
+    "expm1": (F.expm1, [signed(2, 3)]),
+    # repeated indices: the scatter adds both rows' gradients
+    "gather_rows": (lambda t: F.gather_rows(t, graphc.tensor([[3, 0], [3, 1]])), [signed(4, 2, 3)]),
+    "scatter_add_rows": (lambda v: F.scatter_add_rows(v, graphc.tensor([2, 0, 2]), 4), [signed(3, 2)]),
 }
 MATMUL_VARIANTS = [
     (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),

@@ -120,6 +120,11 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "exp": _float32_fast(exp_f32, "llvm.exp"),
     "log": _math("llvm.log"),
     "sqrt": _math("llvm.sqrt"),
+    "log1p": _math("log1p"),  # libm: exact near 0, where log(1 + x) loses digits
+    "expm1": _math("expm1"),
+    "floor": _math("llvm.floor"),
+    "ceil": _math("llvm.ceil"),
+    "round": _math("llvm.roundeven"),
     "tanh": _float32_fast(tanh_f32, "tanh"),  # float64: libm tanh
     "sigmoid": _sigmoid,
     "relu": _relu,

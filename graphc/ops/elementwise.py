@@ -62,6 +62,12 @@ _unary("exp", np.exp, lambda ins, out, g: (F.mul(g, out),))
 _unary("log", np.log, lambda ins, out, g: (F.div(g, ins[0]),))
 _unary("sqrt", np.sqrt, lambda ins, out, g: (F.div(g, F.mul(out, 2.0)),))
 _unary("tanh", np.tanh, lambda ins, out, g: (F.mul(g, F.sub(1.0, F.mul(out, out))),))
+_unary("log1p", np.log1p, lambda ins, out, g: (F.div(g, F.add(ins[0], 1.0)),))
+_unary("expm1", np.expm1, lambda ins, out, g: (F.mul(g, F.add(out, 1.0)),))
+# steps: the gradient is zero wherever it exists, as PyTorch's
+_unary("floor", np.floor, lambda ins, out, g: (F.mul(g, 0.0),))
+_unary("ceil", np.ceil, lambda ins, out, g: (F.mul(g, 0.0),))
+_unary("round", np.round, lambda ins, out, g: (F.mul(g, 0.0),), doc="half to even, as numpy and PyTorch")
 _unary("sigmoid", lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),
        lambda ins, out, g: (F.mul(g, F.mul(out, F.sub(1.0, out))),))
 # relu(-0.0) is -0.0 and relu(nan) is nan; the gradient is zeroed where out <= 0, so NaN passes it

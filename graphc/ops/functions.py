@@ -68,6 +68,11 @@ def sqrt(a): return apply("sqrt", a)
 def tanh(a): return apply("tanh", a)
 def sigmoid(a): return apply("sigmoid", a)
 def relu(a): return apply("relu", a)
+def log1p(a): return apply("log1p", a)
+def expm1(a): return apply("expm1", a)
+def floor(a): return apply("floor", a)
+def ceil(a): return apply("ceil", a)
+def round(a): return apply("round", a)  # noqa: A001
 
 
 def where(cond, a, b):
@@ -144,6 +149,34 @@ def expand(a, shape: Sequence[int]):
     lead = len(shape) - a.ndim
     shape = tuple(a.shape[i - lead] if s == -1 else int(s) for i, s in enumerate(shape))
     return a if tuple(a.shape) == shape else apply("expand", a, shape=shape)
+
+
+def slice(a, starts: Sequence[int], steps: Sequence[int], shape: Sequence[int]):  # noqa: A001
+    """The strided window of `shape` at `starts`, `steps` apart (a copy; steps >= 1)."""
+    starts, steps, shape = (tuple(int(v) for v in x) for x in (starts, steps, shape))
+    if shape == tuple(a.shape):
+        return a
+    return apply("slice", a, starts=starts, steps=steps, shape=shape)
+
+
+def slice_scatter(g, starts: Sequence[int], steps: Sequence[int], shape: Sequence[int]):
+    """Zeros of `shape` holding `g` in the window that `slice` reads."""
+    starts, steps, shape = (tuple(int(v) for v in x) for x in (starts, steps, shape))
+    if shape == tuple(g.shape):
+        return g
+    return apply("slice_scatter", g, starts=starts, steps=steps, shape=shape)
+
+
+def cat(tensors: Sequence[Any], dim: int = 0):
+    """Tensors joined along `dim`, promoted to one dtype first (as torch.cat)."""
+    from .dispatch import _RANK
+    like = max((t.dtype for t in tensors), key=_RANK.__getitem__)
+    tensors = [cast(t, like) for t in tensors]
+    return tensors[0] if len(tensors) == 1 else apply("cat", *tensors, dim=int(dim))
+
+
+def argmax(a, dim: int, keepdim: bool = False):
+    return apply("argmax", a, dim=int(dim), keepdim=bool(keepdim))
 
 
 def sum_to(g, shape: Sequence[int]):

@@ -41,3 +41,23 @@ register(OpDef("sum", "reduce", _reduce_infer("sum"),
                _sum_grad))
 register(OpDef("amax", "reduce", _reduce_infer("amax"),
                lambda a, dims, keepdim: np.asarray(np.amax(a, axis=dims, keepdims=keepdim)), _amax_grad))
+
+
+def _argmax_infer(a: TensorType, dim: int, keepdim: bool) -> TensorType:
+    if not 0 <= dim < max(a.ndim, 1) or (a.ndim and a.shape[dim] == 0):
+        raise ShapeError(f"argmax: cannot reduce dim {dim} of shape {list(a.shape)}")
+    if a.dtype == "bool":
+        raise ShapeError("argmax: not implemented for bool")
+    shape = tuple(1 if i == dim else s for i, s in enumerate(a.shape) if keepdim or i != dim)
+    return TensorType(shape, "int64")
+
+
+def _argmax(a: np.ndarray, dim: int, keepdim: bool) -> np.ndarray:
+    """The first index of the maximum along `dim`; NaN counts as the maximum (as PyTorch)."""
+    if a.ndim == 0:
+        return np.zeros((), np.int64)
+    return np.asarray(np.argmax(a, axis=dim, keepdims=keepdim), dtype=np.int64)
+
+
+register(OpDef("argmax", "reduce", _argmax_infer, _argmax, None,
+               doc="first index of the largest value along dim (NaN is largest); not differentiable"))

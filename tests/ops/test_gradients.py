@@ -46,6 +46,14 @@ CASES = {
     "permute": (lambda a: F.permute(a, (2, 0, 1)), [signed(2, 3, 4)]),
     "expand": (lambda a: F.expand(a, (2, 3, 4)), [signed(3, 1)]),
     "matmul": (lambda a, b: F.matmul(a, b), [signed(3, 4), signed(4, 5)]),
+    "log1p": (F.log1p, [positive(2, 3)]),
+    "expm1": (F.expm1, [signed(2, 3)]),
+    "floor": (F.floor, [signed(2, 3) + 0.5]),  # away from the steps, where the derivative is 0
+    "ceil": (F.ceil, [signed(2, 3) + 0.5]),
+    "round": (F.round, [signed(2, 3) + 0.25]),
+    "slice": (lambda a: F.slice(a, (1, 0, 1), (2, 1, 2), (2, 3, 2)), [signed(5, 3, 4)]),
+    "slice_scatter": (lambda g: F.slice_scatter(g, (1, 2), (2, 1), (5, 4)), [signed(2, 2)]),
+    "cat": (lambda a, b, c: F.cat([a, b, c], 1), [signed(2, 3), signed(2, 1), signed(2, 2)]),
 }
 MATMUL_VARIANTS = [
     (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),

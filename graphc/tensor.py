@@ -84,7 +84,7 @@ class Tensor:
         return Size(self._shape)
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self._shape[dim]
+        return self.shape if dim is None else self._shape[_api._dim(dim, self.ndim)] if self._shape else 1
 
     @property
     def dtype(self) -> dtypes.dtype:
@@ -161,6 +161,12 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its number (`f"{loss:.4f}"`), as in PyTorch."""
+        if self._node is None and not self._shape:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         data = self._concrete("conversion to a numpy array")
         return data if dtype is None else data.astype(dtype)
@@ -208,14 +214,88 @@ class Tensor:
         np.copyto(self._concrete("an in-place update"), np.asarray(_unwrap(value), dtype=self._dtype))
         return self
 
-    def copy_(self, src: Any) -> "Tensor":
-        return self._set(src)
+    def _update(self, compute, name: str) -> "Tensor":
+        """self = compute(self) in place, as PyTorch's `x.add_(y)`: traced, the value is rebound
+        (so `out += identity` records an add); eager, the array is written in place so that every
+        holder of it (`param.data`, compiled runners) sees the change. Under autograd the result's
+        gradient function takes over and the array is replaced instead, so values saved for
+        earlier gradients keep what they saved."""
+        tracking = autograd.is_grad_enabled() and self._node is None
+        if tracking and self.requires_grad and self._grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        source = self
+        if tracking and self.requires_grad:  # the old value, with its own place in the tape
+            source = Tensor._wrap(self._data)
+            source.requires_grad, source._grad_fn = True, self._grad_fn
+        out = compute(source)
+        if tuple(out.shape) != self._shape:
+            raise RuntimeError(f"output with shape {list(self._shape)} doesn't match the broadcast shape "
+                               f"{list(out.shape)}")
+        if out.dtype != self._dtype:
+            if _fn.dtype_rank(out.dtype) > _fn.dtype_rank(self._dtype):
+                raise RuntimeError(f"result type {_fn.torch_type_name(out.dtype)} can't be cast to the desired "
+                                   f"output type {_fn.torch_type_name(self._dtype)}")
+            out = _fn.cast(out, self._dtype)
+        if self._node is not None or out._node is not None:
+            if self._node is None:
+                raise out._recorder.fail(TraceError(
+                    f"{name}: in-place updates of tensors that are not values of the traced graph (a "
+                    "parameter, a buffer's running statistics, a constant) cannot be traced yet; return "
+                    "the new value from forward instead"))
+            self._node, self._recorder = out._node, out._recorder
+        elif out.requires_grad:
+            self._data, self.requires_grad, self._grad_fn = out._data, True, out._grad_fn
+        else:
+            np.copyto(self._data, out._data)
+        return self
 
-    def fill_(self, value: builtins.float) -> "Tensor":
-        return self._set(value)
+    def copy_(self, src: Any) -> "Tensor":
+        src = as_tensor(src)
+        return self._update(lambda x: _fn.expand(_fn.cast(src, self.dtype), self._shape), "copy_")
+
+    def fill_(self, value: Any) -> "Tensor":
+        return self._update(lambda x: as_tensor(np.full(self._shape, _unwrap(value), self._dtype)), "fill_")
 
     def zero_(self) -> "Tensor":
-        return self._set(0)
+        return self.fill_(0)
+
+    def add_(self, other: Any, *, alpha: Any = 1) -> "Tensor":
+        return self._update(lambda x: _fn.add(x, other if alpha == 1 else _fn.mul(other, alpha)), "add_")
+
+    def sub_(self, other: Any, *, alpha: Any = 1) -> "Tensor":
+        return self._update(lambda x: _fn.sub(x, other if alpha == 1 else _fn.mul(other, alpha)), "sub_")
+
+    def mul_(self, other: Any) -> "Tensor":
+        return self._update(lambda x: _fn.mul(x, other), "mul_")
+
+    def div_(self, other: Any) -> "Tensor":
+        return self._update(lambda x: _fn.div(x, other), "div_")
+
+    def pow_(self, exponent: Any) -> "Tensor":
+        return self._update(lambda x: _fn.pow(x, exponent), "pow_")
+
+    def neg_(self) -> "Tensor":
+        return self._update(_fn.neg, "neg_")
+
+    def sqrt_(self) -> "Tensor":
+        return self._update(_fn.sqrt, "sqrt_")
+
+    def exp_(self) -> "Tensor":
+        return self._update(_fn.exp, "exp_")
+
+    def relu_(self) -> "Tensor":
+        return self._update(_fn.relu, "relu_")
+
+    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor":  # noqa: A002
+        return self._update(lambda x: _fn.clamp(x, min, max), "clamp_")
+
+    clip_ = clamp_
+
+    def __iadd__(self, o): return self.add_(o)
+    def __isub__(self, o): return self.sub_(o)
+    def __imul__(self, o): return self.mul_(o)
+    def __itruediv__(self, o): return self.div_(o)
+    def __ipow__(self, o): return self.pow_(o)
 
     def clone(self) -> "Tensor":
         if self._node is not None:
@@ -243,15 +323,27 @@ class Tensor:
 
     # --- dtype conversion -------------------------------------------------------------------
     def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        """to(dtype), to(device), to(device, dtype), to(other): devices other than the CPU raise."""
+        from .random import check_device
         target = kwargs.get("dtype")
+        check_device(kwargs.get("device"))
         for a in args:
-            if isinstance(a, str) and a in ("cpu",) or getattr(a, "type", None) == "cpu":
-                continue
-            target = a
+            if isinstance(a, Tensor):
+                target = a.dtype
+            elif isinstance(a, dtypes.dtype) or _is_dtype(a):
+                target = a
+            else:
+                check_device(a)
         return self if target is None else _fn.cast(self, dtypes.canonical(target))
 
-    def type(self, dtype: Any) -> "Tensor":
+    def type(self, dtype: Any = None) -> Any:
+        if dtype is None:
+            return {"float32": "graphc.FloatTensor", "float64": "graphc.DoubleTensor", "int64": "graphc.LongTensor",
+                    "bool": "graphc.BoolTensor"}[self._dtype]
         return _fn.cast(self, dtypes.canonical(dtype))
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return _fn.cast(self, other.dtype)
 
     def float(self) -> "Tensor":
         return _fn.cast(self, "float32")
@@ -261,6 +353,13 @@ class Tensor:
 
     def long(self) -> "Tensor":
         return _fn.cast(self, "int64")
+
+    def int(self) -> "Tensor":
+        """int64: graphc has no int32 (PyTorch's int() gives int32)."""
+        return _fn.cast(self, "int64")
+
+    def bool(self) -> "Tensor":
+        return _fn.cast(self, "bool")
 
     def cpu(self) -> "Tensor":
         return self
@@ -303,59 +402,116 @@ class Tensor:
     def abs(self): return _fn.abs(self)
     def matmul(self, o): return matmul(self, o)
 
-    def sum(self, dim=None, keepdim: bool = False): return _fn.sum(self, dim, keepdim)
-    def mean(self, dim=None, keepdim: bool = False): return _fn.mean(self, dim, keepdim)
+    def log1p(self): return _fn.log1p(self)
+    def expm1(self): return _fn.expm1(self)
+    def floor(self): return _fn.floor(self)
+    def ceil(self): return _fn.ceil(self)
+    def round(self): return _fn.round(self)
+    def sign(self): return _fn.sign(self)
+    def square(self): return _fn.square(self)
+    def rsqrt(self): return _fn.rsqrt(self)
+    def reciprocal(self): return _fn.reciprocal(self)
+    def maximum(self, o): return _fn.maximum(self, o)
+    def minimum(self, o): return _fn.minimum(self, o)
+    def clamp(self, min=None, max=None): return _fn.clamp(self, min, max)  # noqa: A002
+    clip = clamp
+    def clamp_min(self, min): return _fn.clamp(self, min, None)  # noqa: A002
+    def clamp_max(self, max): return _fn.clamp(self, None, max)  # noqa: A002
+    def where(self, condition, other): return _api.where(condition, self, other)
+    def mm(self, o): return _api.mm(self, o)
+    def bmm(self, o): return _api.bmm(self, o)
+
+    def eq(self, o): return _fn.eq(self, o)
+    def ne(self, o): return _fn.ne(self, o)
+    def lt(self, o): return _fn.lt(self, o)
+    def le(self, o): return _fn.le(self, o)
+    def gt(self, o): return _fn.gt(self, o)
+    def ge(self, o): return _fn.ge(self, o)
+    def logical_not(self): return _fn.logical_not(self)
+    def logical_and(self, o): return _fn.logical_and(self, o)
+    def logical_or(self, o): return _fn.logical_or(self, o)
+    def logical_xor(self, o): return _fn.logical_xor(self, o)
+
+    def _bool_only(self, o: Any, name: str) -> None:
+        if self._dtype != "bool" or (isinstance(o, Tensor) and o._dtype != "bool"):
+            raise TypeError(f"{name} is supported on bool tensors only (graphc has no bitwise integer ops)")
+
+    def __invert__(self):
+        self._bool_only(None, "~")
+        return _fn.logical_not(self)
+
+    def __and__(self, o):
+        self._bool_only(o, "&")
+        return _fn.logical_and(self, o)
+
+    def __or__(self, o):
+        self._bool_only(o, "|")
+        return _fn.logical_or(self, o)
+
+    def __xor__(self, o):
+        self._bool_only(o, "^")
+        return _fn.logical_xor(self, o)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None): return _api.sum(self, dim, keepdim, dtype=dtype)
+    def mean(self, dim=None, keepdim: bool = False, *, dtype=None): return _api.mean(self, dim, keepdim, dtype=dtype)
     def amax(self, dim=None, keepdim: bool = False): return _fn.amax(self, dim, keepdim)
+    def amin(self, dim=None, keepdim: bool = False): return _api.amin(self, dim, keepdim)
+    def max(self, dim=None, keepdim: bool = False): return _api.max(self, dim, keepdim)
+    def min(self, dim=None, keepdim: bool = False): return _api.min(self, dim, keepdim)
+    def argmax(self, dim=None, keepdim: bool = False): return _api.argmax(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim: bool = False): return _api.argmin(self, dim, keepdim)
+    def all(self, dim=None, keepdim: bool = False): return _fn.all(self, dim, keepdim)
+    def any(self, dim=None, keepdim: bool = False): return _fn.any(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        return _api.var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        return _api.std(self, dim, unbiased, keepdim, correction=correction)
+
     def softmax(self, dim: int): return _fn.softmax(self, dim)
     def log_softmax(self, dim: int): return _fn.log_softmax(self, dim)
-
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        """Eager only: indices are not differentiable and have no place in a compiled graph yet."""
-        data = self._concrete("argmax()")
-        return Tensor._wrap(np.asarray(np.argmax(data, axis=dim, keepdims=keepdim if dim is not None else False)))
 
     # --- shapes ---------------------------------------------------------------------------
     def reshape(self, *shape): return _fn.reshape(self, _flat_sizes(shape))
     def view(self, *shape): return _fn.reshape(self, _flat_sizes(shape))
     def view_as(self, other): return _fn.reshape(self, other.shape)
+    def reshape_as(self, other): return _fn.reshape(self, other.shape)
     def expand(self, *shape): return _fn.expand(self, _flat_sizes(shape))
     def expand_as(self, other): return _fn.expand(self, other.shape)
-    def permute(self, *dims): return _fn.permute(self, _flat_sizes(dims))
-    def transpose(self, dim0: int, dim1: int): return _fn.transpose(self, dim0, dim1)
-
-    def t(self) -> "Tensor":
-        if self.ndim > 2:
-            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
-        return _fn.transpose(self, 0, 1) if self.ndim == 2 else self
+    def permute(self, *dims): return _api.permute(self, _flat_sizes(dims))
+    def transpose(self, dim0: int, dim1: int): return _api.transpose(self, dim0, dim1)
+    def t(self) -> "Tensor": return _api.t(self)
+    def repeat(self, *sizes): return _api.repeat(self, _flat_sizes(sizes))
+    def flatten(self, start_dim: int = 0, end_dim: int = -1): return _api.flatten(self, start_dim, end_dim)
+    def unflatten(self, dim: int, sizes): return _api.unflatten(self, dim, sizes)
+    def unsqueeze(self, dim: int): return _api.unsqueeze(self, dim)
+    def squeeze(self, dim=None): return _api.squeeze(self, dim)
+    def narrow(self, dim: int, start: int, length: int): return _api.narrow(self, dim, start, length)
+    def split(self, split_size, dim: int = 0): return _api.split(self, split_size, dim)
+    def chunk(self, chunks: int, dim: int = 0): return _api.chunk(self, chunks, dim)
+    def unbind(self, dim: int = 0): return _api.unbind(self, dim)
 
     @property
     def T(self) -> "Tensor":
         return _fn.permute(self, tuple(reversed(range(self.ndim))))
 
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
-        if self.ndim == 0:
-            return _fn.reshape(self, (1,))
-        start, end = start_dim % self.ndim, end_dim % self.ndim
-        shape = self._shape[:start] + (-1,) + self._shape[end + 1:]
-        return _fn.reshape(self, shape)
-
-    def unsqueeze(self, dim: int) -> "Tensor":
-        dim = dim % (self.ndim + 1)
-        return _fn.reshape(self, self._shape[:dim] + (1,) + self._shape[dim:])
-
-    def squeeze(self, dim: int | None = None) -> "Tensor":
-        if dim is None:
-            return _fn.reshape(self, tuple(s for s in self._shape if s != 1))
-        dim = dim % max(self.ndim, 1)
-        if self.ndim == 0 or self._shape[dim] != 1:
-            return self
-        return _fn.reshape(self, self._shape[:dim] + self._shape[dim + 1:])
+    @property
+    def mT(self) -> "Tensor":
+        if self.ndim < 2:
+            raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")
+        return _fn.transpose(self, -2, -1)
 
     def __getitem__(self, index: Any) -> "Tensor":
-        """Eager indexing (batches of a data set, inspection). Traced graphs have no slicing op yet."""
-        data = self._concrete("indexing")
-        if isinstance(index, Tensor):
-            index = index._data
+        """Basic indexing (ints, slices, None, ...) is a strided slice, traced and differentiated;
+        tensors, lists and bools as indices (advanced indexing) work eagerly."""
+        basic = basic_index(index, self._shape)
+        if basic is not None:
+            return _fn.reshape(_fn.slice(self, basic.starts, basic.steps, basic.window), basic.shape)
+        data = self._concrete("advanced indexing (tensors, lists or bools as indices)")
+        index = _numpy_index(index)
         out = Tensor._wrap(c_contiguous(data[index]))
         if self.requires_grad and autograd.is_grad_enabled():
             shape, dtype = self._shape, self._dtype
@@ -368,8 +524,20 @@ class Tensor:
             out._grad_fn = autograd.GradFn("index", (self,), backward)
         return out
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """x[index] = value on an eager tensor that autograd does not track (data, masks, init)."""
+        data = self._concrete("item assignment (x[i] = v)")
+        if autograd.is_grad_enabled() and (self.requires_grad or getattr(value, "requires_grad", False)):
+            if self.requires_grad and self._grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+            raise RuntimeError("graphc: item assignment to a tensor that autograd tracks is not supported; "
+                               "build the value with graphc.where or graphc.cat instead")
+        data[_numpy_index(index)] = np.asarray(_unwrap(value))
+
     def __iter__(self):
-        return (self[i] for i in range(len(self)))
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._shape[0]))
 
 
 def _format_data(data: np.ndarray) -> str:
@@ -386,6 +554,23 @@ def _format_data(data: np.ndarray) -> str:
     width = max(len(fmt.format(v)) if np.isfinite(v) else len(str(v)) for v in data.flat)
     return np.array2string(data, separator=", ", prefix="tensor(", max_line_width=80, formatter={
         "float_kind": lambda v: (fmt.format(v) if np.isfinite(v) else str(v)).rjust(width)})
+
+
+def _is_dtype(value: Any) -> bool:
+    try:
+        dtypes.canonical(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _numpy_index(index: Any) -> Any:
+    """An index with tensors replaced by their arrays (numpy then does advanced indexing)."""
+    if isinstance(index, tuple):
+        return tuple(_numpy_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index._concrete("indexing with a tensor")
+    return index
 
 
 def _unwrap(value: Any) -> Any:
@@ -449,3 +634,5 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 from .ops import functions as _fn  # noqa: E402  (op functions need Tensor defined first)
+from . import api as _api  # noqa: E402
+from .indexing import basic_index  # noqa: E402

@@ -5,6 +5,7 @@ node on symbolic tensors. Composite functions (sum_to, softmax, ...) are written
 """
 from __future__ import annotations
 
+import builtins
 from typing import Any, Sequence
 
 from ..dtypes import get_default_dtype
@@ -23,7 +24,7 @@ add, sub, mul, pow, maximum = (_binary(n) for n in ("add", "sub", "mul", "pow", 
 
 def div(a: Any, b: Any):
     """True division: integer operands divide as the default float dtype, as in PyTorch."""
-    if all(getattr(x, "dtype", "float32") in ("int64", "bool") or isinstance(x, int) for x in (a, b)):
+    if builtins.all(getattr(x, "dtype", "float32") in ("int64", "bool") or isinstance(x, int) for x in (a, b)):
         a, b = (cast(x, get_default_dtype()) if hasattr(x, "dtype") else float(x) for x in (a, b))
     return apply("div", a, b, promote=True)
 
@@ -169,8 +170,7 @@ def slice_scatter(g, starts: Sequence[int], steps: Sequence[int], shape: Sequenc
 
 def cat(tensors: Sequence[Any], dim: int = 0):
     """Tensors joined along `dim`, promoted to one dtype first (as torch.cat)."""
-    from .dispatch import _RANK
-    like = max((t.dtype for t in tensors), key=_RANK.__getitem__)
+    like = builtins.max((t.dtype for t in tensors), key=dtype_rank)
     tensors = [cast(t, like) for t in tensors]
     return tensors[0] if len(tensors) == 1 else apply("cat", *tensors, dim=int(dim))
 
@@ -217,3 +217,55 @@ def log_softmax(a, dim: int):
 
 def detach(a):
     return a.detach()
+
+
+def square(a): return mul(a, a)
+def reciprocal(a): return div(1.0, a)
+def rsqrt(a): return div(1.0, sqrt(a))
+
+
+def sign(a):
+    """-1, 0 or 1 (NaN stays NaN); its gradient is zero, as PyTorch's."""
+    if a.dtype == "bool":
+        return a
+    zero = mul(a, 0)  # 0 with a's dtype, NaN where a is NaN, and a zero gradient
+    return where(gt(a, 0), add(zero, 1), where(lt(a, 0), sub(zero, 1), zero))
+
+
+def to_bool(a):
+    return cast(a, "bool")
+
+
+def logical_not(a): return eq(to_bool(a), False)
+def logical_and(a, b): return where(to_bool(a), to_bool(b), False)
+def logical_or(a, b): return where(to_bool(a), True, to_bool(b))
+def logical_xor(a, b): return ne(to_bool(a), to_bool(b))
+
+
+def any(a, dims=None, keepdim: bool = False):  # noqa: A001
+    """True where some element along dims is nonzero: the max of a bool tensor."""
+    return amax(to_bool(a), dims, keepdim)
+
+
+def all(a, dims=None, keepdim: bool = False):  # noqa: A001
+    return logical_not(any(logical_not(a), dims, keepdim))
+
+
+def var(a, dims=None, correction: float = 1, keepdim: bool = False):
+    """Sum of squared deviations over (N - correction), N the number of reduced elements."""
+    dims = normalize_dims(dims, a.ndim)
+    count = 1
+    for d in dims:
+        count *= a.shape[d]
+    deviation = sub(a, mean(a, dims, keepdim=True))
+    return div(sum(square(deviation), dims, keepdim), float(count - correction) if count > correction else 0.0)
+
+
+def dtype_rank(dtype: str) -> int:
+    """bool < int64 < float32 < float64: PyTorch's promotion order for graphc's dtypes."""
+    from .dispatch import _RANK
+    return _RANK[str(dtype)]
+
+
+def torch_type_name(dtype: str) -> str:
+    return {"bool": "Bool", "int64": "Long", "float32": "Float", "float64": "Double"}[str(dtype)]

@@ -144,7 +144,7 @@ def any(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noq
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     dim = _dim(dim, tensors[0].ndim)
     for k, t in enumerate(tensors):
         if t.ndim != tensors[0].ndim:
@@ -239,7 +239,9 @@ def squeeze(input: Tensor, dim: Any = None) -> Tensor:
 
 def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     dim = _dim(dim, input.ndim)
-    sizes = F.resolve_shape(sizes, input.shape[dim])
+    sizes = tuple(int(s) for s in sizes)
+    if -1 in sizes:
+        sizes = F.resolve_shape(sizes, input.shape[dim])
     if math.prod(sizes) != input.shape[dim]:
         raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
                            f"({input.shape[dim]}) in the input tensor")

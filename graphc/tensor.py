@@ -245,6 +245,8 @@ class Tensor:
             self._node, self._recorder = out._node, out._recorder
         elif out.requires_grad:
             self._data, self.requires_grad, self._grad_fn = out._data, True, out._grad_fn
+        elif tracking and self.requires_grad:  # overwritten by a constant (fill_, zero_): no gradient passes
+            self._data, self._grad_fn = out._data, autograd.GradFn(name, (source,), lambda grad: (None,))
         else:
             np.copyto(self._data, out._data)
         return self

@@ -114,18 +114,20 @@ def mean(a, dims=None, keepdim: bool = False):
 
 
 def resolve_shape(shape: Sequence[int], size: int) -> tuple[int, ...]:
-    """Replace one -1 by what makes the element count match (PyTorch's view rule)."""
+    """Replace one -1 by what makes the element count match (PyTorch's view rule and errors)."""
     shape = tuple(int(s) for s in shape)
     if shape.count(-1) > 1:
-        raise ValueError("only one dimension can be inferred")
+        raise RuntimeError("only one dimension can be inferred")
+    known = 1
+    for s in shape:
+        if s != -1:
+            known *= s
     if -1 in shape:
-        known = 1
-        for s in shape:
-            if s != -1:
-                known *= s
         if known == 0 or size % known:
-            raise ValueError(f"shape '{list(shape)}' is invalid for input of size {size}")
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
         shape = tuple(size // known if s == -1 else s for s in shape)
+    elif known != size:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
     return shape
 
 

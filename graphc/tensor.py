@@ -84,7 +84,11 @@ class Tensor:
         return Size(self._shape)
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self._shape[_api._dim(dim, self.ndim)] if self._shape else 1
+        if dim is None:
+            return self.shape
+        if not self._shape:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return self._shape[_api._dim(dim, self.ndim)]
 
     @property
     def dtype(self) -> dtypes.dtype:
@@ -385,8 +389,8 @@ class Tensor:
     def __ge__(self, o): return _fn.ge(self, o)
     def __lt__(self, o): return _fn.lt(self, o)
     def __le__(self, o): return _fn.le(self, o)
-    def __eq__(self, o): return _fn.eq(self, o)  # type: ignore[override]
-    def __ne__(self, o): return _fn.ne(self, o)  # type: ignore[override]
+    def __eq__(self, o): return False if o is None else _fn.eq(self, o)  # type: ignore[override]
+    def __ne__(self, o): return True if o is None else _fn.ne(self, o)  # type: ignore[override]
     __hash__ = object.__hash__
 
     def add(self, o): return _fn.add(self, o)

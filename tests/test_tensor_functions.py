@@ -204,6 +204,21 @@ def test_max_returns_a_named_tuple_like_torch():
     assert graphc.tensor(X).max().shape == ()
 
 
+def test_compiled_model_may_return_max_along_a_dim():
+    class Top(graphc.nn.Module):
+        def forward(self, x):
+            return x.max(1)
+
+    x, tx = graphc.tensor(X, requires_grad=True), torch.tensor(X, requires_grad=True)
+    out, expected = graphc.compile(Top())(x), tx.max(1)
+    assert type(out).__name__ == "max"
+    np.testing.assert_array_equal(out.indices.numpy(), expected.indices.numpy())
+    np.testing.assert_array_equal(out.values.detach().numpy(), expected.values.detach().numpy())
+    out.values.sum().backward()
+    expected.values.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())  # the tie's first index only
+
+
 def test_int_tensors():
     a = np.array([[3, -1, 4], [1, 5, -9]])
     g, t = graphc.tensor(a), torch.tensor(a)
@@ -224,6 +239,7 @@ def test_int_tensors():
     (lambda lib, x: x.max(2), IndexError, "Dimension out of range"),
     (lambda lib, x: x.argmax(-3), IndexError, "Dimension out of range"),
     (lambda lib, x: x.size(2), IndexError, "Dimension out of range"),
+    (lambda lib, x: x.sum().size(0), IndexError, "Dimension specified as 0 but tensor has no dimensions"),
     (lambda lib, x: x.narrow(0, 2, 3), RuntimeError, r"start \(2\) \+ length \(3\) exceeds dimension size \(4\)"),
     (lambda lib, x: x.unflatten(1, (4, 2)), RuntimeError, "unflatten: Provided sizes"),
     (lambda lib, x: x.permute(0, 0), RuntimeError, "duplicate dims"),

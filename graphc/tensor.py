@@ -531,14 +531,19 @@ class Tensor:
         return out
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        """x[index] = value on an eager tensor that autograd does not track (data, masks, init)."""
-        data = self._concrete("item assignment (x[i] = v)")
-        if autograd.is_grad_enabled() and (self.requires_grad or getattr(value, "requires_grad", False)):
-            if self.requires_grad and self._grad_fn is None:
-                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-            raise RuntimeError("graphc: item assignment to a tensor that autograd tracks is not supported; "
-                               "build the value with graphc.where or graphc.cat instead")
-        data[_numpy_index(index)] = np.asarray(_unwrap(value))
+        """x[index] = value. An untracked eager tensor is written in place (any index); a traced
+        value, or one autograd tracks, becomes where(window, value, x) for a basic index, so the
+        gradient reaches x outside the window and value inside it."""
+        tracked = autograd.is_grad_enabled() and (self.requires_grad or getattr(value, "requires_grad", False))
+        if self._node is None and not tracked and not _fn.is_symbolic(value):
+            self._data[_numpy_index(index)] = np.asarray(_unwrap(value))
+            return
+        basic = basic_index(index, self._shape)
+        if basic is None:
+            self._concrete("item assignment with tensors, lists or bools as indices")
+            raise RuntimeError("graphc: item assignment with tensors, lists or bools as indices is not differentiated; "
+                               "use graphc.where with a mask instead")
+        self._update(lambda x: _assign(x, basic, value), "__setitem__")
 
     def __iter__(self):
         if not self._shape:
@@ -560,6 +565,15 @@ def _format_data(data: np.ndarray) -> str:
     width = max(len(fmt.format(v)) if np.isfinite(v) else len(str(v)) for v in data.flat)
     return np.array2string(data, separator=", ", prefix="tensor(", max_line_width=80, formatter={
         "float_kind": lambda v: (fmt.format(v) if np.isfinite(v) else str(v)).rjust(width)})
+
+
+def _assign(x: Tensor, index: Any, value: Any) -> Tensor:
+    """x with `value` (broadcast) in the window of a basic index, elsewhere x."""
+    value = _fn.cast(as_tensor(value), x.dtype)
+    window = _fn.reshape(_fn.expand(value, index.shape), index.window)
+    inside = as_tensor(np.ones(index.window, bool))
+    scatter = lambda t: _fn.slice_scatter(t, index.starts, index.steps, x.shape)  # noqa: E731
+    return _fn.where(scatter(inside), scatter(window), x)
 
 
 def _is_dtype(value: Any) -> bool:

@@ -113,3 +113,33 @@ def test_setitem_on_untracked_tensors_matches_torch():
     with graphc.no_grad():
         w[0] = 1.0
     assert w[0].detach().numpy().min() == 1.0
+
+
+def test_setitem_on_tracked_and_traced_tensors_matches_torch():
+    g, t = graphc.tensor(X, requires_grad=True), torch.tensor(X, requires_grad=True)
+    gv, tv = graphc.tensor(X[0, 0], requires_grad=True), torch.tensor(X[0, 0], requires_grad=True)
+    gy, ty = g * 2, t * 2
+    for y, v in ((gy, gv), (ty, tv)):
+        y[0] = 1.0
+        y[1, ::2] = v
+        y[..., -1] = v[:1] * 3
+    np.testing.assert_array_equal(gy.detach().numpy(), ty.detach().numpy())
+    weights = rng.standard_normal(X.shape).astype(np.float32)
+    (gy * graphc.tensor(weights)).sum().backward()
+    (ty * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(gv.grad.numpy(), tv.grad.numpy(), rtol=1e-5)
+
+    class Masked(graphc.nn.Module):
+        def forward(self, x):
+            y = x * 2
+            y[:, 0] = 0.0
+            y[1] = x[0]
+            return y
+
+    x, x_eager = graphc.tensor(X, requires_grad=True), graphc.tensor(X, requires_grad=True)
+    out, expected = graphc.compile(Masked())(x), Masked()(x_eager)
+    np.testing.assert_array_equal(out.detach().numpy(), expected.detach().numpy())
+    out.sum().backward()
+    expected.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), x_eager.grad.numpy())

@@ -285,6 +285,14 @@ def t(input: Tensor) -> Tensor:
     return F.transpose(input, 0, 1) if input.ndim == 2 else input
 
 
+def flip(input: Tensor, dims: Sequence[int]) -> Tensor:
+    """Reversed along `dims`: a slice with step -1 from the last element of each."""
+    dims = {_dim(d, input.ndim) for d in ((dims,) if isinstance(dims, int) else dims)}
+    starts = tuple(n - 1 if d in dims and n else 0 for d, n in enumerate(input.shape))
+    steps = tuple(-1 if d in dims else 1 for d in range(input.ndim))
+    return F.slice(input, starts, steps, input.shape) if dims and input.numel() else input
+
+
 def repeat(input: Tensor, sizes: Sequence[int]) -> Tensor:
     """Tiles: each dim d of the (left-padded) input expanded along a new dim before it, then merged."""
     sizes = tuple(int(s) for s in sizes)

@@ -491,6 +491,7 @@ class Tensor:
     def transpose(self, dim0: int, dim1: int): return _api.transpose(self, dim0, dim1)
     def t(self) -> "Tensor": return _api.t(self)
     def repeat(self, *sizes): return _api.repeat(self, _flat_sizes(sizes))
+    def flip(self, *dims): return _api.flip(self, _flat_sizes(dims))
     def flatten(self, start_dim: int = 0, end_dim: int = -1): return _api.flatten(self, start_dim, end_dim)
     def unflatten(self, dim: int, sizes): return _api.unflatten(self, dim, sizes)
     def unsqueeze(self, dim: int): return _api.unsqueeze(self, dim)

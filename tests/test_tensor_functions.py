@@ -36,6 +36,8 @@ DIFFERENTIABLE = {
     "t": lambda lib, x, y: x.t(),
     "mT": lambda lib, x, y: x.reshape(2, 2, 6).mT,
     "repeat": lambda lib, x, y: x[:2, :3].repeat(2, 1, 3),
+    "flip": lambda lib, x, y: x.flip(1),
+    "flip_dims": lambda lib, x, y: lib.flip(x[:, 1::2], (0, -1)),
     "index_int": lambda lib, x, y: x[1],
     "index_negative": lambda lib, x, y: x[-1, -2],
     "index_slices": lambda lib, x, y: x[1:, ::2],

@@ -155,9 +155,9 @@ def expand(a, shape: Sequence[int]):
 
 
 def slice(a, starts: Sequence[int], steps: Sequence[int], shape: Sequence[int]):  # noqa: A001
-    """The strided window of `shape` at `starts`, `steps` apart (a copy; steps >= 1)."""
+    """The strided window of `shape` at `starts`, `steps` apart (a copy; negative steps flip)."""
     starts, steps, shape = (tuple(int(v) for v in x) for x in (starts, steps, shape))
-    if shape == tuple(a.shape):
+    if shape == tuple(a.shape) and builtins.all(s > 0 for s in steps):
         return a
     return apply("slice", a, starts=starts, steps=steps, shape=shape)
 
@@ -165,7 +165,7 @@ def slice(a, starts: Sequence[int], steps: Sequence[int], shape: Sequence[int]):
 def slice_scatter(g, starts: Sequence[int], steps: Sequence[int], shape: Sequence[int]):
     """Zeros of `shape` holding `g` in the window that `slice` reads."""
     starts, steps, shape = (tuple(int(v) for v in x) for x in (starts, steps, shape))
-    if shape == tuple(g.shape):
+    if shape == tuple(g.shape) and builtins.all(s > 0 for s in steps):
         return g
     return apply("slice_scatter", g, starts=starts, steps=steps, shape=shape)
 

@@ -42,14 +42,16 @@ def _window_fits(op: str, shape: tuple[int, ...], starts, steps, window) -> None
         raise ShapeError(f"{op}: starts {list(starts)}, steps {list(steps)} and shape {list(window)} "
                          f"do not match the rank of {list(shape)}")
     for n, s, st, w in zip(shape, starts, steps, window):
-        if st < 1 or s < 0 or w < 0 or (w and s + (w - 1) * st >= n):
+        last = s + (w - 1) * st
+        if st == 0 or w < 0 or (w and not (0 <= s < n and 0 <= last < n)):
             raise ShapeError(f"{op}: window starts {list(starts)} steps {list(steps)} shape {list(window)} "
                              f"does not fit in {list(shape)}")
 
 
 def window(starts, steps, shape) -> tuple[slice, ...]:
-    """numpy's index of the strided window: shape[d] elements from starts[d], steps[d] apart."""
-    return tuple(slice(s, s + w * st, st) for s, st, w in zip(starts, steps, shape))
+    """numpy's index of the strided window: shape[d] elements from starts[d], steps[d] apart
+    (a negative step walks backwards: flip)."""
+    return tuple(slice(s, s + w * st if s + w * st >= 0 else None, st) for s, st, w in zip(starts, steps, shape))
 
 
 def _slice_infer(a: TensorType, starts, steps, shape) -> TensorType:
@@ -71,7 +73,7 @@ def _slice_scatter(g: np.ndarray, starts, steps, shape) -> np.ndarray:
 register(OpDef("slice", "shape", _slice_infer,
                lambda a, starts, steps, shape: c_contiguous(a[window(starts, steps, shape)]),
                lambda ins, out, g, starts, steps, shape: (F.slice_scatter(g, starts, steps, ins[0].shape),),
-               doc="the strided window a[starts + i * steps] of `shape` (basic indexing, split, narrow)"))
+               doc="the strided window a[starts + i * steps] of `shape` (basic indexing, split, narrow, flip)"))
 register(OpDef("slice_scatter", "shape", _slice_scatter_infer, _slice_scatter,
                lambda ins, out, g, starts, steps, shape: (F.slice(g, starts, steps, ins[0].shape),),
                doc="zeros of `shape` with g written into the strided window (slice's gradient)"))

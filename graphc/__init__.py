@@ -11,7 +11,7 @@ from .random import zeros_like, ones_like, full_like, empty_like, randn_like, ra
 from .tensor import Size, Tensor, as_tensor, from_numpy, matmul, tensor
 from .ops.registry import ShapeError
 from .api import (all, amin, any, argmax, argmin, bmm, cat, chunk, clamp, clamp_max, clamp_min, clip, concat,
-                  concatenate, flatten, flip, max, mean, min, mm, narrow, permute, repeat, reshape, return_types, split,
+                  concatenate, flatten, flip, max, mean, min, mm, narrow, permute, prod, repeat, reshape, return_types, split,
                   squeeze, stack, std, sum, t, transpose, unbind, unflatten, unsqueeze, var, where)
 from .dtypes import bool_ as bool, float as float  # noqa: A001  (PyTorch's dtype names graphc.bool, graphc.float)
 

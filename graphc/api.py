@@ -102,6 +102,12 @@ def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = N
     return F.sum(_reduce_dtype(input, dtype), dim, keepdim)
 
 
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    if dim is not None and not isinstance(dim, (int, np.integer)):
+        raise TypeError("prod(): argument 'dim' must be int")
+    return F.prod(_reduce_dtype(input, dtype), dim, keepdim)
+
+
 def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     input = _reduce_dtype(input, dtype)
     if not input.dtype.startswith("float"):

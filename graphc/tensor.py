@@ -462,6 +462,7 @@ class Tensor:
 
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None): return _api.sum(self, dim, keepdim, dtype=dtype)
     def mean(self, dim=None, keepdim: bool = False, *, dtype=None): return _api.mean(self, dim, keepdim, dtype=dtype)
+    def prod(self, dim=None, keepdim: bool = False, *, dtype=None): return _api.prod(self, dim, keepdim, dtype=dtype)
     def amax(self, dim=None, keepdim: bool = False): return _fn.amax(self, dim, keepdim)
     def amin(self, dim=None, keepdim: bool = False): return _api.amin(self, dim, keepdim)
     def max(self, dim=None, keepdim: bool = False): return _api.max(self, dim, keepdim)

@@ -76,6 +76,9 @@ DIFFERENTIABLE = {
     "std_dim": lambda lib, x, y: lib.std(x, dim=-1, keepdim=True),
     "mean_dtype": lambda lib, x, y: x.mean(1, dtype=lib.float64),
     "sum_dtype": lambda lib, x, y: x.sum((0, 1), dtype=lib.float64),
+    "prod": lambda lib, x, y: x.prod(1),
+    "prod_all": lambda lib, x, y: (x[:2] + 1).prod(),
+    "prod_zeros": lambda lib, x, y: lib.prod(x.clamp(min=0), 0, keepdim=True),
     "mm": lambda lib, x, y: lib.mm(x, y.t()),
     "Tensor.mm": lambda lib, x, y: x.mm(y.t()),
     "bmm": lambda lib, x, y: lib.bmm(x.reshape(2, 2, 6), y.reshape(2, 6, 2)),
@@ -117,6 +120,7 @@ VALUES = {
     "bool": lambda lib, x, y: x.floor().bool(),
     "sum_bool": lambda lib, x, y: (x > 0).sum(1),
     "sum_long_dtype": lambda lib, x, y: (x > 0).sum(dtype=lib.float32),
+    "prod_int": lambda lib, x, y: (x * 3).long().prod(1),
 }
 
 

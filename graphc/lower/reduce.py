@@ -1,4 +1,4 @@
-"""sum and amax over any set of dims.
+"""sum, amax and prod over any set of dims; argmax along one.
 
 Two loop orders, chosen from the layout after merging adjacent dims:
 - the innermost input dim is reduced: per output element, an accumulator (a stack slot that
@@ -42,7 +42,13 @@ def _amax(ty: ir.Type) -> tuple[ir.Constant, Combine]:
     return lowest, lambda b, acc, x: b.select(b.icmp_signed(">", x, acc), x, acc)
 
 
-REDUCTIONS: dict[str, Callable[[ir.Type], tuple[ir.Constant, Combine]]] = {"sum": _sum, "amax": _amax}
+def _prod(ty: ir.Type) -> tuple[ir.Constant, Combine]:
+    if is_float(ty):
+        return ir.Constant(ty, 1.0), lambda b, acc, x: b.fmul(acc, x, flags=REASSOC)
+    return ir.Constant(ty, 1), lambda b, acc, x: b.mul(acc, x if x.type == ty else b.zext(x, ty))
+
+
+REDUCTIONS: dict[str, Callable[[ir.Type], tuple[ir.Constant, Combine]]] = {"sum": _sum, "amax": _amax, "prod": _prod}
 
 
 def emit_reduce(k: Kernel) -> None:

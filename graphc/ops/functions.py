@@ -105,6 +105,10 @@ def amax(a, dims=None, keepdim: bool = False):
     return apply("amax", a, dims=normalize_dims(dims, a.ndim), keepdim=bool(keepdim))
 
 
+def prod(a, dims=None, keepdim: bool = False):
+    return apply("prod", a, dims=normalize_dims(dims, a.ndim), keepdim=bool(keepdim))
+
+
 def mean(a, dims=None, keepdim: bool = False):
     dims = normalize_dims(dims, a.ndim)
     count = 1

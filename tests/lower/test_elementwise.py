@@ -36,7 +36,7 @@ def cases(op, dtype):
     if op == "cast":
         target = {"float32": "float64", "float64": "float32", "int64": "float32", "bool": "float64"}[dtype]
         return [with_ties(s, dtype)], {"dtype": target}
-    if op in ("sum", "amax"):
+    if op in ("sum", "amax", "prod"):
         return [values((4, 5, 6), dtype)], {"dims": (1,), "keepdim": False}
     if op == "matmul":
         return [values((5, 7), dtype), values((7, 3), dtype)], {"transpose_a": False, "transpose_b": False}
@@ -77,7 +77,7 @@ DTYPES = {"check_index": ("int64",), "gt": ("float32", "float64", "int64"), "eq"
           "add": ("float32", "float64", "int64"), "mul": ("float32", "float64", "int64"),
           "maximum": ("float32", "float64", "int64"), "neg": ("float32", "float64", "int64"),
           "cast": ("float32", "float64", "int64", "bool"), "relu": ("float32", "float64", "int64"),
-          "sum": ("float32", "float64", "int64", "bool"), "amax": ("float32", "float64", "int64"),
+          "sum": ("float32", "float64", "int64", "bool"), "amax": ("float32", "float64", "int64"), "prod": ("float32", "float64", "int64", "bool"),
           "slice": ("float32", "int64", "bool"), "slice_scatter": ("float32", "float64", "int64", "bool"),
           "cat": ("float32", "int64", "bool"), "argmax": ("float32", "float64", "int64")}
 

@@ -42,6 +42,7 @@ CASES = {
     "cast": (lambda a: F.cast(F.cast(a, "float32"), "float64"), [signed(3)]),
     "sum": (lambda a: F.sum(a, (0, 2), keepdim=False), [signed(2, 3, 4)]),
     "amax": (lambda a: F.amax(a, 1, keepdim=True), [signed(3, 5)]),
+    "prod": (lambda a: F.prod(a, (0, 2)), [signed(2, 3, 4)]),
     "reshape": (lambda a: F.reshape(a, (4, 3)), [signed(2, 6)]),
     "permute": (lambda a: F.permute(a, (2, 0, 1)), [signed(2, 3, 4)]),
     "expand": (lambda a: F.expand(a, (2, 3, 4)), [signed(3, 1)]),

@@ -4,13 +4,13 @@ from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
 from .dtypes import bool_, double, float32, float64, int64, long, get_default_dtype, set_default_dtype
 from .errors import InputError, TraceError
 from .ops.functions import exp, log, sqrt, tanh, sigmoid, relu, softmax, log_softmax, maximum, minimum, abs
-from .ops.functions import add, sub, mul, div, neg, pow, log1p, expm1, floor, ceil, round, sign, square, rsqrt
+from .ops.functions import add, sub, mul, div, neg, pow, log1p, expm1, floor, ceil, sign, square, rsqrt
 from .ops.functions import reciprocal, eq, ne, lt, le, gt, ge, logical_not, logical_and, logical_or, logical_xor
 from .random import manual_seed, rand, randn, randint, zeros, ones, full, arange, linspace, eye, empty
 from .random import zeros_like, ones_like, full_like, empty_like, randn_like, rand_like
 from .tensor import Size, Tensor, as_tensor, from_numpy, matmul, tensor
 from .ops.registry import ShapeError
-from .api import (all, amin, any, argmax, argmin, bmm, cat, chunk, clamp, clamp_max, clamp_min, clip, concat,
+from .api import (all, amin, any, argmax, argmin, bmm, cat, chunk, clamp, clamp_max, clamp_min, clip, concat, masked_fill, round,
                   concatenate, flatten, flip, max, mean, min, mm, narrow, permute, prod, repeat, reshape, return_types, split,
                   squeeze, stack, std, sum, t, transpose, unbind, unflatten, unsqueeze, var, where)
 from .dtypes import bool_ as bool, float as float  # noqa: A001  (PyTorch's dtype names graphc.bool, graphc.float)

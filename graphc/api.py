@@ -355,5 +355,17 @@ def clamp_max(input: Tensor, max: Any) -> Tensor:  # noqa: A002
     return F.clamp(input, None, max)
 
 
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001
+    """Half to even; with decimals, round(x * 10**decimals) / 10**decimals as PyTorch computes it."""
+    if not decimals:
+        return F.round(input)
+    scale = 10.0 ** decimals
+    return F.div(F.round(F.mul(input, scale)), scale)
+
+
+def masked_fill(input: Tensor, mask: Tensor, value: Any) -> Tensor:
+    return where(mask, value, input)
+
+
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:
     return F.where(F.to_bool(condition), input, other)

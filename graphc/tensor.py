@@ -412,7 +412,7 @@ class Tensor:
     def expm1(self): return _fn.expm1(self)
     def floor(self): return _fn.floor(self)
     def ceil(self): return _fn.ceil(self)
-    def round(self): return _fn.round(self)
+    def round(self, decimals: int = 0): return _api.round(self, decimals=decimals)
     def sign(self): return _fn.sign(self)
     def square(self): return _fn.square(self)
     def rsqrt(self): return _fn.rsqrt(self)
@@ -424,6 +424,25 @@ class Tensor:
     def clamp_min(self, min): return _fn.clamp(self, min, None)  # noqa: A002
     def clamp_max(self, max): return _fn.clamp(self, None, max)  # noqa: A002
     def where(self, condition, other): return _api.where(condition, self, other)
+    def masked_fill(self, mask, value): return _api.where(mask, value, self)
+    def masked_fill_(self, mask, value): return self._update(lambda x: _api.where(mask, value, x), "masked_fill_")
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        from .random import zeros
+        return zeros(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        from .random import ones
+        return ones(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        from .random import full
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        from .random import check_device
+        check_device(device)
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
     def mm(self, o): return _api.mm(self, o)
     def bmm(self, o): return _api.bmm(self, o)
 

@@ -19,6 +19,7 @@ UPDATES = {
     "pow_tensor": lambda x, y: x.mul_(x).pow_(y),
     "zero_": lambda x, y: x.zero_(), "fill_": lambda x, y: x.fill_(2.5), "copy_": lambda x, y: x.copy_(y[1]),
     "clamp_": lambda x, y: x.clamp_(-0.5, 0.5), "clamp_min": lambda x, y: x.clamp_(min=0.0),
+    "masked_fill_": lambda x, y: x.masked_fill_(y > 1, 0.25),
     "neg_": lambda x, y: x.neg_(), "relu_": lambda x, y: x.relu_(), "sqrt_": lambda x, y: x.mul_(x).sqrt_(),
     "iadd": lambda x, y: x.__iadd__(y), "isub_scalar": lambda x, y: x.__isub__(1.5),
     "imul": lambda x, y: x.__imul__(y), "itruediv": lambda x, y: x.__itruediv__(2), "ipow": lambda x, y: x.__ipow__(2),

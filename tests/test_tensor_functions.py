@@ -64,6 +64,9 @@ DIFFERENTIABLE = {
     "floor": lambda lib, x, y: (x * 3).floor(),
     "ceil": lambda lib, x, y: lib.ceil(x * 3),
     "round": lambda lib, x, y: (x * 3).round(),
+    "round_decimals": lambda lib, x, y: lib.round(x, decimals=2),
+    "masked_fill": lambda lib, x, y: x.masked_fill(x > 0.5, -1.0),
+    "masked_fill_function": lambda lib, x, y: lib.masked_fill(y, x < 0, 2.0),
     "rsqrt": lambda lib, x, y: (x * x + 1).rsqrt(),
     "square": lambda lib, x, y: x.square(),
     "reciprocal": lambda lib, x, y: (x * x + 1).reciprocal(),
@@ -121,6 +124,11 @@ VALUES = {
     "sum_bool": lambda lib, x, y: (x > 0).sum(1),
     "sum_long_dtype": lambda lib, x, y: (x > 0).sum(dtype=lib.float32),
     "prod_int": lambda lib, x, y: (x * 3).long().prod(1),
+    "cat_promotes": lambda lib, x, y: lib.cat([(x * 3).long(), y], 0),
+    "new_zeros": lambda lib, x, y: x.double().new_zeros(2, 3),
+    "new_ones": lambda lib, x, y: x.long().new_ones((2,)),
+    "new_full": lambda lib, x, y: x.new_full((2, 2), 3),
+    "new_tensor": lambda lib, x, y: x.new_tensor([1, 2]),
 }
 
 

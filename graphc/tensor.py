@@ -15,6 +15,7 @@ from .arrays import c_contiguous
 from .errors import TraceError
 
 
+_KIND_RANK = {"bool": 0, "int64": 1, "float32": 2, "float64": 2}  # what an in-place result may be cast down from
 _DTYPE_NAMES = {"f": "float32", "d": "float64", "l": "int64", "q": "int64", "?": "bool"}  # str(dtype) is slow
 
 
@@ -236,7 +237,7 @@ class Tensor:
             raise RuntimeError(f"output with shape {list(self._shape)} doesn't match the broadcast shape "
                                f"{list(out.shape)}")
         if out.dtype != self._dtype:
-            if _fn.dtype_rank(out.dtype) > _fn.dtype_rank(self._dtype):
+            if _KIND_RANK[out.dtype] > _KIND_RANK[self._dtype]:  # float into int or int into bool (float64 into float32 is fine)
                 raise RuntimeError(f"result type {_fn.torch_type_name(out.dtype)} can't be cast to the desired "
                                    f"output type {_fn.torch_type_name(self._dtype)}")
             out = _fn.cast(out, self._dtype)

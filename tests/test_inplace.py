@@ -80,6 +80,10 @@ def test_result_dtype_and_shape_rules_match_torch():
         graphc.zeros(3).add_(graphc.ones(2, 3))
     floats = graphc.zeros(3)
     floats += ints  # int into float: fine
+    floats += graphc.ones(3, dtype=graphc.float64)  # float64 into float32: fine
+    bools = graphc.tensor([True, False])
+    with pytest.raises(RuntimeError, match="result type Long can't be cast to the desired output type Bool"):
+        bools += 1
     ints *= 2
     assert floats.dtype == graphc.float32 and ints.tolist() == [2, 4, 6]
 

@@ -124,6 +124,8 @@ VALUES = {
     "sum_bool": lambda lib, x, y: (x > 0).sum(1),
     "sum_long_dtype": lambda lib, x, y: (x > 0).sum(dtype=lib.float32),
     "prod_int": lambda lib, x, y: (x * 3).long().prod(1),
+    "bool_plus_int": lambda lib, x, y: (x > 0) + 1,
+    "where_ints": lambda lib, x, y: lib.where(x > 0, 1, 0),
     "cat_promotes": lambda lib, x, y: lib.cat([(x * 3).long(), y], 0),
     "new_zeros": lambda lib, x, y: x.double().new_zeros(2, 3),
     "new_ones": lambda lib, x, y: x.long().new_ones((2,)),

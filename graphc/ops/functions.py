@@ -176,7 +176,8 @@ def slice_scatter(g, starts: Sequence[int], steps: Sequence[int], shape: Sequenc
 
 def cat(tensors: Sequence[Any], dim: int = 0):
     """Tensors joined along `dim`, promoted to one dtype first (as torch.cat)."""
-    like = builtins.max((t.dtype for t in tensors), key=dtype_rank)
+    from .dispatch import _RANK
+    like = builtins.max((t.dtype for t in tensors), key=_RANK.__getitem__)
     tensors = [cast(t, like) for t in tensors]
     return tensors[0] if len(tensors) == 1 else apply("cat", *tensors, dim=int(dim))
 
@@ -265,12 +266,6 @@ def var(a, dims=None, correction: float = 1, keepdim: bool = False):
         count *= a.shape[d]
     deviation = sub(a, mean(a, dims, keepdim=True))
     return div(sum(square(deviation), dims, keepdim), float(count - correction) if count > correction else 0.0)
-
-
-def dtype_rank(dtype: str) -> int:
-    """bool < int64 < float32 < float64: PyTorch's promotion order for graphc's dtypes."""
-    from .dispatch import _RANK
-    return _RANK[str(dtype)]
 
 
 def torch_type_name(dtype: str) -> str:

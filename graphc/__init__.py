@@ -4,41 +4,27 @@ from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
 from .device import device  # noqa: F811  (the class; the module stays graphc.device in sys.modules)
 from .dtypes import bool_, double, float32, float64, int64, long, get_default_dtype, set_default_dtype
 from .errors import CheckpointError, InputError, TraceError
-from .ops.functions import exp, log, sqrt, tanh, sigmoid, relu, softmax, log_softmax, where, maximum
-from .ops.functions import add, sub, mul, div, neg, pow
-from .random import Generator, manual_seed, randperm, rand, randn, randint, zeros, ones, full, arange, zeros_like, ones_like, randn_like, empty, bernoulli
+from .ops.functions import exp, log, sqrt, tanh, sigmoid, relu, softmax, log_softmax, maximum, minimum, abs
+from .ops.functions import add, sub, mul, div, neg, pow, log1p, expm1, floor, ceil, sign, square, rsqrt
+from .ops.functions import reciprocal, eq, ne, lt, le, gt, ge, logical_not, logical_and, logical_or, logical_xor
+from .random import Generator, bernoulli, manual_seed, randperm, rand, randn, randint, zeros, ones, full, arange
+from .random import linspace, eye, empty, zeros_like, ones_like, full_like, empty_like, randn_like, rand_like
 from .tensor import Size, Tensor, as_tensor, from_numpy, matmul, tensor
 from .ops.registry import ShapeError
+from .api import (all, amin, any, argmax, argmin, bmm, cat, chunk, clamp, clamp_max, clamp_min, clip, concat, masked_fill, round,
+                  concatenate, flatten, flip, max, mean, min, mm, narrow, permute, prod, repeat, reshape, return_types, split,
+                  squeeze, stack, std, sum, t, transpose, unbind, unflatten, unsqueeze, var, where)
+from .dtypes import bool_ as bool, float as float  # noqa: A001  (PyTorch's dtype names graphc.bool, graphc.float)
 
 __version__ = "0.1.0"
 
 
-def sum(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
-    return input.sum(dim, keepdim)
+def numel(input: Tensor) -> int:
+    return input.numel()
 
 
-def mean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    return input.mean(dim, keepdim)
-
-
-def reshape(input: Tensor, shape) -> Tensor:
-    return input.reshape(shape)
-
-
-def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    return input.flatten(start_dim, end_dim)
-
-
-def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
-    return input.transpose(dim0, dim1)
-
-
-def t(input: Tensor) -> Tensor:
-    return input.t()
-
-
-def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    return input.argmax(dim, keepdim)
+def amax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return input.amax(dim, keepdim)
 
 
 from . import nn, optim, utils  # noqa: E402

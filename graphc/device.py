@@ -46,7 +46,7 @@ class device:  # noqa: N801  (PyTorch's name)
                                    f"explicitly: {type}")
             parsed = int(index)
         if kind != "cpu":
-            raise RuntimeError(f"graphc compiles for the CPU only: device '{kind}' is not available "
+            raise RuntimeError(f"graphc runs on the CPU only: device '{kind}' is not available "
                                "(use 'cpu')")
         object.__setattr__(self, "type", kind)
         object.__setattr__(self, "index", parsed)

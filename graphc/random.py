@@ -86,55 +86,110 @@ def bernoulli(input: Tensor, p: float | None = None) -> Tensor:
     return F.cast(F.lt(uniform, input if p is None else p), str(input.dtype))
 
 
-def _make(data: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
+def check_device(device: Any) -> None:
+    """graphc runs on the CPU: accept None, 'cpu' (or 'cpu:0') and any object whose str is one of those."""
+    if device is not None and str(device) not in ("cpu", "cpu:0"):
+        raise RuntimeError(f"graphc runs on the CPU only: device {str(device)!r} is not available "
+                           "(use device='cpu')")
+def _make(data: np.ndarray, dtype: Any, requires_grad: bool, device: Any = None) -> Tensor:
+    check_device(device)
     target = dtypes.canonical(dtype) if dtype is not None else dtypes.get_default_dtype()
     t = Tensor._wrap(c_contiguous(data, dtype=target))
     return t.requires_grad_() if requires_grad else t
 
 
-def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _make(_generator.standard_normal(_flat_sizes(size)), dtype, requires_grad)
+def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(_generator.standard_normal(_flat_sizes(size)), dtype, requires_grad, device)
 
 
-def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _make(_generator.random(_flat_sizes(size)), dtype, requires_grad)
+def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(_generator.random(_flat_sizes(size)), dtype, requires_grad, device)
 
 
-def randint(low: int, high: int | None = None, size: tuple = (), dtype: Any = "int64") -> Tensor:
+def randint(low: int, high: int | None = None, size: tuple = (), dtype: Any = "int64", device: Any = None,
+            requires_grad: bool = False) -> Tensor:
     if high is None:
         low, high = 0, low
-    return Tensor._wrap(c_contiguous(_generator.integers(low, high, size=tuple(size)), dtypes.canonical(dtype)))
+    return _make(_generator.integers(low, high, size=tuple(size)), dtype, requires_grad, device)
 
 
-def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _make(np.zeros(_flat_sizes(size)), dtype, requires_grad)
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.zeros(_flat_sizes(size)), dtype, requires_grad, device)
 
 
-def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _make(np.ones(_flat_sizes(size)), dtype, requires_grad)
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.ones(_flat_sizes(size)), dtype, requires_grad, device)
 
 
-def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros: graphc's empty tensors are initialised, so no garbage can leak into results."""
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def full(size: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _make(np.full(_flat_sizes((size,)), fill_value), dtype, requires_grad)
+def _scalar_dtype(value: Any) -> str:
+    """The dtype PyTorch infers from a Python number: bool, int64, or the default float."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int64"
+    return dtypes.get_default_dtype()
 
 
-def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
-    data = np.arange(start, end, step) if end is not None else np.arange(start)
-    return Tensor._wrap(data.astype(dtypes.canonical(dtype) if dtype else
-                                    ("int64" if data.dtype.kind in "iu" else dtypes.get_default_dtype())))
+def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    if hasattr(fill_value, "item"):
+        fill_value = fill_value.item()
+    return _make(np.full(_flat_sizes((size,)), fill_value), dtype or _scalar_dtype(fill_value), requires_grad, device)
 
 
-def zeros_like(t: Tensor, dtype: Any = None) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype)
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """Integers when start, end and step are all ints, else the default float dtype (as PyTorch)."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    numbers = (start, end, step)
+    inferred = "int64" if all(_scalar_dtype(v) in ("int64", "bool") for v in numbers) else None
+    count = max(0, int(np.ceil((end - start) / step)))
+    return _make(start + step * np.arange(count, dtype=np.float64 if inferred is None else np.int64),
+                 dtype or inferred, requires_grad, device)
 
 
-def ones_like(t: Tensor, dtype: Any = None) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype)
+def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    if steps < 0:
+        raise RuntimeError("linspace(): number of steps must be non-negative")
+    return _make(np.linspace(start, end, int(steps)), dtype, requires_grad, device)
 
 
-def randn_like(t: Tensor, dtype: Any = None) -> Tensor:
-    return randn(t.shape, dtype=dtype or t.dtype)
+def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _make(np.eye(n, n if m is None else m), dtype, requires_grad, device)
+
+
+def _like(maker, input: Tensor, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
+    return maker(tuple(input.shape), dtype=dtype or input.dtype, device=device, requires_grad=requires_grad)
+
+
+def zeros_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _like(zeros, input, dtype, device, requires_grad)
+
+
+def ones_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _like(ones, input, dtype, device, requires_grad)
+
+
+def empty_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _like(empty, input, dtype, device, requires_grad)
+
+
+def randn_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _like(randn, input, dtype, device, requires_grad)
+
+
+def rand_like(input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _like(rand, input, dtype, device, requires_grad)
+
+
+def full_like(input: Tensor, fill_value: Any, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    return full(tuple(input.shape), fill_value, dtype=dtype or input.dtype, device=device, requires_grad=requires_grad)

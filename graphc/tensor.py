@@ -14,6 +14,7 @@ from . import autograd, dtypes
 from .arrays import c_contiguous
 from .device import CPU, device, split_to_arguments
 from .errors import TraceError
+from .inplace import InPlace
 
 
 _DTYPE_NAMES = {"f": "float32", "d": "float64", "l": "int64", "q": "int64", "?": "bool"}  # str(dtype) is slow
@@ -62,7 +63,7 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
-class Tensor:
+class Tensor(InPlace):
     __slots__ = ("_data", "_node", "_recorder", "_shape", "_dtype", "requires_grad", "grad", "_grad_fn",
                  "_hooks", "_retains_grad", "__weakref__")
 
@@ -101,7 +102,11 @@ class Tensor:
         return Size(self._shape)
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self._shape[dim]
+        if dim is None:
+            return self.shape
+        if not self._shape:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return self._shape[_api._dim(dim, self.ndim)]
 
     @property
     def dtype(self) -> dtypes.dtype:
@@ -178,6 +183,12 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its number (`f"{loss:.4f}"`), as in PyTorch."""
+        if self._node is None and not self._shape:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         data = self._concrete("conversion to a numpy array")
         return data if dtype is None else data.astype(dtype)
@@ -226,21 +237,6 @@ class Tensor:
         _Writes.bump()
         return self
 
-    def copy_(self, src: Any) -> "Tensor":
-        return self._set(src)
-
-    def fill_(self, value: builtins.float) -> "Tensor":
-        return self._set(value)
-
-    def zero_(self) -> "Tensor":
-        return self._set(0)
-
-    def bernoulli_(self, p: Any = 0.5) -> "Tensor":
-        """Fill with 1 (probability p, a number or a tensor) or 0 from graphc's generator."""
-        from .random import bernoulli
-        with autograd.no_grad():
-            return self._set(bernoulli(self, p))
-
     def clone(self) -> "Tensor":
         if self._node is not None:
             return _fn.apply("detach", self) if not self.requires_grad else self * 1
@@ -274,8 +270,14 @@ class Tensor:
         out = self if dtype is None else _fn.cast(self, dtypes.canonical(dtype))
         return out.clone() if kwargs.get("copy") and out is self else out
 
-    def type(self, dtype: Any) -> "Tensor":
+    def type(self, dtype: Any = None) -> Any:
+        if dtype is None:
+            return {"float32": "graphc.FloatTensor", "float64": "graphc.DoubleTensor", "int64": "graphc.LongTensor",
+                    "bool": "graphc.BoolTensor"}[self._dtype]
         return _fn.cast(self, dtypes.canonical(dtype))
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return _fn.cast(self, other.dtype)
 
     def float(self) -> "Tensor":
         return _fn.cast(self, "float32")
@@ -285,6 +287,13 @@ class Tensor:
 
     def long(self) -> "Tensor":
         return _fn.cast(self, "int64")
+
+    def int(self) -> "Tensor":
+        """int64: graphc has no int32 (PyTorch's int() gives int32)."""
+        return _fn.cast(self, "int64")
+
+    def bool(self) -> "Tensor":
+        return _fn.cast(self, "bool")
 
     def cpu(self) -> "Tensor":
         return self
@@ -308,8 +317,8 @@ class Tensor:
     def __ge__(self, o): return _fn.ge(self, o)
     def __lt__(self, o): return _fn.lt(self, o)
     def __le__(self, o): return _fn.le(self, o)
-    def __eq__(self, o): return _fn.eq(self, o)  # type: ignore[override]
-    def __ne__(self, o): return _fn.ne(self, o)  # type: ignore[override]
+    def __eq__(self, o): return False if o is None else _fn.eq(self, o)  # type: ignore[override]
+    def __ne__(self, o): return True if o is None else _fn.ne(self, o)  # type: ignore[override]
     __hash__ = object.__hash__
 
     def add(self, o): return _fn.add(self, o)
@@ -327,59 +336,136 @@ class Tensor:
     def abs(self): return _fn.abs(self)
     def matmul(self, o): return matmul(self, o)
 
-    def sum(self, dim=None, keepdim: bool = False): return _fn.sum(self, dim, keepdim)
-    def mean(self, dim=None, keepdim: bool = False): return _fn.mean(self, dim, keepdim)
+    def log1p(self): return _fn.log1p(self)
+    def expm1(self): return _fn.expm1(self)
+    def floor(self): return _fn.floor(self)
+    def ceil(self): return _fn.ceil(self)
+    def round(self, decimals: int = 0): return _api.round(self, decimals=decimals)
+    def sign(self): return _fn.sign(self)
+    def square(self): return _fn.square(self)
+    def rsqrt(self): return _fn.rsqrt(self)
+    def reciprocal(self): return _fn.reciprocal(self)
+    def maximum(self, o): return _fn.maximum(self, o)
+    def minimum(self, o): return _fn.minimum(self, o)
+    def clamp(self, min=None, max=None): return _fn.clamp(self, min, max)  # noqa: A002
+    clip = clamp
+    def clamp_min(self, min): return _fn.clamp(self, min, None)  # noqa: A002
+    def clamp_max(self, max): return _fn.clamp(self, None, max)  # noqa: A002
+    def where(self, condition, other): return _api.where(condition, self, other)
+    def masked_fill(self, mask, value): return _api.where(mask, value, self)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        from .random import zeros
+        return zeros(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        from .random import ones
+        return ones(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        from .random import full
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        from .random import check_device
+        check_device(device)
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    def mm(self, o): return _api.mm(self, o)
+    def bmm(self, o): return _api.bmm(self, o)
+
+    def eq(self, o): return _fn.eq(self, o)
+    def ne(self, o): return _fn.ne(self, o)
+    def lt(self, o): return _fn.lt(self, o)
+    def le(self, o): return _fn.le(self, o)
+    def gt(self, o): return _fn.gt(self, o)
+    def ge(self, o): return _fn.ge(self, o)
+    def logical_not(self): return _fn.logical_not(self)
+    def logical_and(self, o): return _fn.logical_and(self, o)
+    def logical_or(self, o): return _fn.logical_or(self, o)
+    def logical_xor(self, o): return _fn.logical_xor(self, o)
+
+    def _bool_only(self, o: Any, name: str) -> None:
+        if self._dtype != "bool" or (isinstance(o, Tensor) and o._dtype != "bool"):
+            raise TypeError(f"{name} is supported on bool tensors only (graphc has no bitwise integer ops)")
+
+    def __invert__(self):
+        self._bool_only(None, "~")
+        return _fn.logical_not(self)
+
+    def __and__(self, o):
+        self._bool_only(o, "&")
+        return _fn.logical_and(self, o)
+
+    def __or__(self, o):
+        self._bool_only(o, "|")
+        return _fn.logical_or(self, o)
+
+    def __xor__(self, o):
+        self._bool_only(o, "^")
+        return _fn.logical_xor(self, o)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None): return _api.sum(self, dim, keepdim, dtype=dtype)
+    def mean(self, dim=None, keepdim: bool = False, *, dtype=None): return _api.mean(self, dim, keepdim, dtype=dtype)
+    def prod(self, dim=None, keepdim: bool = False, *, dtype=None): return _api.prod(self, dim, keepdim, dtype=dtype)
     def amax(self, dim=None, keepdim: bool = False): return _fn.amax(self, dim, keepdim)
+    def amin(self, dim=None, keepdim: bool = False): return _api.amin(self, dim, keepdim)
+    def max(self, dim=None, keepdim: bool = False): return _api.max(self, dim, keepdim)
+    def min(self, dim=None, keepdim: bool = False): return _api.min(self, dim, keepdim)
+    def argmax(self, dim=None, keepdim: bool = False): return _api.argmax(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim: bool = False): return _api.argmin(self, dim, keepdim)
+    def all(self, dim=None, keepdim: bool = False): return _fn.all(self, dim, keepdim)
+    def any(self, dim=None, keepdim: bool = False): return _fn.any(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        return _api.var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        return _api.std(self, dim, unbiased, keepdim, correction=correction)
+
     def softmax(self, dim: int): return _fn.softmax(self, dim)
     def log_softmax(self, dim: int): return _fn.log_softmax(self, dim)
-
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        """Eager only: indices are not differentiable and have no place in a compiled graph yet."""
-        data = self._concrete("argmax()")
-        return Tensor._wrap(np.asarray(np.argmax(data, axis=dim, keepdims=keepdim if dim is not None else False)))
 
     # --- shapes ---------------------------------------------------------------------------
     def reshape(self, *shape): return _fn.reshape(self, _flat_sizes(shape))
     def view(self, *shape): return _fn.reshape(self, _flat_sizes(shape))
     def view_as(self, other): return _fn.reshape(self, other.shape)
+    def reshape_as(self, other): return _fn.reshape(self, other.shape)
     def expand(self, *shape): return _fn.expand(self, _flat_sizes(shape))
     def expand_as(self, other): return _fn.expand(self, other.shape)
-    def permute(self, *dims): return _fn.permute(self, _flat_sizes(dims))
-    def transpose(self, dim0: int, dim1: int): return _fn.transpose(self, dim0, dim1)
-
-    def t(self) -> "Tensor":
-        if self.ndim > 2:
-            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
-        return _fn.transpose(self, 0, 1) if self.ndim == 2 else self
+    def permute(self, *dims): return _api.permute(self, _flat_sizes(dims))
+    def transpose(self, dim0: int, dim1: int): return _api.transpose(self, dim0, dim1)
+    def t(self) -> "Tensor": return _api.t(self)
+    def repeat(self, *sizes): return _api.repeat(self, _flat_sizes(sizes))
+    def flip(self, *dims): return _api.flip(self, _flat_sizes(dims))
+    def flatten(self, start_dim: int = 0, end_dim: int = -1): return _api.flatten(self, start_dim, end_dim)
+    def unflatten(self, dim: int, sizes): return _api.unflatten(self, dim, sizes)
+    def unsqueeze(self, dim: int): return _api.unsqueeze(self, dim)
+    def squeeze(self, dim=None): return _api.squeeze(self, dim)
+    def narrow(self, dim: int, start: int, length: int): return _api.narrow(self, dim, start, length)
+    def split(self, split_size, dim: int = 0): return _api.split(self, split_size, dim)
+    def chunk(self, chunks: int, dim: int = 0): return _api.chunk(self, chunks, dim)
+    def unbind(self, dim: int = 0): return _api.unbind(self, dim)
 
     @property
     def T(self) -> "Tensor":
         return _fn.permute(self, tuple(reversed(range(self.ndim))))
 
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
-        if self.ndim == 0:
-            return _fn.reshape(self, (1,))
-        start, end = start_dim % self.ndim, end_dim % self.ndim
-        shape = self._shape[:start] + (-1,) + self._shape[end + 1:]
-        return _fn.reshape(self, shape)
-
-    def unsqueeze(self, dim: int) -> "Tensor":
-        dim = dim % (self.ndim + 1)
-        return _fn.reshape(self, self._shape[:dim] + (1,) + self._shape[dim:])
-
-    def squeeze(self, dim: int | None = None) -> "Tensor":
-        if dim is None:
-            return _fn.reshape(self, tuple(s for s in self._shape if s != 1))
-        dim = dim % max(self.ndim, 1)
-        if self.ndim == 0 or self._shape[dim] != 1:
-            return self
-        return _fn.reshape(self, self._shape[:dim] + self._shape[dim + 1:])
+    @property
+    def mT(self) -> "Tensor":
+        if self.ndim < 2:
+            raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")
+        return _fn.transpose(self, -2, -1)
 
     def __getitem__(self, index: Any) -> "Tensor":
-        """Eager indexing (batches of a data set, inspection). Traced graphs have no slicing op yet."""
-        data = self._concrete("indexing")
-        if isinstance(index, Tensor):
-            index = index._data
+        """Basic indexing (ints, slices, None, ...) is a strided slice, traced and differentiated;
+        tensors, lists and bools as indices (advanced indexing) work eagerly."""
+        basic = basic_index(index, self._shape)
+        if basic is not None:
+            return _fn.reshape(_fn.slice(self, basic.starts, basic.steps, basic.window), basic.shape)
+        data = self._concrete("advanced indexing (tensors, lists or bools as indices)")
+        index = _numpy_index(index)
         out = Tensor._wrap(c_contiguous(data[index]))
         if self.requires_grad and autograd.is_grad_enabled():
             shape, dtype = self._shape, self._dtype
@@ -393,7 +479,9 @@ class Tensor:
         return out
 
     def __iter__(self):
-        return (self[i] for i in range(len(self)))
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._shape[0]))
 
 
 def _format_data(data: np.ndarray) -> str:
@@ -410,6 +498,23 @@ def _format_data(data: np.ndarray) -> str:
     width = max(len(fmt.format(v)) if np.isfinite(v) else len(str(v)) for v in data.flat)
     return np.array2string(data, separator=", ", prefix="tensor(", max_line_width=80, formatter={
         "float_kind": lambda v: (fmt.format(v) if np.isfinite(v) else str(v)).rjust(width)})
+
+
+def _is_dtype(value: Any) -> bool:
+    try:
+        dtypes.canonical(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _numpy_index(index: Any) -> Any:
+    """An index with tensors replaced by their arrays (numpy then does advanced indexing)."""
+    if isinstance(index, tuple):
+        return tuple(_numpy_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index._concrete("indexing with a tensor")
+    return index
 
 
 def _unwrap(value: Any) -> Any:
@@ -473,3 +578,5 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 from .ops import functions as _fn  # noqa: E402  (op functions need Tensor defined first)
+from . import api as _api  # noqa: E402
+from .indexing import basic_index  # noqa: E402

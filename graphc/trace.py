@@ -131,6 +131,8 @@ def unflatten(spec: Any, values: Sequence[Any]) -> Any:
     kind, items = spec
     if kind is dict:
         return {k: unflatten(v, values) for k, v in items.items()}
+    if hasattr(kind, "_fields"):  # a named tuple, such as max's (values, indices)
+        return kind(*(unflatten(v, values) for v in items))
     return kind(unflatten(v, values) for v in items)
 
 

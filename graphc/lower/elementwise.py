@@ -122,6 +122,9 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "log1p": _math("log1p"),  # libm's log1pf / log1p
     "expm1": _math("expm1"),  # libm's expm1f / expm1
     "sqrt": _math("llvm.sqrt"),
+    "floor": _math("llvm.floor"),
+    "ceil": _math("llvm.ceil"),
+    "round": _math("llvm.roundeven"),
     "tanh": _float32_fast(tanh_f32, "tanh"),  # float64: libm tanh
     "sigmoid": _sigmoid,
     "erf": _math("erf"),  # libm's erff / erf (within an ulp), resolved by the JIT like tanh

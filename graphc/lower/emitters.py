@@ -15,10 +15,10 @@ from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
 from .linalg import emit_matmul, emit_one_hot
 from .random import emit_random_uniform
-from .reduce import REDUCTIONS, emit_reduce
-from .shape import emit_expand, emit_permute
 from .softmax import emit_row_softmax
 from .window import emit_window_gather, emit_window_scatter
+from .reduce import REDUCTIONS, emit_argmax, emit_reduce
+from .shape import emit_cat, emit_expand, emit_permute, emit_slice, emit_slice_scatter
 
 
 def _alias(k: Kernel) -> None:
@@ -40,6 +40,10 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     **{op: emit_reduce for op in REDUCTIONS},
     "permute": emit_permute,
     "expand": emit_expand,
+    "slice": emit_slice,
+    "slice_scatter": emit_slice_scatter,
+    "cat": emit_cat,
+    "argmax": emit_argmax,
     "matmul": emit_matmul,
     "matmul_epilogue": emit_matmul,  # the matmul kernel, its body applied before each store
     "one_hot": emit_one_hot,

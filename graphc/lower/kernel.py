@@ -132,10 +132,11 @@ def add(b: ir.IRBuilder, base: ir.Value, index: ir.Value, stride: int = 1) -> ir
     """base + index * stride in i64, folding the trivial cases so the IR stays readable."""
     if stride == 0:
         return base
-    term = index if stride == 1 else b.mul(index, i64(stride), flags=NOWRAP)
+    flags = NOWRAP if stride > 0 else ("nsw",)  # a negative step (flip) wraps as unsigned
+    term = index if stride == 1 else b.mul(index, i64(stride), flags=flags)
     if isinstance(base, ir.Constant) and base.constant == 0:
         return term
-    return b.add(base, term, flags=NOWRAP)
+    return b.add(base, term, flags=flags)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""sum and amax over any set of dims.
+"""sum, amax and prod over any set of dims; argmax along one.
 
 Two loop orders, chosen from the layout after merging adjacent dims:
 - the innermost input dim is reduced: per output element, an accumulator (a stack slot that
@@ -8,12 +8,13 @@ Two loop orders, chosen from the layout after merging adjacent dims:
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import llvmlite.ir as ir
 
-from .kernel import (I8, REASSOC, Kernel, collapse, contiguous_strides, declare, for_range, is_float,
-                     llvm_type, load, store, strided_loops)
+from .kernel import (I8, I64, REASSOC, Kernel, add, collapse, contiguous_strides, declare, for_range, i64,
+                     is_float, llvm_type, load, store, strided_loops)
 
 Combine = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
 
@@ -41,7 +42,13 @@ def _amax(ty: ir.Type) -> tuple[ir.Constant, Combine]:
     return lowest, lambda b, acc, x: b.select(b.icmp_signed(">", x, acc), x, acc)
 
 
-REDUCTIONS: dict[str, Callable[[ir.Type], tuple[ir.Constant, Combine]]] = {"sum": _sum, "amax": _amax}
+def _prod(ty: ir.Type) -> tuple[ir.Constant, Combine]:
+    if is_float(ty):
+        return ir.Constant(ty, 1.0), lambda b, acc, x: b.fmul(acc, x, flags=REASSOC)
+    return ir.Constant(ty, 1), lambda b, acc, x: b.mul(acc, x if x.type == ty else b.zext(x, ty))
+
+
+REDUCTIONS: dict[str, Callable[[ir.Type], tuple[ir.Constant, Combine]]] = {"sum": _sum, "amax": _amax, "prod": _prod}
 
 
 def emit_reduce(k: Kernel) -> None:
@@ -69,3 +76,28 @@ def emit_reduce(k: Kernel) -> None:
         with strided_loops(b, [sizes[d] for d in summed], [[in_s[d] for d in summed]], [base]) as (src,):
             b.store(combine(b, b.load(acc, typ=out_ty), load(b, k.ins[0], in_ty, src)), acc)
         store(b, b.load(acc, typ=out_ty), k.out, dst)
+
+
+def emit_argmax(k: Kernel) -> None:
+    """Per output element, a running (best, index) pair over the reduced dim; a later element
+    wins only when strictly larger, so ties keep the first index, and NaN wins once (as PyTorch)."""
+    b, node = k.builder, k.node
+    (a,) = k.operands
+    ty = llvm_type(a.dtype)
+    dim = node.attr("dim")
+    outer = math.prod(a.shape[:dim])
+    reduced = a.shape[dim] if a.shape else 1
+    inner = math.prod(a.shape[dim + 1:])
+    best, index = k.alloca(ty, "best"), k.alloca(I64, "index")
+    with strided_loops(b, [outer, inner], [[reduced * inner, 1], [inner, 1]]) as (base, dst):
+        b.store(load(b, k.ins[0], ty, base), best)
+        b.store(i64(0), index)
+        with for_range(b, reduced, "r") as r:
+            x, current = load(b, k.ins[0], ty, add(b, base, r, inner)), b.load(best, typ=ty)
+            if is_float(ty):
+                larger = b.and_(b.fcmp_unordered(">", x, current), b.fcmp_ordered("ord", current, current))
+            else:
+                larger = b.icmp_signed(">", x, current)
+            b.store(b.select(larger, x, current), best)
+            b.store(b.select(larger, r, b.load(index, typ=I64)), index)
+        store(b, b.load(index, typ=I64), k.out, dst)

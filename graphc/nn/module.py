@@ -473,7 +473,7 @@ class Module:
         return self
 
     def cuda(self, device: Any = None) -> "Module":
-        raise RuntimeError("graphc compiles for the CPU only: there is no CUDA device")
+        raise RuntimeError("graphc runs on the CPU only: there is no CUDA device")
 
     def type(self, dst_type: Any) -> "Module":
         """Cast every parameter and buffer, integer ones included, to `dst_type` (PyTorch's)."""

@@ -52,6 +52,8 @@ def is_symbolic(t: Any) -> bool:
 def _scalar_dtype(value: Any, like: str) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "bool" if like == "bool" else like
+    if isinstance(value, (int, np.integer)) and like == "bool":
+        return "int64"  # bool + 1 is int64, as in PyTorch
     if isinstance(value, (float, np.floating)) and like in ("bool", "int64"):
         return "float32"
     return like
@@ -64,7 +66,7 @@ def _operands(args: tuple, promote: bool) -> list:
     like = max((t.dtype for t in tensors), key=_RANK.__getitem__, default="float32")
     if promote:
         scalars = [a for a in args if not isinstance(a, Tensor)]
-        for s in scalars:  # a float scalar lifts an integer tensor to float32, nothing else promotes
+        for s in scalars:  # a float scalar lifts an integer tensor to float32, an int one a bool tensor to int64
             if _RANK.get(_scalar_dtype(s, like), 0) > _RANK[like]:
                 like = _scalar_dtype(s, like)
     out = []

@@ -66,6 +66,10 @@ _unary("log1p", np.log1p, lambda ins, out, g: (F.div(g, F.add(ins[0], 1.0)),))  
 _unary("expm1", np.expm1, lambda ins, out, g: (F.mul(g, F.add(out, 1.0)),))  # exp(x) - 1, exact near 0
 _unary("sqrt", np.sqrt, lambda ins, out, g: (F.div(g, F.mul(out, 2.0)),))
 _unary("tanh", np.tanh, lambda ins, out, g: (F.mul(g, F.sub(1.0, F.mul(out, out))),))
+# steps: the gradient is zero wherever it exists, as PyTorch's
+_unary("floor", np.floor, lambda ins, out, g: (F.mul(g, 0.0),))
+_unary("ceil", np.ceil, lambda ins, out, g: (F.mul(g, 0.0),))
+_unary("round", np.round, lambda ins, out, g: (F.mul(g, 0.0),), doc="half to even, as numpy and PyTorch")
 _unary("sigmoid", lambda x: (1.0 / (1.0 + np.exp(-x))).astype(x.dtype),
        lambda ins, out, g: (F.mul(g, F.mul(out, F.sub(1.0, out))),))
 # erf'(x) = 2/sqrt(pi) exp(-x^2); the reference is libm's erf (math.erf) element by element

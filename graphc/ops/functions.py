@@ -5,6 +5,7 @@ node on symbolic tensors. Composite functions (sum_to, softmax, ...) are written
 """
 from __future__ import annotations
 
+import builtins
 from typing import Any, Sequence
 
 from ..dtypes import get_default_dtype
@@ -23,7 +24,7 @@ add, sub, mul, pow, maximum = (_binary(n) for n in ("add", "sub", "mul", "pow", 
 
 def div(a: Any, b: Any):
     """True division: integer operands divide as the default float dtype, as in PyTorch."""
-    if all(getattr(x, "dtype", "float32") in ("int64", "bool") or isinstance(x, int) for x in (a, b)):
+    if builtins.all(getattr(x, "dtype", "float32") in ("int64", "bool") or isinstance(x, int) for x in (a, b)):
         a, b = (cast(x, get_default_dtype()) if hasattr(x, "dtype") else float(x) for x in (a, b))
     return apply("div", a, b, promote=True)
 
@@ -71,6 +72,9 @@ def tanh(a): return apply("tanh", a)
 def sigmoid(a): return apply("sigmoid", a)
 def erf(a): return apply("erf", a)
 def relu(a): return apply("relu", a)
+def floor(a): return apply("floor", a)
+def ceil(a): return apply("ceil", a)
+def round(a): return apply("round", a)  # noqa: A001
 
 
 def where(cond, a, b):
@@ -102,6 +106,10 @@ def amax(a, dims=None, keepdim: bool = False):
     return apply("amax", a, dims=normalize_dims(dims, a.ndim), keepdim=bool(keepdim))
 
 
+def prod(a, dims=None, keepdim: bool = False):
+    return apply("prod", a, dims=normalize_dims(dims, a.ndim), keepdim=bool(keepdim))
+
+
 def mean(a, dims=None, keepdim: bool = False):
     dims = normalize_dims(dims, a.ndim)
     count = 1
@@ -111,18 +119,20 @@ def mean(a, dims=None, keepdim: bool = False):
 
 
 def resolve_shape(shape: Sequence[int], size: int) -> tuple[int, ...]:
-    """Replace one -1 by what makes the element count match (PyTorch's view rule)."""
+    """Replace one -1 by what makes the element count match (PyTorch's view rule and errors)."""
     shape = tuple(int(s) for s in shape)
     if shape.count(-1) > 1:
-        raise ValueError("only one dimension can be inferred")
+        raise RuntimeError("only one dimension can be inferred")
+    known = 1
+    for s in shape:
+        if s != -1:
+            known *= s
     if -1 in shape:
-        known = 1
-        for s in shape:
-            if s != -1:
-                known *= s
         if known == 0 or size % known:
-            raise ValueError(f"shape '{list(shape)}' is invalid for input of size {size}")
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
         shape = tuple(size // known if s == -1 else s for s in shape)
+    elif known != size:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
     return shape
 
 
@@ -147,6 +157,34 @@ def expand(a, shape: Sequence[int]):
     lead = len(shape) - a.ndim
     shape = tuple(a.shape[i - lead] if s == -1 else int(s) for i, s in enumerate(shape))
     return a if tuple(a.shape) == shape else apply("expand", a, shape=shape)
+
+
+def slice(a, starts: Sequence[int], steps: Sequence[int], shape: Sequence[int]):  # noqa: A001
+    """The strided window of `shape` at `starts`, `steps` apart (a copy; negative steps flip)."""
+    starts, steps, shape = (tuple(int(v) for v in x) for x in (starts, steps, shape))
+    if shape == tuple(a.shape) and builtins.all(s > 0 for s in steps):
+        return a
+    return apply("slice", a, starts=starts, steps=steps, shape=shape)
+
+
+def slice_scatter(g, starts: Sequence[int], steps: Sequence[int], shape: Sequence[int]):
+    """Zeros of `shape` holding `g` in the window that `slice` reads."""
+    starts, steps, shape = (tuple(int(v) for v in x) for x in (starts, steps, shape))
+    if shape == tuple(g.shape) and builtins.all(s > 0 for s in steps):
+        return g
+    return apply("slice_scatter", g, starts=starts, steps=steps, shape=shape)
+
+
+def cat(tensors: Sequence[Any], dim: int = 0):
+    """Tensors joined along `dim`, promoted to one dtype first (as torch.cat)."""
+    from .dispatch import _RANK
+    like = builtins.max((t.dtype for t in tensors), key=_RANK.__getitem__)
+    tensors = [cast(t, like) for t in tensors]
+    return tensors[0] if len(tensors) == 1 else apply("cat", *tensors, dim=int(dim))
+
+
+def argmax(a, dim: int, keepdim: bool = False):
+    return apply("argmax", a, dim=int(dim), keepdim=bool(keepdim))
 
 
 def sum_to(g, shape: Sequence[int]):
@@ -204,3 +242,49 @@ def log_softmax(a, dim: int):
 
 def detach(a):
     return a.detach()
+
+
+def square(a): return mul(a, a)
+def reciprocal(a): return div(1.0, a)
+def rsqrt(a): return div(1.0, sqrt(a))
+
+
+def sign(a):
+    """-1, 0 or 1 (NaN stays NaN); its gradient is zero, as PyTorch's."""
+    if a.dtype == "bool":
+        return a
+    zero = mul(a, 0)  # 0 with a's dtype, NaN where a is NaN, and a zero gradient
+    return where(gt(a, 0), add(zero, 1), where(lt(a, 0), sub(zero, 1), zero))
+
+
+def to_bool(a):
+    return cast(a, "bool")
+
+
+def logical_not(a): return eq(to_bool(a), False)
+def logical_and(a, b): return where(to_bool(a), to_bool(b), False)
+def logical_or(a, b): return where(to_bool(a), True, to_bool(b))
+def logical_xor(a, b): return ne(to_bool(a), to_bool(b))
+
+
+def any(a, dims=None, keepdim: bool = False):  # noqa: A001
+    """True where some element along dims is nonzero: the max of a bool tensor."""
+    return amax(to_bool(a), dims, keepdim)
+
+
+def all(a, dims=None, keepdim: bool = False):  # noqa: A001
+    return logical_not(any(logical_not(a), dims, keepdim))
+
+
+def var(a, dims=None, correction: float = 1, keepdim: bool = False):
+    """Sum of squared deviations over (N - correction), N the number of reduced elements."""
+    dims = normalize_dims(dims, a.ndim)
+    count = 1
+    for d in dims:
+        count *= a.shape[d]
+    deviation = sub(a, mean(a, dims, keepdim=True))
+    return div(sum(square(deviation), dims, keepdim), float(count - correction) if count > correction else 0.0)
+
+
+def torch_type_name(dtype: str) -> str:
+    return {"bool": "Bool", "int64": "Long", "float32": "Float", "float64": "Double"}[str(dtype)]

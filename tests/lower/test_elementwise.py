@@ -21,7 +21,8 @@ def with_ties(shape, dtype):
 def cases(op, dtype):
     s = (3, 17)
     unary = {"neg": (-3, 3), "exp": (-10, 10), "log": (0.01, 100), "sqrt": (0, 100), "tanh": (-6, 6),
-             "sigmoid": (-20, 20), "relu": (-3, 3), "erf": (-5, 5), "log1p": (-0.9, 100), "expm1": (-10, 10)}
+             "sigmoid": (-20, 20), "relu": (-3, 3), "erf": (-5, 5), "log1p": (-0.9, 100), "expm1": (-10, 10),
+             "floor": (-3, 3), "ceil": (-3, 3), "round": (-3, 3)}
     if op in unary:
         return [values(s, dtype, *unary[op])], {}
     if op in ("add", "sub", "mul", "div", "maximum"):
@@ -35,7 +36,7 @@ def cases(op, dtype):
     if op == "cast":
         target = {"float32": "float64", "float64": "float32", "int64": "float32", "bool": "float64"}[dtype]
         return [with_ties(s, dtype)], {"dtype": target}
-    if op in ("sum", "amax"):
+    if op in ("sum", "amax", "prod"):
         return [values((4, 5, 6), dtype)], {"dims": (1,), "keepdim": False}
     if op in ("softmax", "log_softmax"):  # along a strided dim; a row of -inf and a NaN included
         x = values((4, 5, 6), dtype, -20, 20)
@@ -66,6 +67,14 @@ def cases(op, dtype):
         return [values((2, 6), dtype)], {"shape": (3, 4)} if op == "reshape" else {}
     if op == "permute":
         return [values((2, 3, 4), dtype)], {"dims": (2, 0, 1)}
+    if op == "slice":
+        return [values((5, 6, 7), dtype)], {"starts": (1, 0, 2), "steps": (2, 1, 3), "shape": (2, 6, 2)}
+    if op == "slice_scatter":
+        return [values((2, 6, 2), dtype)], {"starts": (1, 0, 2), "steps": (2, 1, 3), "shape": (5, 6, 7)}
+    if op == "cat":
+        return [values((2, 3, 4), dtype), values((2, 1, 4), dtype), values((2, 5, 4), dtype)], {"dim": 1}
+    if op == "argmax":
+        return [with_ties((4, 5, 6), dtype)], {"dim": 1, "keepdim": False}
     if op == "expand":
         return [values((3, 1), dtype)], {"shape": (2, 3, 4)}
     if op == "fused":  # sigmoid(a * b + c) > 0.5 ? exp(a) : c, with b broadcast
@@ -87,7 +96,9 @@ DTYPES = {"check_index": ("int64",), "gather_rows": ("float32", "float64", "int6
           "add": ("float32", "float64", "int64"), "mul": ("float32", "float64", "int64"),
           "maximum": ("float32", "float64", "int64"), "neg": ("float32", "float64", "int64"),
           "cast": ("float32", "float64", "int64", "bool"), "relu": ("float32", "float64", "int64"),
-          "sum": ("float32", "float64", "int64", "bool"), "amax": ("float32", "float64", "int64")}
+          "sum": ("float32", "float64", "int64", "bool"), "amax": ("float32", "float64", "int64"), "prod": ("float32", "float64", "int64", "bool"),
+          "slice": ("float32", "int64", "bool"), "slice_scatter": ("float32", "float64", "int64", "bool"),
+          "cat": ("float32", "int64", "bool"), "argmax": ("float32", "float64", "int64")}
 
 
 @pytest.mark.parametrize("op,dtype", [(op, d) for op in sorted(OPS) for d in DTYPES.get(op, ("float32", "float64"))])

@@ -43,3 +43,21 @@ def test_long_float32_sum_is_accurate():
     x = np.random.default_rng(3).uniform(0, 1, (2, 100_000)).astype(np.float32)
     native, expected = run_op("sum", [x], dims=(1,), keepdim=False)
     np.testing.assert_allclose(native, x.astype(np.float64).sum(1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_argmax_keeps_the_first_of_ties_and_of_nans(dim, keepdim, dtype):
+    x = np.random.default_rng(3).integers(-2, 3, (4, 5, 6)).astype(dtype)
+    if dtype != "int64":
+        x[1, 2, :3] = x[0, :2, 4] = x[2, 3, 3] = np.nan
+    native, expected = run_op("argmax", [x], dim=dim, keepdim=keepdim)
+    np.testing.assert_array_equal(native, expected)
+
+
+def test_bool_any_is_amax():
+    x = np.random.default_rng(4).random((3, 4, 5)) > 0.8
+    native, expected = run_op("amax", [x], dims=(0, 2), keepdim=False)
+    np.testing.assert_array_equal(native, expected)
+    np.testing.assert_array_equal(native, x.any(axis=(0, 2)))

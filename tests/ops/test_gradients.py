@@ -44,6 +44,7 @@ CASES = {
     "cast": (lambda a: F.cast(F.cast(a, "float32"), "float64"), [signed(3)]),
     "sum": (lambda a: F.sum(a, (0, 2), keepdim=False), [signed(2, 3, 4)]),
     "amax": (lambda a: F.amax(a, 1, keepdim=True), [signed(3, 5)]),
+    "prod": (lambda a: F.prod(a, (0, 2)), [signed(2, 3, 4)]),
     "reshape": (lambda a: F.reshape(a, (4, 3)), [signed(2, 6)]),
     "permute": (lambda a: F.permute(a, (2, 0, 1)), [signed(2, 3, 4)]),
     "expand": (lambda a: F.expand(a, (2, 3, 4)), [signed(3, 1)]),
@@ -60,6 +61,12 @@ CASES = {
     # repeated indices: the scatter adds both rows' gradients
     "gather_rows": (lambda t: F.gather_rows(t, graphc.tensor([[3, 0], [3, 1]])), [signed(4, 2, 3)]),
     "scatter_add_rows": (lambda v: F.scatter_add_rows(v, graphc.tensor([2, 0, 2]), 4), [signed(3, 2)]),
+    "floor": (F.floor, [signed(2, 3) + 0.5]),  # away from the steps, where the derivative is 0
+    "ceil": (F.ceil, [signed(2, 3) + 0.5]),
+    "round": (F.round, [signed(2, 3) + 0.25]),
+    "slice": (lambda a: F.slice(a, (1, 2, 1), (2, -1, 2), (2, 3, 2)), [signed(5, 3, 4)]),
+    "slice_scatter": (lambda g: F.slice_scatter(g, (1, 2), (2, 1), (5, 4)), [signed(2, 2)]),
+    "cat": (lambda a, b, c: F.cat([a, b, c], 1), [signed(2, 3), signed(2, 1), signed(2, 2)]),
 }
 MATMUL_VARIANTS = [
     (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),

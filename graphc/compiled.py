@@ -78,6 +78,13 @@ def _hashable(value: Any) -> Any:
 
 
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
+_TRAINING = operator.attrgetter("training")
+
+
+def training_modes(modules: Sequence[Any]) -> tuple[bool, ...]:
+    """The train/eval mode of every module: a layer switched alone (`model.bn.eval()`, say) picks
+    another program too, since BatchNorm and Dropout trace differently in each mode."""
+    return tuple(map(_TRAINING, modules))
 
 
 class CompiledModule:
@@ -93,6 +100,7 @@ class CompiledModule:
         """The model's parameters, walked again only after a parameter was replaced (rebinds())."""
         object.__setattr__(self, "_params", list(self._model.named_parameters()))
         object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
+        object.__setattr__(self, "_module_list", list(self._model.modules()))
         object.__setattr__(self, "_params_at", rebinds())
 
     def __call__(self, *inputs: Any) -> Any:
@@ -102,7 +110,7 @@ class CompiledModule:
         trainable = tuple(map(_REQUIRES_GRAD, self._param_tensors))  # C-level: a call costs the same at any size
         needs_grad = autograd.is_grad_enabled() and (any(trainable) or any(
             getattr(x, "requires_grad", False) for x in inputs))
-        key = (*_signature(inputs), model.training, needs_grad, trainable if needs_grad else ())
+        key = (*_signature(inputs), training_modes(self._module_list), needs_grad, trainable if needs_grad else ())
         return self._cache.get(key, lambda: self._build(inputs, needs_grad))(inputs)
 
     def _part_names(self, key: tuple) -> list[str]:

@@ -139,7 +139,7 @@ def test_forward_hooks_run_while_tracing():
     np.testing.assert_allclose(graphc.trace(model, x)(x).numpy(), model(x).detach().numpy(), rtol=1e-6)
 
 
-def test_in_place_updates_in_forward_raise_a_clear_trace_error():
+def test_in_place_writes_into_buffers_become_graph_updates():
     class Running(nn.Module):
         def __init__(self):
             super().__init__()
@@ -147,7 +147,27 @@ def test_in_place_updates_in_forward_raise_a_clear_trace_error():
 
         def forward(self, x):
             self.mean.copy_(x.mean(0))
+            return x + self.mean  # reads the value just written
+
+    model, x = Running(), graphc.randn(2, 3)
+    program = graphc.trace(model, x)
+    ((value, target),) = program.graph.updates
+    assert program.graph.nodes[target].attr("name") == "mean" and not model.mean.numpy().any()  # tracing writes nothing
+    np.testing.assert_allclose(program(x).numpy(), (x + x.mean(0)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model.mean.numpy(), x.mean(0).numpy(), rtol=1e-6)  # the reference run updates it
+
+
+def test_in_place_writes_into_other_tensors_raise_a_clear_trace_error():
+    class Writes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(graphc.zeros(3))
+
+        def forward(self, x):
+            self.w.copy_(x.mean(0))
             return x
 
-    with pytest.raises(graphc.TraceError, match=r"'<root>' \(Running\).*in-place updates"):
-        graphc.trace(Running(), graphc.randn(2, 3))
+    with pytest.raises(graphc.TraceError, match=r"'<root>' \(Writes\).*must write a module buffer.*not a parameter"):
+        graphc.trace(Writes(), graphc.randn(2, 3))
+    with pytest.raises(graphc.TraceError, match=r"not an intermediate value"):
+        graphc.trace(lambda x: (x * 2).copy_(x), graphc.randn(2, 3))

@@ -265,3 +265,21 @@ def test_gradients_match_finite_differences(f, shapes):
     for k, t in enumerate(tensors):
         np.testing.assert_allclose(t.grad.numpy(), central_differences(f, arrays, k, weights),
                                    rtol=1e-5, atol=1e-7, err_msg=f"input {k}")
+
+
+def test_a_buffer_the_backward_reads_is_read_as_it_was_before_the_forward_wrote_it():
+    class Scaled(gnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("s", graphc.tensor([1.0, 2.0, 3.0]))
+
+        def forward(self, x):
+            y = x * self.s
+            self.s.copy_(self.s * 2)
+            return y
+
+    layer = graphc.compile(Scaled())  # (eager autograd keeps no versions: torch would raise there)
+    x = graphc.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    layer(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[1, 2, 3]] * 2)
+    np.testing.assert_array_equal(layer.s.numpy(), [2, 4, 6])

@@ -6,9 +6,10 @@
 parameters and buffers only. Where y is a matmul's output (plus a bias), possibly moved by
 reshapes and permutes that keep the channel axis whole (channels-last -> channels-first, as a
 convolution lowered to a matmul does), and the channel axis is the matmul's output-column axis,
-the scale goes into the weights and everything else into one bias on the matmul; the reshapes and
-permutes follow. The new weights and bias read parameters, buffers and constants only, so a
-prepare step can hoist them out of the per-call program. Values are equal up to rounding (the
+the scale goes into the weights and everything else (the layer's bias, added before or after the
+moves, and the shift) into one bias on the matmul; the reshapes and permutes follow. The new
+weights and bias read parameters, buffers and constants only, so a prepare step can hoist them
+out of the per-call program. Values are equal up to rounding (the
 products are taken in another order). Nodes left unused are for dead_code.
 """
 from __future__ import annotations
@@ -64,57 +65,55 @@ class Fold:
 
     matmul: Node
     bias: Node | None
-    moves: tuple[Node, ...]  # reshapes and permutes from the matmul (or its bias add) to the scale
+    moves: tuple[Node, ...]  # the reshapes and permutes from the matmul to the scale, in order
     scale: Node
     shift: Node
     product: Node  # the BatchNorm's multiply: its provenance goes to the scaled weights
 
 
-def _other(node: Node, graph: Graph, fixed: set[int], op: str) -> tuple[Node, Node] | None:
-    """(the operand of op `op` that is computed per call, the parameter-only operand) of a binary node."""
+def _split(node: Node, graph: Graph, fixed: set[int]) -> tuple[Node, Node] | None:
+    """(the operand computed per call, the parameter-only operand) of a binary node, or None."""
     a, b = (graph.nodes[i] for i in node.inputs)
     for value, const in ((a, b), (b, a)):
-        if value.op == op and const.id in fixed and value.id not in fixed:
+        if const.id in fixed and value.id not in fixed and value.shape == node.shape:
             return value, const
     return None
 
 
 def match(graph: Graph, node: Node, users: dict[int, list[int]], fixed: set[int]) -> Fold | None:
-    """add(mul(moves(matmul [+ bias]), scale), shift) with every inner value used once, per-channel
-    parameter-only scale, shift and bias, and the channel axis the matmul's columns."""
-    if node.op != "add" or not node.dtype.startswith("float"):
+    """add(mul(chain(matmul), scale), shift): `chain` is reshapes and permutes that keep the channel
+    axis whole and at most one bias add (before or after them); scale, shift and bias per channel
+    and parameter-only; every inner value used once; the channel axis the matmul's columns."""
+    split = _split(node, graph, fixed) if node.op == "add" and node.dtype.startswith("float") else None
+    if split is None or split[0].op != "mul" or users[split[0].id] != [node.id]:
         return None
-    found = _other(node, graph, fixed, "mul")
-    if found is None:
+    (product, shift), consumer = split, split[0]
+    split = _split(product, graph, fixed)
+    if split is None:
         return None
-    product, shift = found
-    a, b = (graph.nodes[i] for i in product.inputs)
-    value, scale = (a, b) if b.id in fixed else (b, a)
-    if value.id in fixed or scale.id not in fixed or product.shape != node.shape or users[product.id] != [node.id]:
-        return None
+    value, scale = split
     axes = {channel_axis(scale, node.shape), channel_axis(shift, node.shape)} - {-1}
     if None in axes or len(axes) > 1:
         return None
     axis = axes.pop() if axes else len(node.shape) - 1
-    moves: list[Node] = []
-    while value.op in ("reshape", "permute") and users[value.id] == [(moves[-1] if moves else product).id]:
-        axis = axis_before(value, axis, graph.nodes[value.inputs[0]])
-        if axis is None:
-            return None
-        moves.append(value)
-        value = graph.nodes[value.inputs[0]]
-    bias = None
-    if value.op == "add" and users[value.id] == [(moves[-1] if moves else product).id]:
-        found = _other(value, graph, fixed, "matmul")
-        if found is None or found[0].shape != value.shape:
-            return None
-        (value, bias), user = found, value.id
-        if channel_axis(bias, value.shape) not in (-1, len(value.shape) - 1) or bias.dtype != value.dtype:
-            return None
-    else:
-        user = (moves[-1] if moves else product).id
-    if (value.op != "matmul" or users[value.id] != [user] or value.inputs[1] not in fixed
-            or axis != len(value.shape) - 1 or {scale.dtype, shift.dtype} != {value.dtype}):
+    moves, bias = [], None
+    while users[value.id] == [consumer.id]:
+        if value.op in ("reshape", "permute"):
+            axis = axis_before(value, axis, graph.nodes[value.inputs[0]])
+            if axis is None:
+                return None
+            moves.append(value)
+            consumer, value = value, graph.nodes[value.inputs[0]]
+        elif value.op == "add" and bias is None and _split(value, graph, fixed) is not None:
+            inner, bias = _split(value, graph, fixed)
+            if channel_axis(bias, value.shape) not in (-1, axis):
+                return None
+            consumer, value = value, inner
+        else:
+            break
+    dtypes = {scale.dtype, shift.dtype} | ({bias.dtype} if bias is not None else set())
+    if (value.op != "matmul" or users[value.id] != [consumer.id] or value.inputs[1] not in fixed
+            or axis != len(value.shape) - 1 or dtypes != {value.dtype}):
         return None
     return Fold(value, bias, tuple(reversed(moves)), scale, shift, product)
 
@@ -128,7 +127,9 @@ def _emit(builder: GraphBuilder, like: Node, op: str, inputs: Sequence[int], **a
 def _vector(builder: GraphBuilder, like: Node, value: int, channels: int) -> int:
     """A per-channel value as shape (C,), or () when it is uniform."""
     node = builder.nodes[value]
-    shape = (channels,) if node.size == channels else ()
+    while node.op == "reshape":  # BatchNorm's [C, 1, 1] of a [C] vector: reshape the vector
+        node = builder.nodes[node.inputs[0]]
+    value, shape = node.id, (channels,) if node.size == channels else ()
     return value if node.shape == shape else _emit(builder, like, "reshape", [value], shape=shape)
 
 

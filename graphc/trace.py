@@ -18,8 +18,9 @@ import numpy as np
 from .errors import TraceError
 from .ir import Graph, GraphBuilder, Role, interpret
 from .ir.node import provenance
+from .ops import functions as fn
 from .ops.dispatch import recording
-from .ops.registry import TensorType
+from .ops.registry import ShapeError, TensorType
 from .tensor import Tensor, as_tensor, rebinds
 from .tree import ModuleTree
 
@@ -91,13 +92,12 @@ class Tracer:
             raise self.fail(TraceError(
                 f"in-place updates in a traced forward must write a module buffer (register_buffer), "
                 f"not {what}; return the new value from forward instead"))
-        from .ops import functions as fn
         new = fn.cast(value if isinstance(value, Tensor) else as_tensor(np.asarray(value, target._dtype)),
                       target._dtype)
         if tuple(new.shape) != tuple(target.shape):
             try:
                 new = fn.expand(new, tuple(target.shape))
-            except Exception as error:
+            except ShapeError as error:
                 raise self.fail(TraceError(f"copy_: cannot broadcast a value of shape {list(new.shape)} "
                                            f"to the buffer's shape {list(target.shape)}")) from error
         if id(target) not in self.written:

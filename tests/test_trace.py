@@ -171,3 +171,33 @@ def test_in_place_writes_into_other_tensors_raise_a_clear_trace_error():
         graphc.trace(Writes(), graphc.randn(2, 3))
     with pytest.raises(graphc.TraceError, match=r"not an intermediate value"):
         graphc.trace(lambda x: (x * 2).copy_(x), graphc.randn(2, 3))
+
+
+def test_a_buffer_filled_while_tracing_is_filled_by_the_graph_only():
+    class Fills(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("b", graphc.ones(3))
+
+        def forward(self, x):
+            self.b.fill_(2.0)
+            return x * self.b
+
+    model, x = Fills(), graphc.randn(2, 3)
+    program = graphc.trace(model, x)
+    assert len(program.graph.updates) == 1 and model.b.numpy().tolist() == [1, 1, 1]
+    np.testing.assert_allclose(program(x).numpy(), x.numpy() * 2, rtol=1e-6)
+    assert model.b.numpy().tolist() == [2, 2, 2]
+
+
+def test_a_write_of_another_shape_into_a_buffer_raises_a_trace_error():
+    class Copies(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("b", graphc.ones(3))
+
+        def forward(self, x):
+            return self.b.copy_(x)
+
+    with pytest.raises(graphc.TraceError, match=r"cannot broadcast a value of shape \[2, 3\] to the buffer's shape \[3\]"):
+        graphc.trace(Copies(), graphc.randn(2, 3))

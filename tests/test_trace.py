@@ -201,3 +201,23 @@ def test_a_write_of_another_shape_into_a_buffer_raises_a_trace_error():
 
     with pytest.raises(graphc.TraceError, match=r"cannot broadcast a value of shape \[2, 3\] to the buffer's shape \[3\]"):
         graphc.trace(Copies(), graphc.randn(2, 3))
+
+
+def test_assigning_a_buffer_in_a_traced_forward_is_a_graph_update():
+    class Assigns(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", graphc.zeros(3))
+
+        def forward(self, x):
+            self.mean = self.mean * 0.9 + x.mean(0) * 0.1
+            return x - self.mean
+
+    eager, compiled = Assigns(), Assigns()
+    fast = graphc.compile(compiled)
+    buffer = compiled.mean
+    for _ in range(2):
+        x = graphc.randn(4, 3)
+        np.testing.assert_allclose(fast(x).numpy(), eager(x).numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(compiled.mean.numpy(), eager.mean.numpy(), rtol=1e-6, atol=1e-7)
+    assert compiled.mean is buffer  # written in place: the model still holds a real tensor

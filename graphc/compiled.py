@@ -69,6 +69,13 @@ def backward_feeds(forward: Graph, backward: BackwardGraph) -> BackwardFeeds:
 
 
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
+_TRAINING = operator.attrgetter("training")
+
+
+def training_modes(modules: Sequence[Any]) -> tuple[bool, ...]:
+    """The train/eval mode of every module: a layer switched alone (`model.bn.eval()`, say) picks
+    another program too, since BatchNorm and Dropout trace differently in each mode."""
+    return tuple(map(_TRAINING, modules))
 
 
 class CompiledModule:
@@ -85,6 +92,7 @@ class CompiledModule:
         """The model's parameters, walked again only after a parameter was replaced (rebinds())."""
         object.__setattr__(self, "_params", list(self._model.named_parameters()))
         object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
+        object.__setattr__(self, "_module_list", list(self._model.modules()))
         object.__setattr__(self, "_params_at", rebinds())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -98,7 +106,7 @@ class CompiledModule:
         if self._hooks_at != hooks_version():
             object.__setattr__(self, "_hooks", HooksSignature.of(model))
             object.__setattr__(self, "_hooks_at", hooks_version())
-        key = (keywords, *signature(inputs), model.training, needs_grad, trainable if needs_grad else (), self._hooks)
+        key = (keywords, *signature(inputs), training_modes(self._module_list), needs_grad, trainable if needs_grad else (), self._hooks)
         return self._cache.get(key, lambda: self._build(args, kwargs, needs_grad))(inputs)
 
     def _part_names(self, key: tuple) -> list[str | None]:

@@ -15,7 +15,7 @@ from . import autograd
 from . import tensor as _tensor  # partially initialised here: read at call time only
 from .errors import TraceError
 from .indexing import BasicIndex, basic_index
-from .ops import functions as _fn
+from .ops import dispatch as _dispatch, functions as _fn
 
 _KIND_RANK = {"bool": 0, "int64": 1, "float32": 2, "float64": 2}  # what an in-place result may be cast down from
 
@@ -30,7 +30,12 @@ class InPlace:
         (so `out += identity` records an add); eager, the array is written in place so that every
         holder of it (`param.data`, compiled runners) sees the change. Under autograd the result's
         gradient function takes over and the array is replaced instead, so values saved for
-        earlier gradients keep what they saved."""
+        earlier gradients keep what they saved. Traced, a write into a parameter or buffer of the
+        traced module is the tracer's to record (a buffer update in the graph, trace.Tracer.write)."""
+        recorder = _dispatch.active_recorder()
+        if recorder is not None and self._node is None and recorder.tracks(self):
+            recorder.write(self, compute(self))
+            return self
         tracking = autograd.is_grad_enabled() and self._node is None
         if tracking and self.requires_grad and self._grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
@@ -64,6 +69,10 @@ class InPlace:
         return self
 
     def copy_(self, src: Any) -> Any:
+        recorder = _dispatch.active_recorder()
+        if recorder is not None and self._node is None and recorder.tracks(self):
+            recorder.write(self, src)  # the tracer broadcasts and checks the value itself
+            return self
         src = _tensor.as_tensor(src)
         return self._update(lambda x: _fn.expand(_fn.cast(src, self.dtype), self._shape), "copy_")
 

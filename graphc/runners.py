@@ -90,13 +90,19 @@ class DifferentiableRunner:
         _vouch_for_parameters(self.program, self.forward, {j: j for j in range(len(self.forward.inputs))})
         _vouch_for_parameters(self.program, self.backward,
                               {i: j for i, (kind, j) in enumerate(self.feeds.sources) if kind == "input"})
+        # buffers the forward writes in place (running statistics) that the backward reads: it
+        # must read them as they were before the call, so those are copied first
+        self._stale = sorted({j for kind, j in self.feeds.sources if kind == "input"} & self.forward.artifact.updated)
 
     def __call__(self, inputs: tuple) -> Any:
         user = self.program.user_tensors(*inputs)
         arrays = self.program.call_arrays(user)
+        kept = [(j, arrays[j].copy()) for j in self._stale]
         results = self.forward.run(arrays, rebinds())
         if self.forward.updates_inputs:
             _Writes.bump()
+        for j, array in kept:
+            arrays[j] = array
         bound = self.program._binding()
         sources = [user[b] if b.__class__ is int else b for b in map(bound.__getitem__, self.feeds.grad_of)]
         outputs = [Tensor._wrap(o) for o in results[:self.n_outputs]]

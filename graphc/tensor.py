@@ -229,10 +229,10 @@ class Tensor(InPlace):
 
     # --- in-place helpers used by init, optimizers and state_dict ------------------------
     def _set(self, value: Any) -> "Tensor":
-        if getattr(value, "_node", None) is not None:
-            raise value._recorder.fail(TraceError(
-                "in-place updates of tensors (such as a buffer's running statistics) cannot be traced "
-                "yet; return the new value from forward instead"))
+        recorder = _dispatch.active_recorder()
+        if recorder is not None and (_dispatch.is_symbolic(value) or recorder.tracks(self)):
+            recorder.write(self, value)  # while tracing: a buffer update in the graph (trace.Tracer.write)
+            return self
         np.copyto(self._concrete("an in-place update"), np.asarray(_unwrap(value), dtype=self._dtype))
         _Writes.bump()
         return self
@@ -577,6 +577,6 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return _fn.matmul(a, b)
 
 
-from .ops import functions as _fn  # noqa: E402  (op functions need Tensor defined first)
+from .ops import dispatch as _dispatch, functions as _fn  # noqa: E402  (op functions need Tensor defined first)
 from . import api as _api  # noqa: E402
 from .indexing import basic_index  # noqa: E402

@@ -18,8 +18,9 @@ import numpy as np
 from .errors import TraceError
 from .ir import Graph, GraphBuilder, Role, interpret
 from .ir.node import provenance
+from .ops import functions as fn
 from .ops.dispatch import recording
-from .ops.registry import TensorType
+from .ops.registry import ShapeError, TensorType
 from .random import draw_keys
 from .tensor import Tensor, as_tensor, rebinds
 from .tree import ModuleTree
@@ -45,6 +46,8 @@ class Tracer:
         self.bindings: dict[int, int] = {}
         self.lazy: dict[int, tuple[str, str, Tensor]] = {}
         self.used: dict[str, Tensor] = {}
+        self.writes: dict[int, int] = {}  # input id of a buffer -> the value forward wrote into it last
+        self.written: dict[int, int] = {}  # id of a written buffer -> its input id
         self.module_names: dict[int, str] = {}
         self.scope: list[tuple[str, str]] = [("", type(root).__name__ if root is not None else "")]
         self.provenance: tuple[str, str, str] | None = None  # forced (path, type, source) for autodiff
@@ -75,6 +78,33 @@ class Tracer:
     def record(self, op: str, inputs: tuple[int, ...], attrs: dict, result: TensorType) -> Tensor:
         node = self.builder.add(op, inputs, attrs, result.shape, result.dtype, **self._where())
         return Tensor._symbolic(self, node, result.shape, result.dtype)
+
+    def tracks(self, t: Tensor) -> bool:
+        """Whether an in-place write into `t` belongs in the graph: `t` is symbolic, or a
+        parameter or buffer of the traced module (other concrete tensors are written eagerly)."""
+        return t._node is not None or self.lazy.get(id(t), ("", "constant"))[1] in ("param", "buffer")
+
+    def write(self, target: Tensor, value: Any) -> None:
+        """`target.copy_(value)` while tracing: a buffer written in forward (running statistics)
+        becomes a graph update, and later reads of `target` in this trace see the new value."""
+        kind = self.lazy.get(id(target), ("", "", None))[1]
+        if target._node is not None or kind != "buffer":
+            what = "a parameter" if kind == "param" else "an intermediate value" if target._node is not None else \
+                "a tensor that is not a buffer of the traced module"
+            raise self.fail(TraceError(
+                f"in-place updates in a traced forward must write a module buffer (register_buffer), "
+                f"not {what}; return the new value from forward instead"))
+        new = fn.cast(value if isinstance(value, Tensor) else as_tensor(np.asarray(value, target._dtype)),
+                      target._dtype)
+        if tuple(new.shape) != tuple(target.shape):
+            try:
+                new = fn.expand(new, tuple(target.shape))
+            except ShapeError as error:
+                raise self.fail(TraceError(f"copy_: cannot broadcast a value of shape {list(new.shape)} "
+                                           f"to the buffer's shape {list(target.shape)}")) from error
+        if id(target) not in self.written:
+            self.written[id(target)] = self.value_of(target)
+        self.writes[self.written[id(target)]] = self.bindings[id(target)] = self.value_of(new)
 
     def fail(self, error: Exception) -> Exception:
         where = self._where()
@@ -304,8 +334,9 @@ def trace(model: Any, *example_inputs: Any, root: Any = None, kwargs: Mapping[st
     outputs_flat: list[Tensor] = []
     spec = _flatten(result, outputs_flat)
     outputs = [tracer.value_of(t) for t in outputs_flat]
+    updates = [(value, target) for target, value in tracer.writes.items()]
     graph = tracer.builder.finish(outputs, [f"out{i}" if len(outputs_flat) > 1 else "out"
-                                            for i in range(len(outputs_flat))])
+                                            for i in range(len(outputs_flat))], updates)
     tree = ModuleTree.of(root) if is_module else None
     static = tuple(x for x in flat if _is_static(x))
     return Program(tree, graph, dict(tracer.used), tuple(tensor_names), spec, static, root if is_module else None,

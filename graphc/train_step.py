@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .autodiff import backprop
+from .compiled import training_modes
 from .ir import GraphBuilder
 from .ops.dispatch import recording
 from .runners import Trained, TrainStepRunner
@@ -51,7 +52,9 @@ class TrainStep:
         (the parameter list is walked again only when a parameter was replaced)."""
         if self._params_at != rebinds():
             self._params, self._params_at = list(self.model.parameters()), rebinds()
-        return (tuple(tuple(bool(g.get(k)) for k in _SWITCHES) for g in self.optimizer.param_groups),
+            self._module_list = list(self.model.modules())
+        return (training_modes(self._module_list),
+                tuple(tuple(bool(g.get(k)) for k in _SWITCHES) for g in self.optimizer.param_groups),
                 tuple(map(_REQUIRES_GRAD, self._params)), self.optimizer.state_names)
 
     def __call__(self, *inputs: Any) -> Tensor:
@@ -59,7 +62,7 @@ class TrainStep:
         with self.optimizer.lock:
             if self._hooks_at != hooks_version():
                 self._hooks, self._hooks_at = HooksSignature.of(self.model, self.loss_fn), hooks_version()
-            key = (*signature(inputs), bool(self.model.training), *self._structure(), self._hooks)
+            key = (*signature(inputs), *self._structure(), self._hooks)
             return self._cache.get(key, lambda: self._build(inputs))(self.optimizer, inputs)
 
     def _build(self, inputs: tuple, driver: Driver | None = None) -> TrainStepRunner:
@@ -87,7 +90,7 @@ class TrainStep:
         grads = backprop(forward, tracer, value.__getitem__,
                          {loss_id: Tensor._symbolic(tracer, seed, (), loss_node.dtype)},
                          [param_inputs[name].id for name, _, _ in candidates])
-        updates, trained = [], []
+        updates, trained = list(forward.updates), []  # the forward's buffer writes (running statistics) first
         with recording(tracer):
             for name, p, group in candidates:
                 node = param_inputs[name]

@@ -182,15 +182,35 @@ def test_train_step_through_a_residual_with_in_place_add():
     np.testing.assert_allclose(model.fc.weight.detach().numpy(), reference.fc.weight.detach().numpy(), rtol=1e-5)
 
 
-def test_updating_a_parameter_inside_a_traced_forward_raises_a_trace_error():
-    class Bad(nn.Module):
+def test_in_place_updates_of_a_buffer_in_a_traced_forward_are_graph_updates_and_of_a_parameter_raise():
+    class Counts(nn.Module):
         def __init__(self):
             super().__init__()
             self.register_buffer("count", graphc.zeros(1))
 
         def forward(self, x):
             self.count.add_(1)
+            return x * self.count
+
+    model = Counts()
+    program = graphc.trace(model, graphc.randn(2))
+    assert len(program.graph.updates) == 1 and model.count.numpy().tolist() == [0.0]  # tracing writes nothing
+    compiled = graphc.compile(model)
+    x = graphc.ones(2)
+    assert compiled(x).numpy().tolist() == [1.0, 1.0] and compiled(x).numpy().tolist() == [2.0, 2.0]
+    assert model.count.numpy().tolist() == [2.0]
+
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(graphc.zeros(1))
+
+        def forward(self, x):
+            with graphc.no_grad():
+                self.w.add_(1)
             return x
 
-    with pytest.raises(graphc.TraceError, match=r"add_: in-place updates"):
+    with pytest.raises(graphc.TraceError, match=r"must write a module buffer.*not a parameter"):
         graphc.trace(Bad(), graphc.randn(2))
+
+

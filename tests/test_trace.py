@@ -151,7 +151,7 @@ def test_forward_hooks_run_while_tracing():
     np.testing.assert_allclose(graphc.trace(model, x)(x).numpy(), model(x).detach().numpy(), rtol=1e-6)
 
 
-def test_in_place_updates_in_forward_raise_a_clear_trace_error():
+def test_in_place_writes_into_buffers_become_graph_updates():
     class Running(nn.Module):
         def __init__(self):
             super().__init__()
@@ -159,7 +159,78 @@ def test_in_place_updates_in_forward_raise_a_clear_trace_error():
 
         def forward(self, x):
             self.mean.copy_(x.mean(0))
+            return x + self.mean  # reads the value just written
+
+    model, x = Running(), graphc.randn(2, 3)
+    program = graphc.trace(model, x)
+    ((value, target),) = program.graph.updates
+    assert program.graph.nodes[target].attr("name") == "mean" and not model.mean.numpy().any()  # tracing writes nothing
+    np.testing.assert_allclose(program(x).numpy(), (x + x.mean(0)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model.mean.numpy(), x.mean(0).numpy(), rtol=1e-6)  # the reference run updates it
+
+
+def test_in_place_writes_into_other_tensors_raise_a_clear_trace_error():
+    class Writes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(graphc.zeros(3))
+
+        def forward(self, x):
+            self.w.copy_(x.mean(0))
             return x
 
-    with pytest.raises(graphc.TraceError, match=r"'<root>' \(Running\).*in-place updates"):
-        graphc.trace(Running(), graphc.randn(2, 3))
+    with pytest.raises(graphc.TraceError, match=r"'<root>' \(Writes\).*must write a module buffer.*not a parameter"):
+        graphc.trace(Writes(), graphc.randn(2, 3))
+    # an intermediate value written in place is rebound, as `out += identity` is (PyTorch allows both)
+    program = graphc.trace(lambda x: (x * 2).copy_(x + 1), graphc.randn(2, 3))
+    assert not program.graph.updates
+
+
+def test_a_buffer_filled_while_tracing_is_filled_by_the_graph_only():
+    class Fills(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("b", graphc.ones(3))
+
+        def forward(self, x):
+            self.b.fill_(2.0)
+            return x * self.b
+
+    model, x = Fills(), graphc.randn(2, 3)
+    program = graphc.trace(model, x)
+    assert len(program.graph.updates) == 1 and model.b.numpy().tolist() == [1, 1, 1]
+    np.testing.assert_allclose(program(x).numpy(), x.numpy() * 2, rtol=1e-6)
+    assert model.b.numpy().tolist() == [2, 2, 2]
+
+
+def test_a_write_of_another_shape_into_a_buffer_raises_a_trace_error():
+    class Copies(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("b", graphc.ones(3))
+
+        def forward(self, x):
+            return self.b.copy_(x)
+
+    with pytest.raises(graphc.TraceError, match=r"cannot broadcast a value of shape \[2, 3\] to the buffer's shape \[3\]"):
+        graphc.trace(Copies(), graphc.randn(2, 3))
+
+
+def test_assigning_a_buffer_in_a_traced_forward_is_a_graph_update():
+    class Assigns(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", graphc.zeros(3))
+
+        def forward(self, x):
+            self.mean = self.mean * 0.9 + x.mean(0) * 0.1
+            return x - self.mean
+
+    eager, compiled = Assigns(), Assigns()
+    fast = graphc.compile(compiled)
+    buffer = compiled.mean
+    for _ in range(2):
+        x = graphc.randn(4, 3)
+        np.testing.assert_allclose(fast(x).numpy(), eager(x).numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(compiled.mean.numpy(), eager.mean.numpy(), rtol=1e-6, atol=1e-7)
+    assert compiled.mean is buffer  # written in place: the model still holds a real tensor

@@ -14,5 +14,6 @@ from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU,
 from .dropout import Dropout, Dropout2d
 from .sparse import Embedding
 from .upsampling import PixelShuffle, PixelUnshuffle, Upsample
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 
 __all__ = sorted(name for name in dir() if not name.startswith("_"))

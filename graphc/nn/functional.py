@@ -644,3 +644,74 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             else:  # rows: (x^T @ M^T)^T
                 x = fn.transpose(fn.matmul(fn.transpose(x, 2, 3), matrix, False, True), 2, 3)
     return x
+# --- normalisation ------------------------------------------------------------------------------
+# Written with op functions only (mean, sub, mul, div, sqrt), so their gradients come from the op
+# table. An eval batch norm is x * scale + shift with scale and shift made of parameters and
+# buffers alone: passes/fold_batch_norm.py folds that into a preceding matmul's weights.
+def _rsqrt(var: Tensor, eps: float) -> Tensor:
+    return fn.div(1.0, fn.sqrt(fn.add(var, eps)))
+def _moments(input: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """Mean and biased variance over `dims`, kept as size-1 dims."""
+    mean = fn.mean(input, dims, keepdim=True)
+    centered = fn.sub(input, mean)
+    return mean, fn.mean(fn.mul(centered, centered), dims, keepdim=True)
+def _per_channel(t: Tensor | None, ndim: int) -> Tensor | None:
+    """A [C] tensor shaped to broadcast over dim 1 of an ndim-d [N, C, ...] input."""
+    return None if t is None else fn.reshape(t, (t.shape[0],) + (1,) * (ndim - 2))
+def _affine(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    x = x if weight is None else fn.mul(x, weight)
+    return x if bias is None else fn.add(x, bias)
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float | Tensor = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise over every dim but 1 (the channels). Training uses the batch's mean and biased
+    variance and, when running statistics are given, updates them in place with
+    momentum * batch + (1 - momentum) * running (the unbiased variance); otherwise the running
+    statistics are used. `momentum` may be a 0-d tensor (BatchNorm's cumulative average)."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm expects an input of at least 2 dims (N, C, ...), got {input.ndim}D")
+    dims = (0,) + tuple(range(2, input.ndim))
+    count = input.numel() // input.shape[1]
+    if not training:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+        scale = _rsqrt(running_var, eps)
+        scale = scale if weight is None else fn.mul(weight, scale)
+        shift = fn.neg(fn.mul(running_mean, scale))
+        shift = shift if bias is None else fn.add(bias, shift)
+        return fn.add(fn.mul(input, _per_channel(scale, input.ndim)), _per_channel(shift, input.ndim))
+    if count <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
+    mean, var = _moments(input, dims)
+    if running_mean is not None or running_var is not None:
+        kept = 1.0 - momentum if isinstance(momentum, (int, float)) else fn.sub(1.0, momentum)
+        for running, batch in ((running_mean, mean), (running_var, fn.mul(var, count / (count - 1)))):
+            if running is not None:
+                batch = fn.reshape(fn.detach(batch), tuple(running.shape))
+                running.copy_(fn.add(fn.mul(batch, momentum), fn.mul(running, kept)))
+    normalized = fn.mul(fn.sub(input, mean), _rsqrt(var, eps))
+    return _affine(normalized, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim))
+def _shape_tuple(shape: int | Any) -> tuple[int, ...]:
+    return (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
+def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the last len(normalized_shape) dims (biased variance), then scale and shift."""
+    shape = _shape_tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape or len(shape) > input.ndim:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(map(str, shape))}], but got input of size{list(input.shape)}")
+    mean, var = _moments(input, tuple(range(input.ndim - len(shape), input.ndim)))
+    return _affine(fn.mul(fn.sub(input, mean), _rsqrt(var, eps)), weight, bias)
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each sample's channels in `num_groups` groups, then a per-channel scale and shift."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
+    n, channels = input.shape[0], input.shape[1]
+    if channels % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input "
+                           f"of shape {input.shape} and num_groups={num_groups}")
+    grouped = fn.reshape(input, (n, num_groups, -1))
+    mean, var = _moments(grouped, (2,))
+    normalized = fn.reshape(fn.mul(fn.sub(grouped, mean), _rsqrt(var, eps)), tuple(input.shape))
+    return _affine(normalized, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim))

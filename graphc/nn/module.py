@@ -278,6 +278,9 @@ class Module:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
                                 "(graphc Tensor or None expected)")
+            if getattr(value, "_node", None) is not None and buffers[name] is not None:
+                buffers[name].copy_(value)  # a traced forward's new value: the buffer's graph update
+                return
             buffers[name] = value
             _Rebinds.bump()
         else:

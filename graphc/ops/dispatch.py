@@ -19,6 +19,8 @@ class Recorder(Protocol):
     def record(self, op: str, inputs: tuple[int, ...], attrs: dict, result: TensorType) -> Any: ...
     def fail(self, error: Exception) -> Exception: ...
     def random_key(self) -> Any: ...  # an int64 scalar input the runner fills with a fresh key per call
+    def tracks(self, tensor: Any) -> bool: ...          # does an in-place write into it belong in the graph
+    def write(self, target: Any, value: Any) -> None: ...  # record `target.copy_(value)`
 
 
 _local = threading.local()  # tracing in one thread leaves other threads eager

@@ -6,6 +6,7 @@ from typing import Callable
 
 from ..ir import Graph, verify
 from .cse import cse
+from .fold_batch_norm import fold_batch_norm
 from .dead_code import dead_code
 from .fold_constants import fold_constants
 from .fold_transpose import fold_transpose_into_matmul
@@ -19,6 +20,7 @@ PIPELINE: tuple[Pass, ...] = (
     fold_constants,
     simplify,
     fold_transpose_into_matmul,
+    fold_batch_norm,  # after fold_transpose: it reads the matmul's transpose flags
     cse,
     dead_code,
 )

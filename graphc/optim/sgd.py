@@ -7,18 +7,23 @@ from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
+    saves_step = False  # torch's SGD keeps no step count
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"Invalid SGD hyperparameters: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize))
 
-    @property
-    def state_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("momentum_buffer",) if any(g["momentum"] for g in self.param_groups) else ()
+    def group_state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] else ()
 
     def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
         # a new (zero) buffer takes the gradient itself: PyTorch's buf = clone(g)

@@ -25,15 +25,17 @@ class Adagrad(Optimizer):
             raise ValueError(f"Invalid epsilon value: {eps}")
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize))
-        # torch starts every parameter's state at construction (step 0), so state_dict() has it
+        # torch starts every parameter's state at construction (step 0), so state_dict() has it,
+        # and from the constructor's initial_accumulator_value even where a group gives its own
         for group in self.param_groups:
             for p in group["params"]:
-                self.state[p] = {"step": 0, "sum": Tensor._wrap(self.initial_state("sum", p, group))}
+                self.state[p] = {"step": 0, "sum": Tensor._wrap(np.full(p.shape, initial_accumulator_value, p.dtype))}
 
     def group_state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("sum",)
 
     def initial_state(self, name: str, p: Tensor, group: dict[str, Any]) -> np.ndarray:
+        """For parameters added later (add_param_group), or whose state was cleared."""
         return np.full(p.shape, group["initial_accumulator_value"], p.dtype)
 
     def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:

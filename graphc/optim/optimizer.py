@@ -19,6 +19,16 @@ from ..tensor import Tensor
 _TORCH_KERNEL_FLAGS = ("foreach", "capturable", "differentiable", "fused")
 
 
+_ARGUMENT_NAMES = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def check_nonnegative(**values: float) -> None:
+    """torch's argument checks, in the order given: `Invalid momentum value: -0.5`."""
+    for name, value in values.items():
+        if not 0.0 <= value:
+            raise ValueError(f"Invalid {_ARGUMENT_NAMES.get(name, name + ' value')}: {value}")
+
+
 class Optimizer:
     saves_step = True  # whether state_dict() saves the step count (torch's SGD keeps none)
 

@@ -109,7 +109,9 @@ def check_compiled_matches_torch_and_eager(name, kwargs, groups=None):
     step = graphc.compile_train_step(g_model, gnn.CrossEntropyLoss(), g_opt)
     g_losses, e_losses, t_losses = [], [], []
     for x, y in class_batches():
-        g_losses.append(step(graphc.tensor(x), graphc.tensor(y)).item())
+        loss = step(graphc.tensor(x), graphc.tensor(y))
+        assert isinstance(loss, graphc.Tensor) and loss.shape == ()
+        g_losses.append(loss.item())
         e_losses.append(eager_step(e_model, e_opt, x, y))
         t_losses.append(torch_step(t_model, t_opt, x, y))
     np.testing.assert_allclose(g_losses, e_losses, rtol=1e-4)

@@ -8,8 +8,9 @@ import pytest
 
 import graphc
 import graphc.nn as gnn
-from optim_oracle import (STEPS, assert_same_optimizer_state, assert_same_params, class_batches, classifier_pair,
-                          eager_step, make_optimizers, param_groups, torch, torch_step)
+from optim_oracle import (STEPS, assert_same_optimizer_state, assert_same_params,
+                          check_compiled_matches_torch_and_eager, check_eager_matches_torch, class_batches,
+                          classifier_pair, eager_step, make_optimizers, param_groups, torch, torch_step)
 
 IN, HIDDEN, BATCH = 6, 12, 8
 
@@ -60,16 +61,7 @@ COMPILED_CASES = ["sgd", "sgd_momentum", "sgd_momentum_dampening", "sgd_nesterov
 @pytest.mark.parametrize("case", list(CASES))
 def test_eager_optimizer_matches_torch(case):
     name, kwargs, groups = CASES[case]
-    g_model, t_model = classifier_pair()
-    g_opt, t_opt = make_optimizers(g_model, t_model, name, kwargs, groups)
-    g_loss, t_loss = gnn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
-    g_losses, t_losses = [], []
-    for x, y in class_batches():
-        g_losses.append(eager_step(g_model, g_opt, x, y, g_loss))
-        t_losses.append(torch_step(t_model, t_opt, x, y, t_loss))
-    assert_same_losses(g_losses, t_losses)
-    assert_same_params(g_model, t_model)
-    assert_same_optimizer_state(g_model, g_opt, t_model, t_opt)
+    check_eager_matches_torch(name, kwargs, groups)
 
 
 def test_parameters_without_gradients_are_left_alone():
@@ -169,24 +161,7 @@ def test_empty_parameter_list_raises():
 @pytest.mark.parametrize("case", COMPILED_CASES)
 def test_compiled_train_step_matches_torch_and_eager(case):
     name, kwargs, groups = CASES[case]
-    g_model, t_model = classifier_pair()
-    g_opt, t_opt = make_optimizers(g_model, t_model, name, kwargs, groups)
-    e_model, _ = classifier_pair()  # the eager graphc optimizer: the same rule, run on arrays
-    e_opt = getattr(graphc.optim, name)(param_groups(e_model, groups), **kwargs)
-    step = graphc.compile_train_step(g_model, gnn.CrossEntropyLoss(), g_opt)
-    g_losses, e_losses, t_losses = [], [], []
-    for x, y in class_batches():
-        loss = step(graphc.tensor(x), graphc.tensor(y))
-        assert isinstance(loss, graphc.Tensor) and loss.shape == ()
-        g_losses.append(loss.item())
-        e_losses.append(eager_step(e_model, e_opt, x, y, gnn.CrossEntropyLoss()))
-        t_losses.append(torch_step(t_model, t_opt, x, y, torch.nn.CrossEntropyLoss()))
-    assert_same_losses(g_losses, e_losses)
-    assert_same_params(g_model, e_model)
-    assert_same_losses(g_losses, t_losses)
-    assert_same_params(g_model, t_model)
-    assert_same_optimizer_state(g_model, g_opt, t_model, t_opt)
-    assert len(step._cache) == 1
+    check_compiled_matches_torch_and_eager(name, kwargs, groups)
 
 
 @pytest.mark.parametrize("name, kwargs", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01))])

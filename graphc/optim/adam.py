@@ -10,7 +10,7 @@ from .optimizer import Optimizer, check_nonnegative
 
 class Adam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
                  decoupled_weight_decay: bool = False):
         check_nonnegative(lr=lr, eps=eps)
         for i, beta in enumerate(betas):

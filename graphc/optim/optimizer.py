@@ -17,8 +17,6 @@ from ..tensor import Tensor
 # torch's choices between its kernels (foreach, fused, ...): graphc has one implementation, so a
 # torch state_dict's flags are dropped on loading, as torch fills them in when it loads graphc's
 _TORCH_KERNEL_FLAGS = ("foreach", "capturable", "differentiable", "fused")
-
-
 _ARGUMENT_NAMES = {"lr": "learning rate", "eps": "epsilon value"}
 
 
@@ -63,8 +61,8 @@ class Optimizer:
         """The state `p` has during this step and this step's scalar hyperparameters (learning
         rate, bias corrections). Nothing is stored: `commit_step` stores the state once the step
         succeeded, so a step that fails changes no count and starts no buffer. State tensors start
-        at zero when first needed (a momentum buffer switched on later starts then); `fresh`
-        names those started at this step."""
+        from `initial_state` when first needed (a momentum buffer switched on later starts then);
+        `fresh` names those started at this step."""
         old = self.state.get(p, {"step": 0})
         fresh = [n for n in self.group_state_names(group) if n not in old]
         state = {**old, **{n: Tensor._wrap(self.initial_state(n, p, group)) for n in fresh}}
@@ -179,6 +177,6 @@ class Optimizer:
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
-            lines.append(f"Parameter Group {i}")
+            lines += [""] * (i > 0) + [f"Parameter Group {i}"]  # torch leaves a blank line between groups
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join(lines + [")"])

@@ -17,6 +17,7 @@ import graphc.nn as gnn
 torch = pytest.importorskip("torch")
 
 STEPS = 10
+TORCH_KERNEL_FLAGS = ("foreach", "capturable", "differentiable", "fused")  # graphc has one implementation
 IN, HIDDEN, CLASSES, BATCH = 6, 12, 3, 8
 
 
@@ -233,5 +234,13 @@ def check_defaults_match_torch(name):
     g_group = getattr(graphc.optim, name)(g_model.parameters()).param_groups[0]
     t_group = getattr(torch.optim, name)(t_model.parameters()).param_groups[0]
     g_values = {k: v for k, v in g_group.items() if k != "params"}
-    assert g_values == {k: t_group[k] for k in g_values}
-    assert set(g_values) == set(t_group) - {"params", "foreach", "capturable", "differentiable", "fused"}
+    assert {k: (type(v), v) for k, v in g_values.items()} == {k: (type(t_group[k]), t_group[k]) for k in g_values}
+    assert set(g_values) == set(t_group) - {"params", *TORCH_KERNEL_FLAGS}
+
+
+def check_repr_matches_torch(name, kwargs, groups=None):
+    """torch's repr without the lines of its kernel flags, which graphc does not have."""
+    g_model, t_model = classifier_pair()
+    g_opt, t_opt = make_optimizers(g_model, t_model, name, kwargs, groups)
+    t_lines = [line for line in repr(t_opt).splitlines() if line.split(":")[0].strip() not in TORCH_KERNEL_FLAGS]
+    assert repr(g_opt) == "\n".join(t_lines)

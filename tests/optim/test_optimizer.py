@@ -6,8 +6,8 @@ import pytest
 
 import graphc
 import graphc.nn as gnn
-from optim_oracle import (class_batches, classifier_pair, eager_step, make_optimizers, param_groups,
-                          to_numpy_state_dict, torch_step)
+from optim_oracle import (check_repr_matches_torch, class_batches, classifier_pair, eager_step, make_optimizers,
+                          param_groups, to_numpy_state_dict, torch_step)
 
 
 def _trained_adam(steps=3, groups=None):
@@ -89,3 +89,11 @@ def test_rewinding_a_compiled_step_with_load_state_dict_repeats_it():
         np.testing.assert_array_equal(v.numpy(), after[k], err_msg=k)
     assert step._cache.builds == 1
     assert all(s["step"] == 4 for s in opt.state.values())
+
+
+@pytest.mark.parametrize("name, kwargs, groups", [
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True), None), ("Adam", dict(amsgrad=True), dict(lr=0.5)),
+    ("AdamW", dict(), None), ("RMSprop", dict(centered=True), None), ("Adadelta", dict(), dict(rho=0.5)),
+    ("Adagrad", dict(lr_decay=0.1), None)])
+def test_repr_matches_torch(name, kwargs, groups):
+    check_repr_matches_torch(name, kwargs, groups)

@@ -28,14 +28,15 @@ class Adam(Optimizer):
     def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
         beta1, beta2 = group["betas"]
         step = state["step"]
-        return {"beta1": beta1, "beta2": beta2, "eps": group["eps"], "weight_decay": group["weight_decay"],
-                "decay": 1 - group["lr"] * group["weight_decay"],  # AdamW's p *= 1 - lr * weight_decay
-                "step_size": group["lr"] / (1 - beta1 ** step),
-                "bias_correction2_sqrt": math.sqrt(1 - beta2 ** step)}
+        hyper = {"beta1": beta1, "beta2": beta2, "eps": group["eps"], "weight_decay": group["weight_decay"],
+                 "step_size": group["lr"] / (1 - beta1 ** step), "bias_correction2_sqrt": math.sqrt(1 - beta2 ** step)}
+        if group["decoupled_weight_decay"]:  # AdamW: p *= 1 - lr * weight_decay
+            hyper["decay"] = 1 - group["lr"] * group["weight_decay"]
+        return hyper
 
     def update(self, p, g, state, hyper, group):
         g = self.regularized_gradient(p, g, hyper, group)
-        if group.get("decoupled_weight_decay") and group["weight_decay"]:
+        if group["decoupled_weight_decay"] and group["weight_decay"]:
             p = p * hyper["decay"]
         m = state["exp_avg"] + (1 - hyper["beta1"]) * (g - state["exp_avg"])
         v = hyper["beta2"] * state["exp_avg_sq"] + (1 - hyper["beta2"]) * (g * g)

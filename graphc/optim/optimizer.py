@@ -161,6 +161,8 @@ class Optimizer:
             for group, saved in zip(self.param_groups, saved_groups):
                 params = group["params"]
                 group.clear()
+                # an older torch's dict may lack newer options (decoupled_weight_decay): defaults fill them
+                group.update(self.defaults)
                 group.update({k: v for k, v in saved.items() if k not in _TORCH_KERNEL_FLAGS}, params=params)
             self.state = state
 

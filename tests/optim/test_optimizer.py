@@ -62,9 +62,11 @@ def test_loaded_state_is_a_copy():
     assert fresh.param_groups[0]["lr"] == 0.01 and fresh.param_groups[0]["params"][0] is fresh_model[0].weight
 
 
-def test_torch_kernel_flags_are_dropped_on_loading():
+def test_torch_kernel_flags_are_dropped_and_missing_options_filled_on_loading():
     _, opt, t_opt = _trained_adam()
-    opt.load_state_dict(to_numpy_state_dict(t_opt.state_dict()))
+    saved = to_numpy_state_dict(t_opt.state_dict())
+    del saved["param_groups"][0]["decoupled_weight_decay"]  # as an older torch saved it
+    opt.load_state_dict(saved)
     assert not {"foreach", "capturable", "differentiable", "fused"} & set(opt.param_groups[0])
     assert opt.param_groups[0]["decoupled_weight_decay"] is False
 

@@ -153,7 +153,7 @@ def _train_step_joint(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]],
     if not isinstance(loss_class, type) or not loss.endswith("Loss"):
         raise CliError(f"unknown loss {loss!r}; give a graphc.nn loss class such as CrossEntropyLoss")
     if not isinstance(optim_class, type) or not issubclass(optim_class, graphc.optim.Optimizer):
-        raise CliError(f"unknown optimizer {optim!r}; give a graphc.optim class such as SGD or Adam")
+        raise CliError(f"unknown optimizer {optim!r}; give a graphc.optim class such as SGD, Adam or Adadelta")
     if len(inputs) < 2:
         raise CliError("a train step takes the model's inputs and then the target: give --input twice or more")
     step = TrainStep(model, loss_class(), optim_class(model.parameters()))
@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--eval", action="store_true", help="put the model in eval mode first")
     d.add_argument("--format", default="text", choices=FORMATS, help="json or dot for graph stages")
     d.add_argument("--loss", help="with --stage joint and --optim: the whole train step, e.g. CrossEntropyLoss")
-    d.add_argument("--optim", help="with --stage joint and --loss: the optimizer, e.g. SGD or Adam")
+    d.add_argument("--optim", help="with --stage joint and --loss: the optimizer, e.g. SGD, Adam, AdamW, RMSprop, Adadelta or Adagrad")
     d.add_argument("--out", help="write to this file (FILE.svg: rendered by Graphviz), or with --stage all this folder")
     c = sub.add_parser("cache", help="show or clear the on-disk compile cache")
     c.add_argument("action", choices=("info", "clear"))

@@ -26,7 +26,8 @@ from .specializations import DEFAULT_LIMIT, Specializations, signature
 from .trace import Tracer, trace
 
 
-_SWITCHES = ("momentum", "nesterov", "amsgrad", "weight_decay", "maximize", "dampening")
+_SWITCHES = ("momentum", "nesterov", "amsgrad", "weight_decay", "maximize", "dampening", "centered",
+             "decoupled_weight_decay")
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
@@ -99,7 +100,7 @@ class TrainStep:
                     continue
                 tracer.provenance = (name, type(optimizer).__name__, "")  # `# fc1.weight (SGD)`
                 state = {s: tracer.symbolic_input(f"{name}:{s}", "state", node.shape, node.dtype, key=(name, s))
-                         for s in optimizer.state_names}
+                         for s in optimizer.group_state_names(group)}
                 names = optimizer.step_hyper(group, {"step": 1, "fresh": frozenset()})
                 hyper = {h: tracer.symbolic_input(f"{name}:{h}", "hyper", (), node.dtype, key=(name, h))
                          for h in names}

@@ -6,7 +6,7 @@ compiled train step they are graph values, so the same rule runs in both.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -14,8 +14,21 @@ from ..autograd import no_grad
 from ..tensor import Tensor
 
 
+# torch's choices between its kernels (foreach, fused, ...): graphc has one implementation, so a
+# torch state_dict's flags are dropped on loading, as torch fills them in when it loads graphc's
+_TORCH_KERNEL_FLAGS = ("foreach", "capturable", "differentiable", "fused")
+_ARGUMENT_NAMES = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def check_nonnegative(**values: float) -> None:
+    """torch's argument checks, in the order given: `Invalid momentum value: -0.5`."""
+    for name, value in values.items():
+        if not 0.0 <= value:
+            raise ValueError(f"Invalid {_ARGUMENT_NAMES.get(name, name + ' value')}: {value}")
+
+
 class Optimizer:
-    state_names: tuple[str, ...] = ()  # per-parameter state tensors, zero-initialised
+    saves_step = True  # whether state_dict() saves the step count (torch's SGD keeps none)
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
         self.defaults = dict(defaults)
@@ -48,16 +61,30 @@ class Optimizer:
         """The state `p` has during this step and this step's scalar hyperparameters (learning
         rate, bias corrections). Nothing is stored: `commit_step` stores the state once the step
         succeeded, so a step that fails changes no count and starts no buffer. State tensors start
-        at zero when first needed (a momentum buffer switched on later starts then); `fresh`
-        names those started at this step."""
+        from `initial_state` when first needed (a momentum buffer switched on later starts then);
+        `fresh` names those started at this step."""
         old = self.state.get(p, {"step": 0})
-        fresh = [n for n in self.state_names if n not in old]
-        state = {**old, **{n: Tensor._wrap(np.zeros(p.shape, p.dtype)) for n in fresh}}
+        fresh = [n for n in self.group_state_names(group) if n not in old]
+        state = {**old, **{n: Tensor._wrap(self.initial_state(n, p, group)) for n in fresh}}
         state["step"], state["fresh"] = old["step"] + 1, frozenset(fresh)
         return state, self.step_hyper(group, state)
 
     def commit_step(self, p: Tensor, state: dict[str, Any]) -> None:
         self.state[p] = state
+
+    def group_state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The per-parameter state tensors the update rule of `group` reads and writes."""
+        return ()
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Every group's state names, in order (what a compiled step's structure depends on)."""
+        names = (n for g in self.param_groups for n in self.group_state_names(g))
+        return tuple(dict.fromkeys(names))
+
+    def initial_state(self, name: str, p: Tensor, group: dict[str, Any]) -> np.ndarray:
+        """The value a state tensor starts from: zeros, as most of PyTorch's optimizers."""
+        return np.zeros(p.shape, p.dtype)
 
     def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
         """Scalars for this step of one parameter (learning rate, bias corrections), as floats."""
@@ -70,10 +97,11 @@ class Optimizer:
 
     @staticmethod
     def regularized_gradient(p: Any, g: Any, hyper: dict[str, Any], group: dict[str, Any]) -> Any:
-        """The gradient after `maximize` and L2 `weight_decay`, as PyTorch's optimizers apply them."""
+        """The gradient after `maximize` and L2 `weight_decay`, as PyTorch's optimizers apply them
+        (decoupled weight decay scales the parameter instead: AdamW)."""
         if group["maximize"]:
             g = -g
-        if group["weight_decay"]:
+        if group["weight_decay"] and not group.get("decoupled_weight_decay"):
             g = g + hyper["weight_decay"] * p
         return g
 
@@ -86,7 +114,7 @@ class Optimizer:
                     if p.grad is None:
                         continue
                     state, hyper = self.prepare_step(p, group)
-                    tensors = {n: state[n] for n in self.state_names}
+                    tensors = {n: state[n] for n in self.group_state_names(group)}
                     new_p, new_state = self.update(p.detach(), p.grad, tensors, hyper, group)
                     p._set(new_p._data)
                     for name, value in new_state.items():
@@ -94,16 +122,63 @@ class Optimizer:
                     self.commit_step(p, state)
         return loss
 
+    def _indexed_params(self) -> list[Tensor]:
+        return [p for g in self.param_groups for p in g["params"]]
+
     def state_dict(self) -> dict[str, Any]:
-        index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
-        return {"state": {index[id(p)]: {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in s.items()
-                                         if k != "fresh"} for p, s in self.state.items()},
-                "param_groups": [{**{k: v for k, v in g.items() if k != "params"},
-                                  "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]}
+        """PyTorch's layout: {'state': {index: {name: value}}, 'param_groups': [{..., 'params':
+        [index]}]}, parameters numbered across groups in order. Values are the live tensors (as
+        torch's); deep-copy the dict to keep a snapshot."""
+        index = {id(p): i for i, p in enumerate(self._indexed_params())}
+        state = {}
+        for p, s in self.state.items():
+            entry = {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in s.items()
+                     if k != "fresh" and (k != "step" or self.saves_step)}
+            if entry:
+                state[index[id(p)]] = entry
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
+                  for g in self.param_groups]
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore hyperparameters and state from `state_dict()` (graphc's, or torch's with its
+        tensors as numpy arrays). Every entry is checked before anything is replaced; values are
+        copied, so the dict and the optimizer share nothing afterwards."""
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(self.param_groups, saved_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match the size of "
+                             "optimizer's group")
+        by_index = {i: p for s, g in zip(saved_groups, self.param_groups) for i, p in zip(s["params"], g["params"])}
+        state = {}
+        for index, entry in state_dict["state"].items():
+            if int(index) not in by_index:
+                raise ValueError(f"loaded state dict has state for parameter {index}, which no group holds")
+            p = by_index[int(index)]
+            state[p] = {"step": 0, **{k: self._loaded_value(k, v, p, index) for k, v in entry.items()}}
+        with self.lock:
+            for group, saved in zip(self.param_groups, saved_groups):
+                params = group["params"]
+                group.clear()
+                # an older torch's dict may lack newer options (decoupled_weight_decay): defaults fill them
+                group.update(self.defaults)
+                group.update({k: v for k, v in saved.items() if k not in _TORCH_KERNEL_FLAGS}, params=params)
+            self.state = state
+
+    @staticmethod
+    def _loaded_value(name: str, value: Any, p: Tensor, index: Any) -> Any:
+        if name == "step":
+            return int(np.asarray(value).item())
+        array = np.asarray(value)
+        if array.shape != tuple(p.shape):
+            raise ValueError(f"loaded state dict's {name!r} of parameter {index} has shape {list(array.shape)}; "
+                             f"the parameter has shape {list(p.shape)}")
+        return Tensor._wrap(np.array(array, dtype=p.dtype, order="C"))
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
-            lines.append(f"Parameter Group {i}")
+            lines += [""] * (i > 0) + [f"Parameter Group {i}"]  # torch leaves a blank line between groups
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join(lines + [")"])

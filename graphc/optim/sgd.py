@@ -3,22 +3,22 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_nonnegative
 
 
 class SGD(Optimizer):
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"Invalid SGD hyperparameters: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+    saves_step = False  # torch's SGD keeps no step count
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):
+        check_nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize))
 
-    @property
-    def state_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("momentum_buffer",) if any(g["momentum"] for g in self.param_groups) else ()
+    def group_state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] else ()
 
     def step_hyper(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
         # a new (zero) buffer takes the gradient itself: PyTorch's buf = clone(g)

@@ -8,20 +8,11 @@ import pytest
 
 import graphc
 import graphc.nn as gnn
+from optim_oracle import (STEPS, assert_same_optimizer_state, assert_same_params,
+                          check_compiled_matches_torch_and_eager, check_eager_matches_torch, class_batches,
+                          classifier_pair, eager_step, make_optimizers, param_groups, torch, torch_step)
 
-torch = pytest.importorskip("torch")
-
-STEPS = 10
-IN, HIDDEN, CLASSES, BATCH = 6, 12, 3, 8
-
-
-def classifier_pair(seed: int = 0):
-    """The same MLP in graphc and torch, torch's weights copied from graphc's."""
-    graphc.manual_seed(seed)
-    g_model = gnn.Sequential(gnn.Linear(IN, HIDDEN), gnn.ReLU(), gnn.Linear(HIDDEN, CLASSES))
-    t_model = torch.nn.Sequential(torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, CLASSES))
-    t_model.load_state_dict({k: torch.tensor(v.numpy()) for k, v in g_model.state_dict().items()})
-    return g_model, t_model
+IN, HIDDEN, BATCH = 6, 12, 8
 
 
 def regression_pair(seed: int = 0):
@@ -32,70 +23,14 @@ def regression_pair(seed: int = 0):
     return g_model, t_model
 
 
-def class_batches(seed: int = 1):
-    rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((BATCH, IN)).astype(np.float32), rng.integers(0, CLASSES, BATCH).astype(np.int64))
-            for _ in range(STEPS)]
-
-
 def regression_batches(seed: int = 2):
     rng = np.random.default_rng(seed)
     return [(rng.standard_normal((BATCH, IN)).astype(np.float32), rng.standard_normal((BATCH, 1)).astype(np.float32))
             for _ in range(STEPS)]
 
 
-def param_groups(model, extra):
-    """Parameters as given to the optimizer: one list, or two groups (first and last layer)."""
-    if extra is None:
-        return list(model.parameters())
-    first = [p for n, p in model.named_parameters() if n.startswith("0.")]
-    last = [p for n, p in model.named_parameters() if n.startswith("2.")]
-    return [{"params": first}, {"params": last, **extra}]
-
-
-def make_optimizers(g_model, t_model, name, kwargs, groups=None):
-    g_opt = getattr(graphc.optim, name)(param_groups(g_model, groups), **kwargs)
-    t_opt = getattr(torch.optim, name)(param_groups(t_model, groups), **kwargs)
-    return g_opt, t_opt
-
-
-def torch_step(t_model, t_opt, loss_fn, x, y):
-    t_opt.zero_grad()
-    loss = loss_fn(t_model(torch.tensor(x)), torch.tensor(y))
-    loss.backward()
-    t_opt.step()
-    return loss.item()
-
-
-def eager_step(g_model, g_opt, loss_fn, x, y):
-    g_opt.zero_grad()
-    loss = loss_fn(g_model(graphc.tensor(x)), graphc.tensor(y))
-    loss.backward()
-    g_opt.step()
-    return loss.item()
-
-
 def assert_same_losses(g_losses, t_losses):
     np.testing.assert_allclose(g_losses, t_losses, rtol=1e-4)
-
-
-def assert_same_params(g_model, t_model):
-    t_state = t_model.state_dict()
-    for name, value in g_model.state_dict().items():
-        np.testing.assert_allclose(value.numpy(), t_state[name].numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
-
-
-def assert_same_optimizer_state(g_model, g_opt, t_model, t_opt):
-    """Per-parameter state tensors (momentum_buffer, exp_avg, ...) and step counts agree with torch's."""
-    t_params = dict(t_model.named_parameters())
-    for name, p in g_model.named_parameters():
-        g_state, t_state = g_opt.state[p], t_opt.state[t_params[name]]
-        for key, t_value in t_state.items():
-            if key == "step":
-                assert g_state["step"] == int(t_value), name
-            elif t_value is not None:
-                np.testing.assert_allclose(g_state[key].numpy(), t_value.numpy(), rtol=1e-4, atol=1e-5,
-                                           err_msg=f"{name}:{key}")
 
 
 CASES = {
@@ -126,16 +61,7 @@ COMPILED_CASES = ["sgd", "sgd_momentum", "sgd_momentum_dampening", "sgd_nesterov
 @pytest.mark.parametrize("case", list(CASES))
 def test_eager_optimizer_matches_torch(case):
     name, kwargs, groups = CASES[case]
-    g_model, t_model = classifier_pair()
-    g_opt, t_opt = make_optimizers(g_model, t_model, name, kwargs, groups)
-    g_loss, t_loss = gnn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
-    g_losses, t_losses = [], []
-    for x, y in class_batches():
-        g_losses.append(eager_step(g_model, g_opt, g_loss, x, y))
-        t_losses.append(torch_step(t_model, t_opt, t_loss, x, y))
-    assert_same_losses(g_losses, t_losses)
-    assert_same_params(g_model, t_model)
-    assert_same_optimizer_state(g_model, g_opt, t_model, t_opt)
+    check_eager_matches_torch(name, kwargs, groups)
 
 
 def test_parameters_without_gradients_are_left_alone():
@@ -145,7 +71,7 @@ def test_parameters_without_gradients_are_left_alone():
     frozen.requires_grad_(False)
     opt = graphc.optim.Adam(g_model.parameters(), lr=0.1)
     x, y = class_batches()[0]
-    eager_step(g_model, opt, gnn.CrossEntropyLoss(), x, y)
+    eager_step(g_model, opt, x, y, gnn.CrossEntropyLoss())
     np.testing.assert_array_equal(frozen.numpy(), before)
     assert frozen not in opt.state
 
@@ -235,24 +161,7 @@ def test_empty_parameter_list_raises():
 @pytest.mark.parametrize("case", COMPILED_CASES)
 def test_compiled_train_step_matches_torch_and_eager(case):
     name, kwargs, groups = CASES[case]
-    g_model, t_model = classifier_pair()
-    g_opt, t_opt = make_optimizers(g_model, t_model, name, kwargs, groups)
-    e_model, _ = classifier_pair()  # the eager graphc optimizer: the same rule, run on arrays
-    e_opt = getattr(graphc.optim, name)(param_groups(e_model, groups), **kwargs)
-    step = graphc.compile_train_step(g_model, gnn.CrossEntropyLoss(), g_opt)
-    g_losses, e_losses, t_losses = [], [], []
-    for x, y in class_batches():
-        loss = step(graphc.tensor(x), graphc.tensor(y))
-        assert isinstance(loss, graphc.Tensor) and loss.shape == ()
-        g_losses.append(loss.item())
-        e_losses.append(eager_step(e_model, e_opt, gnn.CrossEntropyLoss(), x, y))
-        t_losses.append(torch_step(t_model, t_opt, torch.nn.CrossEntropyLoss(), x, y))
-    assert_same_losses(g_losses, e_losses)
-    assert_same_params(g_model, e_model)
-    assert_same_losses(g_losses, t_losses)
-    assert_same_params(g_model, t_model)
-    assert_same_optimizer_state(g_model, g_opt, t_model, t_opt)
-    assert len(step._cache) == 1
+    check_compiled_matches_torch_and_eager(name, kwargs, groups)
 
 
 @pytest.mark.parametrize("name, kwargs", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01))])
@@ -269,7 +178,7 @@ def test_changing_lr_between_compiled_steps_takes_effect_without_recompiling(nam
             for opt in (g_opt, t_opt):
                 opt.param_groups[0]["lr"] = kwargs["lr"] * 3
         g_losses.append(step(graphc.tensor(x), graphc.tensor(y)).item())
-        t_losses.append(torch_step(t_model, t_opt, torch.nn.CrossEntropyLoss(), x, y))
+        t_losses.append(torch_step(t_model, t_opt, x, y, torch.nn.CrossEntropyLoss()))
     assert_same_losses(g_losses, t_losses)
     assert_same_params(g_model, t_model)
     assert len(step._cache) == 1
@@ -298,10 +207,10 @@ def test_eager_and_compiled_steps_share_optimizer_state(name, kwargs):
     g_losses, t_losses = [], []
     for i, (x, y) in enumerate(class_batches()):
         if i < STEPS // 2:
-            g_losses.append(eager_step(g_model, g_opt, gnn.CrossEntropyLoss(), x, y))
+            g_losses.append(eager_step(g_model, g_opt, x, y, gnn.CrossEntropyLoss()))
         else:
             g_losses.append(step(graphc.tensor(x), graphc.tensor(y)).item())
-        t_losses.append(torch_step(t_model, t_opt, torch.nn.CrossEntropyLoss(), x, y))
+        t_losses.append(torch_step(t_model, t_opt, x, y, torch.nn.CrossEntropyLoss()))
     assert_same_losses(g_losses, t_losses)
     assert_same_params(g_model, t_model)
     assert_same_optimizer_state(g_model, g_opt, t_model, t_opt)
@@ -315,7 +224,7 @@ def test_compiled_regression_with_mse_matches_torch(name, kwargs):
     g_losses, t_losses = [], []
     for x, y in regression_batches():
         g_losses.append(step(graphc.tensor(x), graphc.tensor(y)).item())
-        t_losses.append(torch_step(t_model, t_opt, torch.nn.MSELoss(), x, y))
+        t_losses.append(torch_step(t_model, t_opt, x, y, torch.nn.MSELoss()))
     assert_same_losses(g_losses, t_losses)
     assert_same_params(g_model, t_model)
 
@@ -331,7 +240,7 @@ def test_turning_on_weight_decay_recompiles_and_still_matches_torch(name, kwargs
             for opt in (g_opt, t_opt):
                 opt.param_groups[0]["weight_decay"] = 0.1
         g_losses.append(step(graphc.tensor(x), graphc.tensor(y)).item())
-        t_losses.append(torch_step(t_model, t_opt, torch.nn.CrossEntropyLoss(), x, y))
+        t_losses.append(torch_step(t_model, t_opt, x, y, torch.nn.CrossEntropyLoss()))
     assert_same_losses(g_losses, t_losses)
     assert_same_params(g_model, t_model)
     assert len(step._cache) == 2
@@ -353,8 +262,8 @@ def test_turning_on_momentum_later_matches_torch():
         if i == 3:
             for opt in (g_opt, t_opt):
                 opt.param_groups[0]["momentum"] = 0.9
-        g_losses.append(eager_step(g_model, g_opt, gnn.CrossEntropyLoss(), x, y))
-        t_losses.append(torch_step(t_model, t_opt, torch.nn.CrossEntropyLoss(), x, y))
+        g_losses.append(eager_step(g_model, g_opt, x, y, gnn.CrossEntropyLoss()))
+        t_losses.append(torch_step(t_model, t_opt, x, y, torch.nn.CrossEntropyLoss()))
     assert_same_losses(g_losses, t_losses)
     assert_same_params(g_model, t_model)
 
@@ -369,7 +278,7 @@ def test_unfreezing_a_layer_between_compiled_steps_matches_torch():
         if i == 3:
             set_requires_grad([g_model[2], t_model[2]], True)
         g_losses.append(step(graphc.tensor(x), graphc.tensor(y)).item())
-        t_losses.append(torch_step(t_model, t_opt, torch.nn.CrossEntropyLoss(), x, y))
+        t_losses.append(torch_step(t_model, t_opt, x, y, torch.nn.CrossEntropyLoss()))
     assert_same_losses(g_losses, t_losses)
     assert_same_params(g_model, t_model)
 
@@ -382,11 +291,11 @@ def test_compiled_adam_with_different_step_counts_in_one_group_matches_torch():
     g_losses, t_losses = [], []
     for i, (x, y) in enumerate(class_batches()):
         if i < 3:
-            g_losses.append(eager_step(g_model, g_opt, gnn.CrossEntropyLoss(), x, y))
+            g_losses.append(eager_step(g_model, g_opt, x, y, gnn.CrossEntropyLoss()))
         else:
             if i == 3:
                 set_requires_grad([g_model[2], t_model[2]], True)
             g_losses.append(step(graphc.tensor(x), graphc.tensor(y)).item())
-        t_losses.append(torch_step(t_model, t_opt, torch.nn.CrossEntropyLoss(), x, y))
+        t_losses.append(torch_step(t_model, t_opt, x, y, torch.nn.CrossEntropyLoss()))
     assert_same_losses(g_losses, t_losses)
     assert_same_params(g_model, t_model)

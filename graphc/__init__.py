@@ -4,7 +4,7 @@ from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
 from .device import device  # noqa: F811  (the class; the module stays graphc.device in sys.modules)
 from .dtypes import bool_, double, float32, float64, int64, long, get_default_dtype, set_default_dtype
 from .errors import CheckpointError, InputError, TraceError
-from .ops.functions import exp, log, sqrt, tanh, sigmoid, relu, softmax, log_softmax, maximum, minimum, abs
+from .ops.functions import cos, sin, exp, log, sqrt, tanh, sigmoid, relu, softmax, log_softmax, maximum, minimum, abs
 from .ops.functions import add, sub, mul, div, neg, pow, log1p, expm1, floor, ceil, sign, square, rsqrt
 from .ops.functions import reciprocal, eq, ne, lt, le, gt, ge, logical_not, logical_and, logical_or, logical_xor
 from .random import Generator, bernoulli, manual_seed, randperm, rand, randn, randint, zeros, ones, full, arange
@@ -27,7 +27,7 @@ def amax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return input.amax(dim, keepdim)
 
 
-from . import nn, optim, utils  # noqa: E402
+from . import accelerator, nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .trace import InputSpec, Program, trace  # noqa: E402
 

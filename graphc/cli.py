@@ -120,14 +120,17 @@ def dump(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], stage: str, 
     return _passes_text(seen) if stage == "passes" else render(stage, seen[-1], fmt, program.tree)
 
 
-def dump_all(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], fmt: str = "text") -> list[tuple[str, str]]:
+def dump_all(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], fmt: str = "text",
+             train_step: tuple[str, str] | None = None) -> list[tuple[str, str]]:
     """Every stage as (file name, text), numbered in pipeline order: the forward's stages from
-    the inference build, joint and backward from the differentiable build, after prepared."""
+    the inference build, joint and backward from the differentiable build, after prepared; with
+    `train_step` (loss, optimizer; the last input is the target) the whole train step's graph too."""
     import graphc
     from graphc.tree import ModuleTree
     from runtime import jit
 
-    program = graphc.trace(model, *_examples(inputs))
+    step = _train_step_joint(model, inputs, *train_step) if train_step is not None else None
+    program = graphc.trace(model, *_examples(inputs[:-1] if train_step is not None else inputs))
     forward = _observe(program, "llvm", differentiable=False)
     gradients = [s for s in _observe(program, "partitioned", differentiable=True) if s.name in ("joint", "partitioned")]
     after = next(k for k, s in enumerate(forward) if s.name == "prepared") + 1
@@ -140,6 +143,8 @@ def dump_all(model: Any, inputs: Sequence[tuple[tuple[int, ...], str]], fmt: str
         else:
             shown = fmt if _graph_stage(stage) else "text"
             files.append((f"{stage.replace(':', '-')}.{EXTENSIONS[shown]}", render(stage, s, shown, program.tree)))
+        if s.name == "partitioned" and step is not None:  # the train step: forward, loss, backward, update
+            files.append((f"train-step.{EXTENSIONS[fmt]}", render("joint", step, fmt, program.tree)))
     return [(f"{k:02d}-{name}", text) for k, (name, text) in enumerate(files)]
 
 
@@ -303,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CliError("--loss and --optim go together")
         train_step = (args.loss, args.optim) if args.loss is not None else None
         if args.stage == "all":
-            text = "\n".join(_write_all(args.out, dump_all(model, inputs, args.format)))
+            text = "\n".join(_write_all(args.out, dump_all(model, inputs, args.format, train_step)))
         elif args.out:
             text = _write(args.out, dump(model, inputs, args.stage, args.format, train_step))
         else:

@@ -98,11 +98,35 @@ def _make(data: np.ndarray, dtype: Any, requires_grad: bool, device: Any = None)
     return t.requires_grad_() if requires_grad else t
 
 
+def _tracing() -> bool:
+    from .ops.dispatch import active_recorder
+    return active_recorder() is not None
+
+
+def _traced_uniform(shape: tuple[int, ...], dtype: Any, device: Any) -> Tensor:
+    """Uniform [0, 1) numbers drawn by the compiled program on every call (random_uniform under a
+    fresh key), not one draw baked into the graph as a constant at trace time."""
+    from .ops import functions as F
+    check_device(device)
+    return F.random_uniform(next_key(), shape, str(dtypes.canonical(dtype) if dtype is not None
+                                                   else dtypes.get_default_dtype()))
+
+
 def randn(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal numbers; in a traced forward made per call by Box-Muller from two uniform
+    draws, sqrt(-2 log(1 - u1)) cos(2 pi u2) (1 - u1 is never 0)."""
+    if _tracing():
+        from .ops import functions as F
+        shape = _flat_sizes(size)
+        u1, u2 = _traced_uniform(shape, dtype, device), _traced_uniform(shape, dtype, device)
+        radius = F.sqrt(F.mul(F.log(F.sub(1.0, u1)), -2.0))
+        return F.mul(radius, F.cos(F.mul(u2, 2.0 * np.pi)))
     return _make(_generator.standard_normal(_flat_sizes(size)), dtype, requires_grad, device)
 
 
 def rand(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    if _tracing():
+        return _traced_uniform(_flat_sizes(size), dtype, device)
     return _make(_generator.random(_flat_sizes(size)), dtype, requires_grad, device)
 
 
@@ -110,6 +134,10 @@ def randint(low: int, high: int | None = None, size: tuple = (), dtype: Any = "i
             requires_grad: bool = False) -> Tensor:
     if high is None:
         low, high = 0, low
+    if _tracing():  # per call: floor(low + u (high - low)), u in [0, 1) drawn in float64
+        from .ops import functions as F
+        u = _traced_uniform(tuple(size), "float64", device)
+        return F.cast(F.floor(F.add(F.mul(u, float(high - low)), float(low))), str(dtypes.canonical(dtype)))
     return _make(_generator.integers(low, high, size=tuple(size)), dtype, requires_grad, device)
 
 

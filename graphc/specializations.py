@@ -79,6 +79,12 @@ def describe_change(name: str, old: Any, new: Any) -> str:
                    (("shape", list(old[0]), list(new[0])), ("dtype", old[1], new[1]),
                     ("requires_grad", old[2], new[2])) if a != b]
         return f"{name} " + ", ".join(changes)
+    if name == "training mode" and isinstance(old, tuple) and isinstance(new, tuple):
+        # one flag per module (model first): the whole model switched, or some of its modules
+        if len(set(old)) == len(set(new)) == 1:
+            return f"{name} changed from {old[0]} to {new[0]}"
+        switched = sum(a != b for a, b in zip(old, new))
+        return f"{name} of {switched} of its {len(new)} modules changed"
     return f"{name} changed from {_shown(old)} to {_shown(new)}"
 
 

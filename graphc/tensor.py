@@ -331,6 +331,8 @@ class Tensor(InPlace):
     def log(self): return _fn.log(self)
     def sqrt(self): return _fn.sqrt(self)
     def tanh(self): return _fn.tanh(self)
+    def cos(self): return _fn.cos(self)
+    def sin(self): return _fn.sin(self)
     def sigmoid(self): return _fn.sigmoid(self)
     def relu(self): return _fn.relu(self)
     def abs(self): return _fn.abs(self)

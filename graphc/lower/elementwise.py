@@ -122,6 +122,8 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "log1p": _math("log1p"),  # libm's log1pf / log1p
     "expm1": _math("expm1"),  # libm's expm1f / expm1
     "sqrt": _math("llvm.sqrt"),
+    "cos": _math("llvm.cos"),
+    "sin": _math("llvm.sin"),
     "floor": _math("llvm.floor"),
     "ceil": _math("llvm.ceil"),
     "round": _math("llvm.roundeven"),

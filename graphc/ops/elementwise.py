@@ -65,6 +65,8 @@ _unary("log", np.log, lambda ins, out, g: (F.div(g, ins[0]),))
 _unary("log1p", np.log1p, lambda ins, out, g: (F.div(g, F.add(ins[0], 1.0)),))  # log(1 + x), exact near 0
 _unary("expm1", np.expm1, lambda ins, out, g: (F.mul(g, F.add(out, 1.0)),))  # exp(x) - 1, exact near 0
 _unary("sqrt", np.sqrt, lambda ins, out, g: (F.div(g, F.mul(out, 2.0)),))
+_unary("cos", np.cos, lambda ins, out, g: (F.neg(F.mul(g, F.sin(ins[0]))),))
+_unary("sin", np.sin, lambda ins, out, g: (F.mul(g, F.cos(ins[0])),))
 _unary("tanh", np.tanh, lambda ins, out, g: (F.mul(g, F.sub(1.0, F.mul(out, out))),))
 # steps: the gradient is zero wherever it exists, as PyTorch's
 _unary("floor", np.floor, lambda ins, out, g: (F.mul(g, 0.0),))

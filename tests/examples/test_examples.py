@@ -19,6 +19,24 @@ def test_mlp_example_reaches_95_percent_on_digits():
         sys.path.pop(0)
 
 
+def test_cnn_example_reaches_97_percent_and_writes_its_checkpoint_and_plot(tmp_path):
+    """examples/cnn.py: conv, BatchNorm, pooling, dropout, a DataLoader, a scheduler, the compiled
+    train step; the checkpoint it saves is reloaded for testing."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("tqdm")
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        import cnn
+        assert cnn.main(out=tmp_path, progress=False) >= 0.97
+    finally:
+        sys.path.pop(0)
+    import graphc
+    state = graphc.load(tmp_path / "cnn.safetensors")
+    assert state["epoch"] == 15 and "bn1.running_mean" in state["model"] and state["optimizer"]["state"]
+    assert (tmp_path / "cnn_training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_benchmarks_quick_run_writes_the_cpu_and_its_cases(tmp_path):
     """`python -m benchmarks --quick --only W3` runs and writes its JSON; no timing is checked."""
     pytest.importorskip("torch")

@@ -20,7 +20,7 @@ def with_ties(shape, dtype):
 # op -> dtype -> (inputs, attrs); dtypes of one op are those where the op is meaningful
 def cases(op, dtype):
     s = (3, 17)
-    unary = {"neg": (-3, 3), "exp": (-10, 10), "log": (0.01, 100), "sqrt": (0, 100), "tanh": (-6, 6),
+    unary = {"neg": (-3, 3), "exp": (-10, 10), "log": (0.01, 100), "sqrt": (0, 100), "tanh": (-6, 6), "cos": (-10, 10), "sin": (-10, 10),
              "sigmoid": (-20, 20), "relu": (-3, 3), "erf": (-5, 5), "log1p": (-0.9, 100), "expm1": (-10, 10),
              "floor": (-3, 3), "ceil": (-3, 3), "round": (-3, 3)}
     if op in unary:

@@ -38,6 +38,8 @@ CASES = {
     "log": (F.log, [positive(2, 3)]),
     "sqrt": (F.sqrt, [positive(2, 3)]),
     "tanh": (F.tanh, [signed(2, 3)]),
+    "cos": (F.cos, [signed(2, 3) * 3]),
+    "sin": (F.sin, [signed(2, 3) * 3]),
     "sigmoid": (F.sigmoid, [signed(2, 3)]),
     "relu": (F.relu, [signed(2, 3)]),
     "where": (lambda a, b: F.where(F.gt(a, 0.0), a, b), [signed(3, 4), signed(4)]),

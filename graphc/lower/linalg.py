@@ -40,6 +40,9 @@ MIN_ELEMENTS_PER_ROW_PART = 1 << 17
 # and tiles are full: measured 1.1-2.2x faster than the forms below at M, N, K >= 128 on one core,
 # 1.2-3x slower at 16 x 784 @ (128 x 784).T, 128 x 512 @ (10 x 512).T, 128 x 10 @ 10 x 512.
 MIN_PACKED_SIZE = 64  # a part of a one-row matmul streams at least 512 KB of b
+# With many rows the packing of b is paid once for all of them, so a narrow or shallow b (a
+# convolution's weights: N output channels, K = C * kh * kw) still packs from this width and depth.
+MIN_PACKED_WIDTH = 16
 
 # Tiles measured best with 16 vector registers (AVX2, Zen 3); the 32-register (AVX-512)
 # tiles are scaled from them and not measured.
@@ -119,7 +122,7 @@ def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
 def emit_matmul(k: Kernel) -> None:
     batch, ops = _layout(k)
     strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if ops.a_k == 1 else _plain
-    if min(ops.M, ops.N, ops.K) >= MIN_PACKED_SIZE:
+    if ops.M >= MIN_PACKED_SIZE and min(ops.N, ops.K) >= min(MIN_PACKED_SIZE, MIN_PACKED_WIDTH):
         strategy = emit_packed
         if batch == 1:
             run_parts(k, _packed_parts(k, ops))

@@ -215,6 +215,8 @@ def adaptive_avg_pool(input: Tensor, dims: int, output_size) -> Tensor:
     """Sums over PyTorch's bins (start floor(i * n / out), end ceil((i + 1) * n / out)) over their lengths."""
     _checked_pool_input(f"adaptive_avg_pool{dims}d", input, dims)
     sizes, outs = input.shape[input.ndim - dims:], _adaptive_sizes(input, dims, output_size)
+    if all(o == 1 for o in outs):  # global pooling: a mean over the spatial dims, no window copy
+        return fn.mean(input, tuple(range(input.ndim - dims, input.ndim)), keepdim=True)
     tables = [as_tensor(adaptive_table(n, o)) for n, o in zip(sizes, outs)]
     sums = _pool(input, dims, tables, 0.0, fn.sum)
     lengths = [end - start for start, end in (adaptive_bins(n, o) for n, o in zip(sizes, outs))]

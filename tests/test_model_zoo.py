@@ -256,32 +256,16 @@ def test_alexnet_eval_eager_and_compiled():
         _close(graphc.compile(mine)(graphc.tensor(x)).numpy(), expected, what="compiled")
 
 
-def test_lenet_five_sgd_momentum_steps_match_pytorch():
-    mine, theirs = _pair(lenet)
-    rng = np.random.default_rng(1)
-    optimizer = graphc.optim.SGD(mine.parameters(), lr=0.05, momentum=0.9)
-    reference = torch.optim.SGD(theirs.parameters(), lr=0.05, momentum=0.9)
+def _train_steps_match(builder, steps: int, shape: tuple, lr: float, seed: int):
+    """`steps` compiled SGD-momentum train steps against PyTorch's: the losses, then the whole
+    state_dict (running statistics included) after them."""
+    mine, theirs = _pair(builder)
+    rng = np.random.default_rng(seed)
+    optimizer = graphc.optim.SGD(mine.parameters(), lr=lr, momentum=0.9)
+    reference = torch.optim.SGD(theirs.parameters(), lr=lr, momentum=0.9)
     step = graphc.compile_train_step(mine, graphc.nn.CrossEntropyLoss(), optimizer)
-    for _ in range(5):
-        x, y = rng.standard_normal((8, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 8)
-        loss = step(graphc.tensor(x), graphc.tensor(y)).item()
-        reference.zero_grad()
-        expected = torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
-        expected.backward()
-        reference.step()
-        assert loss == pytest.approx(expected.item(), rel=1e-4)
-    for (name, p), q in zip(mine.named_parameters(), theirs.parameters()):
-        _close(p.detach().numpy(), q.detach().numpy(), rtol=1e-3, what=name)
-
-
-def test_resnet_three_train_steps_then_eval_match_pytorch():
-    mine, theirs = _pair(resnet)
-    rng = np.random.default_rng(2)
-    optimizer = graphc.optim.SGD(mine.parameters(), lr=0.1, momentum=0.9)
-    reference = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
-    step = graphc.compile_train_step(mine, graphc.nn.CrossEntropyLoss(), optimizer)
-    for _ in range(3):
-        x, y = rng.standard_normal((4, 3, 8, 8)).astype(np.float32), rng.integers(0, 10, 4)
+    for _ in range(steps):
+        x, y = rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, shape[0])
         loss = step(graphc.tensor(x), graphc.tensor(y)).item()
         reference.zero_grad()
         expected = torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
@@ -289,7 +273,16 @@ def test_resnet_three_train_steps_then_eval_match_pytorch():
         reference.step()
         assert loss == pytest.approx(expected.item(), rel=1e-4)
     for (name, value), (_, other) in zip(mine.state_dict().items(), theirs.state_dict().items()):
-        _close(value.numpy(), other.numpy(), rtol=1e-3, what=name)  # running statistics included
+        _close(value.numpy(), other.numpy(), rtol=1e-3, what=name)
+    return mine, theirs
+
+
+def test_lenet_five_sgd_momentum_steps_match_pytorch():
+    _train_steps_match(lenet, 5, (8, 1, 28, 28), lr=0.05, seed=1)
+
+
+def test_resnet_three_train_steps_then_eval_match_pytorch():
+    mine, theirs = _train_steps_match(resnet, 3, (4, 3, 8, 8), lr=0.1, seed=2)
     x = _input((4, 3, 8, 8), 3)
     mine.eval(), theirs.eval()
     with torch.no_grad():

@@ -25,16 +25,17 @@ class InPlace:
 
     __slots__ = ()
 
-    def _update(self, compute, name: str) -> Any:
+    def _update(self, compute, name: str, written=None) -> Any:
         """self = compute(self) in place, as PyTorch's `x.add_(y)`: traced, the value is rebound
         (so `out += identity` records an add); eager, the array is written in place so that every
         holder of it (`param.data`, compiled runners) sees the change. Under autograd the result's
         gradient function takes over and the array is replaced instead, so values saved for
         earlier gradients keep what they saved. Traced, a write into a parameter or buffer of the
-        traced module is the tracer's to record (a buffer update in the graph, trace.Tracer.write)."""
+        traced module is the tracer's to record (a buffer update in the graph, trace.Tracer.write):
+        `written(self)` is the value it records (default: compute's)."""
         recorder = _dispatch.active_recorder()
         if recorder is not None and self._node is None and recorder.tracks(self):
-            recorder.write(self, compute(self))
+            recorder.write(self, (written or compute)(self))
             return self
         tracking = autograd.is_grad_enabled() and self._node is None
         if tracking and self.requires_grad and self._grad_fn is None:
@@ -69,12 +70,10 @@ class InPlace:
         return self
 
     def copy_(self, src: Any) -> Any:
-        recorder = _dispatch.active_recorder()
-        if recorder is not None and self._node is None and recorder.tracks(self):
-            recorder.write(self, src)  # the tracer broadcasts and checks the value itself
-            return self
         src = _tensor.as_tensor(src)
-        return self._update(lambda x: _fn.expand(_fn.cast(src, self.dtype), self._shape), "copy_")
+        # traced into a buffer: the tracer broadcasts and checks src itself, naming the buffer's shape
+        return self._update(lambda x: _fn.expand(_fn.cast(src, self.dtype), self._shape), "copy_",
+                            written=lambda x: src)
 
     def fill_(self, value: Any) -> Any:
         filled = lambda x: _tensor.as_tensor(np.full(self._shape, _tensor._unwrap(value), self._dtype))  # noqa: E731

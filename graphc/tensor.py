@@ -20,33 +20,29 @@ from .inplace import InPlace
 _DTYPE_NAMES = {"f": "float32", "d": "float64", "l": "int64", "q": "int64", "?": "bool"}  # str(dtype) is slow
 
 
-class _Rebinds:
-    """Counts the times a tensor's array was replaced (`t.data = ...`) or a module's parameter,
-    buffer or child was (re)assigned: compiled runners re-gather their parameter arrays only when
-    it changed, so a call costs the same however many parameters a model has. In-place updates
-    (`copy_`, optimizer steps, load_state_dict) keep the array and need no count."""
+class _Counter:
+    """A process-wide count that compiled runners compare with the value they last saw."""
 
-    count = 0
+    __slots__ = ("count",)
 
-    @classmethod
-    def bump(cls) -> None:
-        cls.count += 1
+    def __init__(self) -> None:
+        self.count = 0
+
+    def bump(self) -> None:
+        self.count += 1
+
+
+# The times a tensor's array was replaced (`t.data = ...`) or a module's parameter, buffer or
+# child was (re)assigned: compiled runners re-gather their parameter arrays only when it changed,
+# so a call costs the same however many parameters a model has. In-place updates keep the array.
+_Rebinds = _Counter()
+# In-place writes into tensors' arrays (`copy_`, optimizer steps, load_state_dict, compiled
+# updates): a prepare graph (graphc/prepare.py) computes again only when this or rebinds() changed.
+_Writes = _Counter()
 
 
 def rebinds() -> int:
     return _Rebinds.count
-
-
-class _Writes:
-    """Counts in-place writes into tensors' arrays (`copy_`, optimizer steps, load_state_dict,
-    compiled updates): a prepare graph (graphc/prepare.py) computes from parameters and buffers
-    again only when this or rebinds() changed."""
-
-    count = 0
-
-    @classmethod
-    def bump(cls) -> None:
-        cls.count += 1
 
 
 def writes() -> int:

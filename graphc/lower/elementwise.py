@@ -177,3 +177,20 @@ def emit_fused(k: Kernel) -> None:
     """A `fused` chain: the steps' scalar expressions composed inside one broadcasting loop."""
     strides = [broadcast_strides(n.shape, k.node.shape) for n in k.operands]
     emit_map(k, strides, lambda b, values: emit_body(b, k.node, values))
+
+
+def emit_map_group(b: ir.IRBuilder, members: Sequence[Node], operands: Sequence[Node], ins: Sequence[ir.Value],
+                   outputs: Sequence[Node], outs: Sequence[ir.Value]) -> None:
+    """Several elementwise nodes of one shape in one loop: every operand element is loaded
+    first (an output may be computed in place over an operand), then the members are evaluated
+    in order, each reading the members before it from registers, then the outputs are stored."""
+    shape = members[-1].shape
+    strides = [broadcast_strides(n.shape, shape) for n in operands]
+    sizes, collapsed = collapse(shape, [contiguous_strides(shape), *strides])
+    with strided_loops(b, sizes, collapsed) as (out_offset, *in_offsets):
+        values = {n.id: load(b, ptr, llvm_type(n.dtype), off) for ptr, n, off in zip(ins, operands, in_offsets)}
+        for node in members:
+            args = [values[i] for i in node.inputs]
+            values[node.id] = emit_body(b, node, args) if node.op == "fused" else SCALAR_OPS[node.op](b, args, node)
+        for node, ptr in zip(outputs, outs):
+            store(b, values[node.id], ptr, out_offset)

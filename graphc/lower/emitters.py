@@ -26,7 +26,7 @@ def _alias(k: Kernel) -> None:
 
 
 # reshape keeps the row-major order of a contiguous buffer; detach is the identity
-ALIASES = frozenset({"reshape", "detach"})
+from ..program.records import ALIASES  # noqa: E402  (the kernel level decides which values share buffers)
 
 # check ops: their value is their input's buffer; their kernel returns i1 (1: failed) and
 # takes the input and a pointer for the offending value (see checks.py)

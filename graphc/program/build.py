@@ -1,0 +1,66 @@
+"""Graph -> Program: one kernel per computed node of the kernel graph, in node order."""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from ..ir import Graph, Node
+from ..ops.registry import OPS
+from .records import ALIASES, TEMPLATES, Kernel, Program, kernel_name
+
+
+def computed(node: Node) -> bool:
+    """A node some kernel computes: not an input, a constant or an alias."""
+    return node.op not in ("input", "constant") and node.op not in ALIASES
+
+
+def template(node: Node) -> str:
+    """The loop-nest template of `node`'s kernel (an op the table lacks has none: lowering says so)."""
+    op = OPS.get(node.op)
+    return TEMPLATES.get(op.kind, "unknown") if op is not None else "unknown"
+
+
+def kernel_program(graph: Graph) -> Program:
+    """The unscheduled, ungrouped program: a kernel per computed node, in node order."""
+    return Program(graph, tuple(make_kernel(graph, [n]) for n in graph.nodes if computed(n)))
+
+
+def make_kernel(graph: Graph, members: Iterable[Node]) -> Kernel:
+    """The kernel computing `members` (in order): it reads what they read from outside it
+    (through aliases, from the aliased buffer), and writes what is read elsewhere or leaves the
+    graph (outputs, updates); a single node always writes its value."""
+    members = list(members)
+    inside = {n.id for n in members}
+    reads: list[int] = []
+    for node in members:
+        for i in node.inputs:
+            if i not in inside and i not in reads:
+                reads.append(i)
+    if len(members) == 1:
+        writes = (members[0].id,)
+    else:
+        needed = _read_outside(graph, inside)
+        writes = tuple(n.id for n in members if n.id in needed)
+    root = members[-1]
+    paths = tuple(dict.fromkeys(p for n in members for p in _paths(n)))
+    name = kernel_name(root) if len(members) == 1 else _group_name(root, len(members), paths)
+    return Kernel(name, template(root), tuple(n.id for n in members), writes, tuple(reads), paths)
+
+
+def _read_outside(graph: Graph, inside: set[int]) -> set[int]:
+    """The values of `inside` something outside it reads: other kernels, outputs, updates."""
+    needed = set(graph.outputs) | {v for v, _ in graph.updates}
+    for node in graph.nodes:
+        if node.id not in inside:
+            needed.update(node.inputs)
+    return needed
+
+
+def _paths(node: Node) -> list[str]:
+    """The module paths a node came from (a fused node records its members' as `a+b`)."""
+    return ["" if p == "<root>" else p for p in node.module_path.split("+")]
+
+
+def _group_name(root: Node, count: int, paths: tuple[str, ...]) -> str:
+    path = re.sub(r"[^0-9A-Za-z]+", "_", "_".join(p for p in paths if p)).strip("_")
+    return f"k{root.id}_mapx{count}" + (f"_{path}" if path else "")

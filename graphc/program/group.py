@@ -1,0 +1,100 @@
+"""group_kernels, a Program -> Program pass: elementwise kernels of one shape that read each
+other's values or share an input become one multi-output map kernel, a single pass over memory.
+
+The graph-level fusion (passes/fuse_elementwise.py) already makes one `fused` node of a region
+whose inner values nobody else reads; what it cannot do is let a value leave a region and be
+used inside it too. An optimizer update is the case: Adam's new moments are updates (they leave)
+and the new parameter reads them, so the graph has three fused nodes per parameter, each
+reading the gradient. Grouped, one kernel reads the gradient, both moments and the parameter
+once and writes all three, the new moments handed to the parameter's update in registers.
+
+Kernels are visited in schedule order; one joins the first group of its shape it is connected
+to (it reads a member's value, or an input a member reads at full shape) unless that would make
+a cycle: some other kernel it reads from depends on the group. The groups are then put in a
+topological order, each at the place of its first member as far as the dependences allow.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from ..ir import Graph, Node
+from ..ops.registry import OPS
+from .build import make_kernel
+from .records import ALIASES, Program
+
+
+def groupable(node: Node) -> bool:
+    return node.op in OPS and OPS[node.op].kind in ("elementwise", "fused") and node.size > 0
+
+
+def group_kernels(program: Program) -> Program:
+    graph = program.graph
+    base = _bases(graph)
+    group_of: dict[int, int] = {}  # value -> group index
+    members: list[list[Node]] = []
+    ancestors: list[int] = []  # per group, a bit mask of the groups it depends on
+    for kernel in program.kernels:
+        nodes = [graph.nodes[v] for v in kernel.nodes]
+        reads = {group_of[base[i]] for n in nodes for i in n.inputs if base[i] in group_of}
+        joined = _joinable(graph, nodes, members, reads, ancestors, base) if len(nodes) == 1 else None
+        if joined is None:
+            joined = len(members)
+            members.append([])
+            ancestors.append(0)
+        below = 0
+        for r in reads - {joined}:
+            below |= (1 << r) | ancestors[r]
+        if below & ~ancestors[joined]:
+            ancestors[joined] |= below
+            for g, mask in enumerate(ancestors):  # whoever depended on the group now depends on these too
+                if mask >> joined & 1:
+                    ancestors[g] |= below
+        members[joined].extend(nodes)
+        for n in nodes:
+            group_of[n.id] = joined
+    if len(members) == len(program.kernels):
+        return program
+    return Program(graph, tuple(make_kernel(graph, group) for group in _ordered(graph, members, group_of, base)))
+
+
+def _joinable(graph: Graph, nodes: list[Node], members: list[list[Node]], reads: set[int], ancestors: list[int],
+              base: dict[int, int]) -> int | None:
+    """The first map group `nodes` (one groupable node) can join without making a cycle."""
+    (node,) = nodes
+    if not groupable(node):
+        return None
+    for j, group in enumerate(members):
+        if not groupable(group[0]) or group[0].shape != node.shape:
+            continue
+        inside = {m.id for m in group}
+        if any(i not in inside and base[i] in inside for i in node.inputs):
+            continue  # reads a member through an alias: that buffer is not written yet
+        if any(ancestors[r] >> j & 1 for r in reads - {j}):
+            continue  # another kernel it reads depends on the group
+        shares = any(graph.nodes[i].shape == node.shape and i in m.inputs for m in group for i in node.inputs)
+        if shares or any(i in inside for i in node.inputs):
+            return j
+    return None
+
+
+def _ordered(graph: Graph, members: list[list[Node]], group_of: dict[int, int], base: dict[int, int]
+             ) -> list[list[Node]]:
+    """The groups in a topological order, ties broken by where their first member was."""
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(members)))
+    for j, group in enumerate(members):
+        for n in group:
+            for i in n.inputs:
+                source = group_of.get(base[i])
+                if source is not None and source != j:
+                    dag.add_edge(source, j)
+    return [members[j] for j in nx.lexicographical_topological_sort(dag)]
+
+
+def _bases(graph: Graph) -> dict[int, int]:
+    """The value whose buffer each node uses: aliases and checks read their input's."""
+    base: dict[int, int] = {}
+    for node in graph.nodes:
+        shares = node.op in ALIASES or (node.op in OPS and OPS[node.op].kind == "check")
+        base[node.id] = base[node.inputs[0]] if shares else node.id
+    return base

@@ -219,8 +219,8 @@ def _passes_text(stages: Sequence[Any]) -> str:
 
 def render(stage: str, s: Any, fmt: str = "text", tree: Any = None) -> str:
     """One Stage as text (the graph printer's, the plan's, LLVM's), or a graph stage as JSON or
-    DOT (clusters labelled with the module tree's types); the kernels stage's JSON is the list
-    of kernel functions (`kernels_view`)."""
+    DOT (clusters labelled with the module tree's types); the JSON of a kernel program (the
+    kernels stage, after a program pass) is the list of its kernel functions (`kernels_view`)."""
     from graphc.ir import export
     from runtime import jit
 
@@ -231,7 +231,8 @@ def render(stage: str, s: Any, fmt: str = "text", tree: Any = None) -> str:
     if fmt == "dot":
         types = {m.path: m.type_name for m in tree.walk()} if tree is not None else None
         return export.to_dot(graph, f"{s.label} {stage}", types)
-    return json.dumps(kernels_view(s.value) if stage == "kernels" else export.to_json(graph), indent=1)
+    from graphc.program import Program
+    return json.dumps(kernels_view(s.value) if isinstance(s.value, Program) else export.to_json(graph), indent=1)
 
 
 def kernels_view(program: Any) -> list[dict[str, Any]]:

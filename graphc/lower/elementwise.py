@@ -173,6 +173,11 @@ def emit_body(b: ir.IRBuilder, node: Node, values: list) -> ir.Value:
     return evaluate(node.attr("body"), values, step)
 
 
+def element_of(b: ir.IRBuilder, node: Node, values: list) -> ir.Value:
+    """One element of an elementwise or fused node from its operands' scalar values."""
+    return emit_body(b, node, values) if node.op == "fused" else SCALAR_OPS[node.op](b, values, node)
+
+
 def emit_fused(k: Kernel) -> None:
     """A `fused` chain: the steps' scalar expressions composed inside one broadcasting loop."""
     strides = [broadcast_strides(n.shape, k.node.shape) for n in k.operands]
@@ -190,7 +195,6 @@ def emit_map_group(b: ir.IRBuilder, members: Sequence[Node], operands: Sequence[
     with strided_loops(b, sizes, collapsed) as (out_offset, *in_offsets):
         values = {n.id: load(b, ptr, llvm_type(n.dtype), off) for ptr, n, off in zip(ins, operands, in_offsets)}
         for node in members:
-            args = [values[i] for i in node.inputs]
-            values[node.id] = emit_body(b, node, args) if node.op == "fused" else SCALAR_OPS[node.op](b, args, node)
+            values[node.id] = element_of(b, node, [values[i] for i in node.inputs])
         for node, ptr in zip(outputs, outs):
             store(b, values[node.id], ptr, out_offset)

@@ -22,7 +22,8 @@ from runtime.abi import CheckSpec
 from ..ir import Graph, Node
 from ..program import Kernel as ProgramKernel
 from ..program import Location, Program, kernel_name, kernel_program, planned, workspace_bytes
-from .elementwise import emit_map_group
+from .elementwise import broadcast_strides, element_of, emit_map_group
+from .reduce import emit_reduction
 from .emitters import CHECKS, EMITTERS
 from .kernel import I1, I8, I32, I64, PTR, Kernel, LoweringError, declare, i64, itemsize
 
@@ -71,6 +72,9 @@ def lower(program: Program | Graph, name: str = "graphc_main") -> LoweredGraph:
             failed_checks += 1  # check k (in check_specs order) returns status k
             with b.if_then(failed, likely=False):
                 b.ret(ir.Constant(I32, failed_checks))
+        elif kernel.template == "reduce" and len(kernel.nodes) == 2:
+            buffers = list(dict.fromkeys(locations[v] for v in (*kernel.outputs, *kernel.inputs)))
+            b.call(_reduction_function(module, graph, kernel, locations, buffers), [pointer(loc) for loc in buffers])
         elif len(kernel.nodes) > 1:
             buffers = list(dict.fromkeys(locations[v] for v in (*kernel.outputs, *kernel.inputs)))
             b.call(_group_function(module, graph, kernel, locations, buffers), [pointer(loc) for loc in buffers])
@@ -96,19 +100,47 @@ def check_specs(program: Program | Graph) -> tuple[CheckSpec, ...]:
     return tuple(CheckSpec(n.attr("error"), n.attr("message"), n.where()) for n in nodes)
 
 
-def _group_function(module: ir.Module, graph: Graph, kernel: ProgramKernel, locations: dict[int, Location],
-                    buffers: list[Location]) -> ir.Function:
-    """An internal function `void (ptr buffer...)` computing a multi-output map kernel: one
-    pointer per distinct buffer it touches (an in-place output and the operand it overwrites
-    share one), so every pointer is `noalias`."""
+def _reduction_function(module: ir.Module, graph: Graph, kernel: ProgramKernel, locations: dict[int, Location],
+                        buffers: list[Location]) -> ir.Function:
+    """An internal function `void (ptr buffer...)` computing a reduction of an elementwise
+    producer in one pass (storing the producer's value too when others read it)."""
+    producer, reduction = (graph.nodes[v] for v in kernel.nodes)
+    fn = _buffers_function(module, kernel, buffers, [producer, reduction])
+    slot = {loc: fn.args[j] for j, loc in enumerate(buffers)}
+    operands = [graph.nodes[i] for i in producer.inputs]
+    sources = [(slot[locations[n.id]], n.dtype, broadcast_strides(n.shape, producer.shape)) for n in operands]
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    stored = (slot[locations[producer.id]],) if producer.id in kernel.outputs else ()
+    k = Kernel(b, reduction, (producer,), slot[locations[reduction.id]], ())
+    try:
+        emit_reduction(k, producer.shape, sources, lambda bld, values: element_of(bld, producer, values), stored)
+    except Exception as error:
+        raise LoweringError(f"while lowering kernel {kernel}: {error}") from error
+    b.ret_void()
+    return fn
+
+
+def _buffers_function(module: ir.Module, kernel: ProgramKernel, buffers: list[Location], members: list[Node]
+                      ) -> ir.Function:
+    """`void <kernel name>(ptr buf0, ...)`: one noalias pointer per distinct buffer, tagged with
+    the members' text."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(buffers)), kernel.name)
     fn.linkage = "internal"
     for j, arg in enumerate(fn.args):
         arg.name = f"buf{j}"
         arg.add_attribute("noalias")
         arg.add_attribute("nonnull")
-    members = [graph.nodes[v] for v in kernel.nodes]
     fn.set_metadata("graphc.node", module.add_metadata([ir.MetaDataString(module, "\n".join(map(str, members)))]))
+    return fn
+
+
+def _group_function(module: ir.Module, graph: Graph, kernel: ProgramKernel, locations: dict[int, Location],
+                    buffers: list[Location]) -> ir.Function:
+    """An internal function `void (ptr buffer...)` computing a multi-output map kernel: one
+    pointer per distinct buffer it touches (an in-place output and the operand it overwrites
+    share one), so every pointer is `noalias`."""
+    members = [graph.nodes[v] for v in kernel.nodes]
+    fn = _buffers_function(module, kernel, buffers, members)
     slot = {loc: fn.args[j] for j, loc in enumerate(buffers)}
     operands = [graph.nodes[i] for i in kernel.inputs]
     outputs = [graph.nodes[v] for v in kernel.outputs]
@@ -129,7 +161,7 @@ def _kernel_function(module: ir.Module, graph: Graph, node: Node, locations: dic
     operands = tuple(graph.nodes[i] for i in node.inputs)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(operands))), kernel_name(node))
     fn.linkage = "internal"
-    # outputs never overlap inputs (buffers.py), except an elementwise update computed in place
+    # outputs never overlap inputs (graphc/program/plan.py), except an elementwise update computed in place
     # over the input it reads at the same index: only those pointers may alias
     in_place = {locations[node.id]} & {locations[i] for i in node.inputs}
     for arg, value, arg_name in zip(fn.args, (node, *operands), ("out", *(f"in{i}" for i in range(len(operands))))):

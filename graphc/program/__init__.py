@@ -5,6 +5,7 @@ after each:
 
 records.py   Kernel, Buffer, Location, Program (frozen, printable)
 build.py     kernel_program: one kernel per computed node of the kernel graph
+fuse_reductions.py  a reduction and the elementwise kernel of its operand in one pass
 group.py     group_kernels: multi-output map kernels (an optimizer update in one pass)
 schedule.py  schedule_kernels: checks first, else the dependence order
 plan.py      plan_program: buffer planning (lifetimes, reuse, in-place updates)
@@ -17,13 +18,14 @@ from typing import Callable
 
 from ..ir import Graph
 from .build import kernel_program
+from .fuse_reductions import fuse_reductions
 from .group import group_kernels
 from .plan import format_plan, plan_program, workspace_bytes
 from .records import ALIASES, Buffer, Kernel, Location, Program, kernel_name
 from .schedule import schedule_kernels
 from .verify import ProgramError, verify_program
 
-PROGRAM_PASSES: tuple[Callable[[Program], Program], ...] = (group_kernels, schedule_kernels)
+PROGRAM_PASSES: tuple[Callable[[Program], Program], ...] = (fuse_reductions, group_kernels, schedule_kernels)
 
 
 def build_program(graph: Graph, after_each: Callable[[str, Program, float], None] | None = None) -> Program:
@@ -43,5 +45,5 @@ def planned(program: Program, in_place: bool = True) -> Program:
 
 
 __all__ = ["ALIASES", "Buffer", "Kernel", "Location", "Program", "ProgramError", "PROGRAM_PASSES", "build_program",
-           "format_plan", "group_kernels", "kernel_name", "kernel_program", "plan_program", "planned",
+           "format_plan", "fuse_reductions", "group_kernels", "kernel_name", "kernel_program", "plan_program", "planned",
            "schedule_kernels", "verify_program", "workspace_bytes"]

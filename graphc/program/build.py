@@ -36,14 +36,19 @@ def make_kernel(graph: Graph, members: Iterable[Node]) -> Kernel:
         for i in node.inputs:
             if i not in inside and i not in reads:
                 reads.append(i)
-    if len(members) == 1:
-        writes = (members[0].id,)
-    else:
-        needed = _read_outside(graph, inside)
-        writes = tuple(n.id for n in members if n.id in needed)
     root = members[-1]
+    if len(members) == 1:
+        writes = (root.id,)
+    else:  # a reduction always stores its result; the members of a map group only when read
+        needed = _read_outside(graph, inside) | ({root.id} if template(root) != "map" else set())
+        writes = tuple(n.id for n in members if n.id in needed)
     paths = tuple(dict.fromkeys(p for n in members for p in _paths(n)))
-    name = kernel_name(root) if len(members) == 1 else _group_name(root, len(members), paths)
+    if len(members) == 1:
+        name = kernel_name(root)
+    elif template(root) == "map":
+        name = _group_name(root, len(members), paths)
+    else:  # a reduction with its producer: k15_sum_of_fused_<paths>
+        name = _group_name(root, len(members), paths).replace(f"_mapx{len(members)}", f"_{root.op}_of_{members[0].op}")
     return Kernel(name, template(root), tuple(n.id for n in members), writes, tuple(reads), paths)
 
 

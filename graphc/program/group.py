@@ -33,14 +33,16 @@ def group_kernels(program: Program) -> Program:
     group_of: dict[int, int] = {}  # value -> group index
     members: list[list[Node]] = []
     ancestors: list[int] = []  # per group, a bit mask of the groups it depends on
+    templates: list[str] = []
     for kernel in program.kernels:
         nodes = [graph.nodes[v] for v in kernel.nodes]
         reads = {group_of[base[i]] for n in nodes for i in n.inputs if base[i] in group_of}
-        joined = _joinable(graph, nodes, members, reads, ancestors, base) if len(nodes) == 1 else None
+        joined = _joinable(graph, nodes, members, templates, reads, ancestors, base) if len(nodes) == 1 else None
         if joined is None:
             joined = len(members)
             members.append([])
             ancestors.append(0)
+            templates.append(kernel.template)
         below = 0
         for r in reads - {joined}:
             below |= (1 << r) | ancestors[r]
@@ -57,14 +59,14 @@ def group_kernels(program: Program) -> Program:
     return Program(graph, tuple(make_kernel(graph, group) for group in _ordered(graph, members, group_of, base)))
 
 
-def _joinable(graph: Graph, nodes: list[Node], members: list[list[Node]], reads: set[int], ancestors: list[int],
-              base: dict[int, int]) -> int | None:
+def _joinable(graph: Graph, nodes: list[Node], members: list[list[Node]], templates: list[str], reads: set[int],
+              ancestors: list[int], base: dict[int, int]) -> int | None:
     """The first map group `nodes` (one groupable node) can join without making a cycle."""
     (node,) = nodes
     if not groupable(node):
         return None
     for j, group in enumerate(members):
-        if not groupable(group[0]) or group[0].shape != node.shape:
+        if templates[j] != "map" or not groupable(group[0]) or group[0].shape != node.shape:
             continue
         inside = {m.id for m in group}
         if any(i not in inside and base[i] in inside for i in node.inputs):

@@ -80,11 +80,12 @@ def plan_program(program: Program, in_place: bool = True) -> Program:
         locations[node.id] = location
         shared = next((b for b in buffers if b.value == base[node.id]), None) if base[node.id] != node.id else None
         if shared is not None:  # an alias or a check: its input's buffer
-            buffers.append(replace(shared, value=node.id))
+            buffers.append(replace(shared, value=node.id, shares=shared.shares or shared.value))
             continue
         r = ranges.get(node.id)
         start = program.position(node.id) if computed(node) else -1
-        buffers.append(Buffer(node.id, location, start, r.end if r else end, r.nbytes if r else _aligned(node)))
+        buffers.append(Buffer(node.id, location, start, r.end if r else end, r.nbytes if r else _aligned(node),
+                              updated.get(node.id)))
     planned = replace(program, buffers=tuple(buffers))
     return replace(planned, workspace=_extent(graph, planned.locations))
 

@@ -62,6 +62,7 @@ class Buffer:
     start: int
     end: int
     nbytes: int
+    shares: int | None = None  # the value whose bytes these are: an alias's or check's input, an in-place update's target
 
 
 @dataclass(frozen=True)

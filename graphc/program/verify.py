@@ -60,9 +60,12 @@ def verify_program(program: Program) -> Program:
                     if source in seen and seen[source] > k or (source in inside and i != source):
                         raise ProgramError(f"{kernel.name} reads %{i} before it is computed")
         if len(kernel.nodes) > 1:
-            shapes = {graph.nodes[v].shape for v in kernel.nodes}
-            if kernel.template != "map" or len(shapes) != 1:
-                raise ProgramError(f"{kernel.name}: several nodes only in a map kernel of one shape")
+            nodes = [graph.nodes[v] for v in kernel.nodes]
+            shapes = {n.shape for n in nodes}
+            prologue = (kernel.template == "reduce" and len(nodes) == 2 and nodes[1].inputs == (nodes[0].id,))
+            if not prologue and (kernel.template != "map" or len(shapes) != 1):
+                raise ProgramError(f"{kernel.name}: several nodes only in a map kernel of one shape "
+                                   f"or a reduction of its producer")
         for v in kernel.nodes:
             if v in leaving and v not in kernel.outputs and kernel.template != "check":
                 raise ProgramError(f"{kernel.name} does not write %{v}, which leaves the graph")

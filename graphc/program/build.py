@@ -6,7 +6,7 @@ from typing import Iterable
 
 from ..ir import Graph, Node
 from ..ops.registry import OPS
-from .records import ALIASES, TEMPLATES, Kernel, Program, kernel_name
+from .records import ALIASES, TEMPLATES, Kernel, Program, is_gradient, kernel_name
 
 
 def computed(node: Node) -> bool:
@@ -43,12 +43,13 @@ def make_kernel(graph: Graph, members: Iterable[Node]) -> Kernel:
         needed = _read_outside(graph, inside) | ({root.id} if template(root) != "map" else set())
         writes = tuple(n.id for n in members if n.id in needed)
     paths = tuple(dict.fromkeys(p for n in members for p in _paths(n)))
+    grad = "_grad" if all(is_gradient(n) for n in members) else ""
     if len(members) == 1:
         name = kernel_name(root)
     elif template(root) == "map":
-        name = _group_name(root, len(members), paths)
+        name = _group_name(root, f"mapx{len(members)}{grad}", paths)
     else:  # a reduction with its producer: k15_sum_of_fused_<paths>
-        name = _group_name(root, len(members), paths).replace(f"_mapx{len(members)}", f"_{root.op}_of_{members[0].op}")
+        name = _group_name(root, f"{root.op}_of_{members[0].op}{grad}", paths)
     return Kernel(name, template(root), tuple(n.id for n in members), writes, tuple(reads), paths)
 
 
@@ -66,6 +67,6 @@ def _paths(node: Node) -> list[str]:
     return ["" if p == "<root>" else p for p in node.module_path.split("+")]
 
 
-def _group_name(root: Node, count: int, paths: tuple[str, ...]) -> str:
+def _group_name(root: Node, what: str, paths: tuple[str, ...]) -> str:
     path = re.sub(r"[^0-9A-Za-z]+", "_", "_".join(p for p in paths if p)).strip("_")
-    return f"k{root.id}_mapx{count}" + (f"_{path}" if path else "")
+    return f"k{root.id}_{what}" + (f"_{path}" if path else "")

@@ -100,8 +100,14 @@ class Program:
         return "\n".join(lines)
 
 
-def kernel_name(node: Node, count: int = 1) -> str:
-    """`k12_matmul_fc1`: node id, op (`xN` for a kernel of N nodes) and the module path made
-    into an identifier."""
+def kernel_name(node: Node) -> str:
+    """`k12_matmul_fc1`: node id, op (`_grad` when a gradient rule made it: `k19_matmul_grad_fc1`)
+    and the module path made into an identifier."""
     path = re.sub(r"[^0-9A-Za-z]+", "_", node.module_path).strip("_")
-    return f"k{node.id}_{node.op}" + (f"x{count}" if count > 1 else "") + (f"_{path}" if path else "")
+    return f"k{node.id}_{node.op}" + ("_grad" if is_gradient(node) else "") + (f"_{path}" if path else "")
+
+
+def is_gradient(node: Node) -> bool:
+    """Whether a gradient rule made `node` (every member, for a fused node): autodiff marks
+    their module type `Linear grad`."""
+    return bool(node.module_type) and all(t.split(" ")[-1] == "grad" for t in node.module_type.split("+"))

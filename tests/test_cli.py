@@ -4,6 +4,7 @@ Most cases call `graphc.cli.main` in-process; a few run `python -m graphc` in a 
 the command works end to end and that no traceback reaches the terminal.
 """
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -169,6 +170,16 @@ def test_asm_has_vector_instructions_and_the_entry_symbol(capsys, model_file):
     out = stage(capsys, model_file, "asm")
     assert "forward:" in out
     assert any(op in out for op in ("vfmadd", "vmovups", "vmulps", "mulps", "movups"))
+
+
+@pytest.mark.parametrize("which", ["llvm-opt", "asm"])
+def test_optimised_ir_and_assembly_keep_every_kernel_name(capsys, model_file, which):
+    llvm = stage(capsys, model_file, "llvm")
+    kernels = re.findall(r'^define internal \S+ @"?(k\d+_\w+)"?\(', llvm, re.M)
+    assert kernels
+    out = stage(capsys, model_file, which)
+    for name in kernels:
+        assert re.search(rf'^(define internal .*@"?{name}"?\(|"?{name}"?:)', out, re.M), name
 
 
 def test_default_stage_is_traced(capsys, model_file):

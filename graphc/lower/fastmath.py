@@ -12,7 +12,8 @@ the loop vectoriser widens, or to a vector accumulator directly. float64 keeps l
   near 0 (n = 0) it is r + r^2 P(r) with no cancellation.
 - log (Cephes logf): x = m 2^e with m in [sqrt(1/2), sqrt(2)) read from the bits (denormals
   scaled by 2^23 first), log(m) = f - f^2/2 + f^3 P(f) with f = m - 1, plus e ln2 in two parts.
-- log1p: log(u) * x / (u - 1) with u = 1 + x (Kahan's correction of u's rounding), x where u = 1.
+- log1p: the log of u = 1 + x, with f = x itself where u needs no scaling, elsewhere plus the
+  rounding of u, (x - (u - 1)) / u.
 - tanh (Cephes tanhf): an odd polynomial below 0.625, 1 - 2 / (e^2|x| + 1) above.
 - erf: x P(x^2) below 1, 1 - e^-x^2 Q(1/x) / x from 1 to 4 (erf rounds to 1 beyond 3.92); P and
   Q were fitted here (iteratively reweighted least squares towards minimax against mpmath, in
@@ -101,31 +102,45 @@ def expm1_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return _nan_passes(b, x, b.select(b.fcmp_ordered("==", x, _c(x, 0.0)), x, result))
 
 
-def log_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    ints = _int_type(x)
-    denormal = b.fcmp_ordered("<", x, _c(x, SMALLEST_NORMAL))  # and <= 0, whose result is replaced
-    scaled = b.select(denormal, b.fmul(x, _c(x, 2.0 ** 23)), x)
-    bits = b.bitcast(scaled, ints)
+def _decompose(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(e, f) with x = 2^e (1 + f), 1 + f in [sqrt(1/2), sqrt(2)), for x > 0 (denormals too)."""
+    denormal = b.fcmp_ordered("<", x, _c(x, SMALLEST_NORMAL))  # and x <= 0, whose log is replaced
+    bits = b.bitcast(b.select(denormal, b.fmul(x, _c(x, 2.0 ** 23)), x), _int_type(x))
     exponent = b.sub(b.lshr(bits, _c(bits, 23)), b.select(denormal, _c(bits, 126 + 23), _c(bits, 126)))
     mantissa = b.bitcast(b.or_(b.and_(bits, _c(bits, 0x007FFFFF)), _c(bits, 0x3F000000)), x.type)  # in [0.5, 1)
-    below = b.fcmp_ordered("<", mantissa, _c(x, SQRT_HALF))  # m in [sqrt(1/2), sqrt(2)): one more halving
+    below = b.fcmp_ordered("<", mantissa, _c(x, SQRT_HALF))  # then 2m, one less in the exponent
     e = b.fsub(b.sitofp(exponent, x.type), b.select(below, _c(x, 1.0), _c(x, 0.0)))
-    f = b.fsub(b.fadd(mantissa, b.select(below, mantissa, _c(x, 0.0))), _c(x, 1.0))  # exact: 2m - 1 or m - 1
+    return e, b.fsub(b.fadd(mantissa, b.select(below, mantissa, _c(x, 0.0))), _c(x, 1.0))  # exact: 2m - 1 or m - 1
+
+
+def _log_reduced(b: ir.IRBuilder, e: ir.Value, f: ir.Value) -> ir.Value:
+    """log(2^e (1 + f)) = f - f^2/2 + f^3 P(f) + e ln2, the small part of ln2 added first."""
     z = b.fmul(f, f, flags=FAST)
     y = b.fmul(b.fmul(f, z, flags=FAST), _horner(b, f, LOG_POLY), flags=FAST)
-    y = b.fsub(b.fadd(y, b.fmul(e, _c(x, LN2_LO), flags=FAST), flags=FAST), b.fmul(z, _c(x, 0.5), flags=FAST), flags=FAST)
-    result = b.fadd(b.fadd(f, y, flags=FAST), b.fmul(e, _c(x, LN2_HI), flags=FAST), flags=FAST)
+    y = b.fsub(b.fadd(y, b.fmul(e, _c(f, LN2_LO), flags=FAST), flags=FAST), b.fmul(z, _c(f, 0.5), flags=FAST), flags=FAST)
+    return b.fadd(b.fadd(f, y, flags=FAST), b.fmul(e, _c(f, LN2_HI), flags=FAST), flags=FAST)
+
+
+def _log_specials(b: ir.IRBuilder, x: ir.Value, result: ir.Value) -> ir.Value:
+    """log(inf) = inf, log(x < 0) = NaN, log(±0) = -inf, NaN passes; result elsewhere."""
     result = b.select(b.fcmp_ordered("==", x, _c(x, float("inf"))), x, result)
     result = b.select(b.fcmp_ordered("<", x, _c(x, 0.0)), _c(x, float("nan")), result)
-    result = b.select(b.fcmp_ordered("==", x, _c(x, 0.0)), _c(x, float("-inf")), result)  # log(-0.0) too
-    return _nan_passes(b, x, result)
+    return _nan_passes(b, x, b.select(b.fcmp_ordered("==", x, _c(x, 0.0)), _c(x, float("-inf")), result))
+
+
+def log_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    return _log_specials(b, x, _log_reduced(b, *_decompose(b, x)))
 
 
 def log1p_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     u = b.fadd(x, _c(x, 1.0))
-    corrected = b.fmul(log_f32(b, u), b.fdiv(x, b.fsub(u, _c(x, 1.0))), flags=FAST)
-    result = b.select(b.fcmp_ordered("==", x, _c(x, float("inf"))), x, corrected)  # inf / inf in the correction
-    return b.select(b.fcmp_ordered("==", u, _c(x, 1.0)), x, result)  # x tiny (or -0.0): log1p(x) = x
+    e, f = _decompose(b, u)
+    # where u needs no scaling (e = 0) its f is x itself, exactly; elsewhere log(u) is corrected by
+    # log(1 + (1 + x - u) / u), the rounding of u (x - (u - 1) is exact)
+    near = b.fcmp_ordered("==", e, _c(x, 0.0))
+    correction = b.fdiv(b.fsub(x, b.fsub(u, _c(x, 1.0))), u, flags=FAST)
+    result = b.fadd(_log_reduced(b, e, b.select(near, x, f)), b.select(near, _c(x, 0.0), correction), flags=FAST)
+    return _log_specials(b, u, b.select(b.fcmp_ordered("==", x, _c(x, 0.0)), x, result))  # log1p(-0.0) = -0.0
 
 
 def tanh_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:

@@ -58,11 +58,12 @@ def test_elementwise_activation_is_vectorised(monkeypatch, name):
     assert_vectorised_without_libm(optimized_ir(ir_text), name)
 
 
+@pytest.mark.parametrize("batch", [6, 128])  # dot-product tiles, packed panels
 @pytest.mark.parametrize("name", sorted(MARKS))
-def test_linear_activation_epilogue_is_vectorised(monkeypatch, name):
-    """W1's shape: Linear(512, 512) at batch 128 (the packed matmul), the activation in its epilogue."""
+def test_linear_activation_epilogue_is_vectorised(monkeypatch, name, batch):
+    """W1's shape: Linear(512, 512) at batch 128, the activation in its epilogue."""
     graphc.manual_seed(0)
-    x = rng.standard_normal((128, 512)).astype(np.float32)
+    x = rng.standard_normal((batch, 512)).astype(np.float32)
     _, ir_text = compiled_eval(nn.Sequential(nn.Linear(512, 512), activation(nn, name)), x, monkeypatch)
     names = kernel_names(ir_text)
     assert len(names) == 1 and "_matmul_epilogue_" in names[0], names

@@ -12,7 +12,7 @@ import llvmlite.ir as ir
 
 from ..ir import Node
 from ..ops.fused import evaluate
-from .fastmath import exp_f32, tanh_f32
+from .fastmath import erf_f32, exp_f32, expm1_f32, log1p_f32, log_f32, tanh_f32
 from .kernel import (FAST, I8, Kernel, LoweringError, call_math, collapse, contiguous_strides, is_float,
                      llvm_type, load, store, strided_loops)
 
@@ -118,9 +118,9 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "maximum": _maximum,
     "neg": _neg,
     "exp": _float32_fast(exp_f32, "llvm.exp"),
-    "log": _math("llvm.log"),
-    "log1p": _math("log1p"),  # libm's log1pf / log1p
-    "expm1": _math("expm1"),  # libm's expm1f / expm1
+    "log": _float32_fast(log_f32, "llvm.log"),
+    "log1p": _float32_fast(log1p_f32, "log1p"),  # float64: libm log1p
+    "expm1": _float32_fast(expm1_f32, "expm1"),  # float64: libm expm1
     "sqrt": _math("llvm.sqrt"),
     "cos": _math("llvm.cos"),
     "sin": _math("llvm.sin"),
@@ -129,7 +129,7 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "round": _math("llvm.roundeven"),
     "tanh": _float32_fast(tanh_f32, "tanh"),  # float64: libm tanh
     "sigmoid": _sigmoid,
-    "erf": _math("erf"),  # libm's erff / erf (within an ulp), resolved by the JIT like tanh
+    "erf": _float32_fast(erf_f32, "erf"),  # float64: libm erf
     "relu": _relu,
     "gt": _compare(">", ">"),
     "ge": _compare(">=", ">="),

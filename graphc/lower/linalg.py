@@ -14,11 +14,14 @@ MIN_PACKED_SIZE it packs b into panels and runs one micro-kernel for every trans
 Tile sizes are for the host's register file (kernel.vector_unit); shapes are static, so
 remainder rows and columns become smaller tiles.
 
-matmul_epilogue is the same kernel with its body applied to each final value just before it is
-stored (`_finish`), reading the extra operands at that output's row and column. The body runs
-per element with the scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can
-be in it; on an outer-product tile it runs lane by lane and the SLP vectoriser packs the lanes
-back into vectors (the scalar expressions do not take vector operands).
+matmul_epilogue is the same kernel with its body applied to each final value (`_finish`),
+reading the extra operands at that output's row and column. The body runs per element with the
+scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can be in it; on an
+outer-product tile it runs lane by lane just before the store and the SLP vectoriser packs the
+lanes back into vectors (the scalar expressions do not take vector operands). Dot-product tiles
+end in scalar sums, which would leave it scalar: they store the sums, then the body runs as a
+loop over the stored rows (`_finish_stored`), which the loop vectoriser widens, as do the
+packed and the i-k-j forms.
 """
 from __future__ import annotations
 
@@ -231,10 +234,18 @@ def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out:
                 product = bld.fmul(a_ik, load(bld, k.ins[1], ty, add(bld, b_row, j)), flags=FAST)
                 store(bld, bld.fadd(load(bld, k.out, ty, dst), product, flags=FAST), k.out, dst)
         if k.node.op == "matmul_epilogue":
-            with for_range(bld, width, "je") as j:
-                dst = add(bld, row, j)
-                col = add(bld, add(bld, out.col, i64(first_col)), j)
-                store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), col), k.out, dst)
+            _finish_stored(k, ops, out, i, first_col, width)
+
+
+def _finish_stored(k: Kernel, ops: _Operands, out: _Out, i: ir.Value, first_col: int, width: int) -> None:
+    """The epilogue over out's row i, columns first_col.. first_col+width-1, already stored: a
+    loop the loop vectoriser widens, so the body's math (fastmath.py) runs on whole vectors."""
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    row = add(bld, add(bld, out.offset, i, ops.N), i64(first_col))
+    with for_range(bld, width, "je") as j:
+        dst = add(bld, row, j)
+        col = add(bld, add(bld, out.col, i64(first_col)), j)
+        store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), col), k.out, dst)
 
 
 def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
@@ -250,9 +261,10 @@ def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out)
                     i = add(bld, i0, i64(r))
                     out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
                     for c, total in enumerate(row_sums):
-                        j = add(bld, j0, i64(c))
-                        value = _finish(k, total, add(bld, out.row, i), add(bld, out.col, j))
-                        store(bld, value, k.out, add(bld, out_row, i64(c)))
+                        store(bld, total, k.out, add(bld, out_row, i64(c)))
+    if k.node.op == "matmul_epilogue":  # over the stored sums: applied to each sum, it stayed scalar
+        with for_range(bld, ops.M, "ie") as i:
+            _finish_stored(k, ops, out, i, 0, ops.N)
 
 
 def _dot_tile(k: Kernel, K: int, a_rows: list, b_rows: list) -> list[list[ir.Value]]:

@@ -12,7 +12,7 @@ import math
 import llvmlite.ir as ir
 
 from .elementwise import SCALAR_OPS
-from .kernel import FAST, REASSOC, Kernel, add, call_math, for_range, i64, llvm_type, load, store
+from .kernel import FAST, REASSOC, Kernel, add, for_range, i64, llvm_type, load, store
 from .reduce import _maximum
 
 
@@ -48,5 +48,5 @@ def emit_row_softmax(k: Kernel) -> None:
                 offset = add(b, start, d, inner)
                 store(b, b.fdiv(load(b, k.out, ty, offset), s, flags=FAST), k.out, offset)
         else:
-            log_sum = call_math(b, "llvm.log", s)
+            log_sum = SCALAR_OPS["log"](b, [s], node)
             each(lambda offset, x: store(b, b.fsub(b.fsub(x, top, flags=FAST), log_sum, flags=FAST), k.out, offset))

@@ -24,6 +24,7 @@ from ..program import Kernel as ProgramKernel
 from ..program import Location, Program, kernel_name, kernel_program, planned, workspace_bytes
 from .elementwise import broadcast_strides, element_of, emit_map_group
 from .reduce import emit_reduction
+from .softmax import emit_log_softmax_reduction
 from .emitters import CHECKS, EMITTERS
 from .kernel import I1, I8, I32, I64, PTR, Kernel, LoweringError, declare, i64, itemsize
 
@@ -72,6 +73,9 @@ def lower(program: Program | Graph, name: str = "graphc_main") -> LoweredGraph:
             failed_checks += 1  # check k (in check_specs order) returns status k
             with b.if_then(failed, likely=False):
                 b.ret(ir.Constant(I32, failed_checks))
+        elif kernel.template == "row" and len(kernel.nodes) == 3:
+            buffers = list(dict.fromkeys(locations[v] for v in (*kernel.outputs, *kernel.inputs)))
+            b.call(_row_reduction_function(module, graph, kernel, locations, buffers), [pointer(loc) for loc in buffers])
         elif kernel.template == "reduce" and len(kernel.nodes) == 2:
             buffers = list(dict.fromkeys(locations[v] for v in (*kernel.outputs, *kernel.inputs)))
             b.call(_reduction_function(module, graph, kernel, locations, buffers), [pointer(loc) for loc in buffers])
@@ -114,6 +118,26 @@ def _reduction_function(module: ir.Module, graph: Graph, kernel: ProgramKernel, 
     k = Kernel(b, reduction, (producer,), slot[locations[reduction.id]], ())
     try:
         emit_reduction(k, producer.shape, sources, lambda bld, values: element_of(bld, producer, values), stored)
+    except Exception as error:
+        raise LoweringError(f"while lowering kernel {kernel}: {error}") from error
+    b.ret_void()
+    return fn
+
+
+def _row_reduction_function(module: ir.Module, graph: Graph, kernel: ProgramKernel, locations: dict[int, Location],
+                            buffers: list[Location]) -> ir.Function:
+    """An internal function `void (ptr buffer...)`: a log_softmax, the elementwise producer
+    reading it and the reduction of that, as one row kernel (emit_log_softmax_reduction)."""
+    row, producer, reduction = (graph.nodes[v] for v in kernel.nodes)
+    fn = _buffers_function(module, kernel, buffers, [row, producer, reduction])
+    slot = {loc: fn.args[j] for j, loc in enumerate(buffers)}
+    written = lambda node: slot[locations[node.id]] if node.id in kernel.outputs else None  # noqa: E731
+    operands = [(graph.nodes[i], slot[locations[i]]) for i in dict.fromkeys(producer.inputs) if i != row.id]
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    k = Kernel(b, row, (graph.nodes[row.inputs[0]],), slot[locations[reduction.id]], ())
+    try:
+        emit_log_softmax_reduction(k, row, slot[locations[row.inputs[0]]], written(row), producer, operands,
+                                   written(producer), reduction, slot[locations[reduction.id]])
     except Exception as error:
         raise LoweringError(f"while lowering kernel {kernel}: {error}") from error
     b.ret_void()

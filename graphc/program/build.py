@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Iterable, Sequence
+
+import networkx as nx
 
 from ..ir import Graph, Node
 from ..ops.registry import OPS
@@ -44,13 +46,14 @@ def make_kernel(graph: Graph, members: Iterable[Node]) -> Kernel:
         writes = tuple(n.id for n in members if n.id in needed)
     paths = tuple(dict.fromkeys(p for n in members for p in _paths(n)))
     grad = "_grad" if all(is_gradient(n) for n in members) else ""
+    kind = template(members[0]) if template(members[0]) == "row" else template(root)
     if len(members) == 1:
         name = kernel_name(root)
-    elif template(root) == "map":
+    elif kind == "map":
         name = _group_name(root, f"mapx{len(members)}{grad}", paths)
-    else:  # a reduction with its producer: k15_sum_of_fused_<paths>
+    else:  # a reduction with its producer (k15_sum_of_fused_...), a row kernel's too (k15_sum_of_log_softmax_...)
         name = _group_name(root, f"{root.op}_of_{members[0].op}{grad}", paths)
-    return Kernel(name, template(root), tuple(n.id for n in members), writes, tuple(reads), paths)
+    return Kernel(name, kind, tuple(n.id for n in members), writes, tuple(reads), paths)
 
 
 def _read_outside(graph: Graph, inside: set[int]) -> set[int]:
@@ -70,3 +73,28 @@ def _paths(node: Node) -> list[str]:
 def _group_name(root: Node, what: str, paths: tuple[str, ...]) -> str:
     path = re.sub(r"[^0-9A-Za-z]+", "_", "_".join(p for p in paths if p)).strip("_")
     return f"k{root.id}_{what}" + (f"_{path}" if path else "")
+
+
+def bases(graph: Graph) -> dict[int, int]:
+    """The value whose buffer each node uses: itself, or for aliases and checks their input's."""
+    base: dict[int, int] = {}
+    for node in graph.nodes:
+        shares = node.op in ALIASES or (node.op in OPS and OPS[node.op].kind == "check")
+        base[node.id] = base[node.inputs[0]] if shares else node.id
+    return base
+
+
+def in_dependence_order(graph: Graph, groups: Sequence[Sequence[Node]]) -> list[list[Node]]:
+    """Groups of nodes (each to be one kernel) in a topological order of what they read from
+    each other (through aliases and checks), ties broken by their order in `groups`."""
+    base = bases(graph)
+    group_of = {n.id: j for j, group in enumerate(groups) for n in group}
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(groups)))
+    for j, group in enumerate(groups):
+        for n in group:
+            for i in n.inputs:
+                source = group_of.get(base[i])
+                if source is not None and source != j:
+                    dag.add_edge(source, j)
+    return [list(groups[j]) for j in nx.lexicographical_topological_sort(dag)]

@@ -15,12 +15,10 @@ topological order, each at the place of its first member as far as the dependenc
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from ..ir import Graph, Node
 from ..ops.registry import OPS
-from .build import make_kernel
-from .records import ALIASES, Program
+from .build import bases, in_dependence_order, make_kernel
+from .records import Program
 
 
 def groupable(node: Node) -> bool:
@@ -29,7 +27,7 @@ def groupable(node: Node) -> bool:
 
 def group_kernels(program: Program) -> Program:
     graph = program.graph
-    base = _bases(graph)
+    base = bases(graph)
     group_of: dict[int, int] = {}  # value -> group index
     members: list[list[Node]] = []
     ancestors: list[int] = []  # per group, a bit mask of the groups it depends on
@@ -56,7 +54,7 @@ def group_kernels(program: Program) -> Program:
             group_of[n.id] = joined
     if len(members) == len(program.kernels):
         return program
-    return Program(graph, tuple(make_kernel(graph, group) for group in _ordered(graph, members, group_of, base)))
+    return Program(graph, tuple(make_kernel(graph, group) for group in in_dependence_order(graph, members)))
 
 
 def _joinable(graph: Graph, nodes: list[Node], members: list[list[Node]], templates: list[str], reads: set[int],
@@ -77,26 +75,3 @@ def _joinable(graph: Graph, nodes: list[Node], members: list[list[Node]], templa
         if shares or any(i in inside for i in node.inputs):
             return j
     return None
-
-
-def _ordered(graph: Graph, members: list[list[Node]], group_of: dict[int, int], base: dict[int, int]
-             ) -> list[list[Node]]:
-    """The groups in a topological order, ties broken by where their first member was."""
-    dag = nx.DiGraph()
-    dag.add_nodes_from(range(len(members)))
-    for j, group in enumerate(members):
-        for n in group:
-            for i in n.inputs:
-                source = group_of.get(base[i])
-                if source is not None and source != j:
-                    dag.add_edge(source, j)
-    return [members[j] for j in nx.lexicographical_topological_sort(dag)]
-
-
-def _bases(graph: Graph) -> dict[int, int]:
-    """The value whose buffer each node uses: aliases and checks read their input's."""
-    base: dict[int, int] = {}
-    for node in graph.nodes:
-        shares = node.op in ALIASES or (node.op in OPS and OPS[node.op].kind == "check")
-        base[node.id] = base[node.inputs[0]] if shares else node.id
-    return base

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..ir import Graph, Node
 from ..ops.registry import OPS
-from .build import computed, kernel_program
+from .build import bases, computed, kernel_program
 from .records import ALIASES, Buffer, Location, Program
 
 ALIGNMENT = 64
@@ -56,7 +56,7 @@ def plan_program(program: Program, in_place: bool = True) -> Program:
     ranges = {r.value: r for r in live_ranges(program)}
     offsets = _offsets([r for r in ranges.values() if r.value not in updated])
     written = _written(program)
-    base = _bases(graph)
+    base = bases(graph)
     end = len(program.kernels)
     locations: dict[int, Location] = {}
     buffers: list[Buffer] = []
@@ -104,7 +104,7 @@ def live_ranges(program: Program) -> list[LiveRange]:
     """The live range of every written value that is not an alias, a check or a graph output
     kept in its output buffer, in node order."""
     graph = program.graph
-    base = _bases(graph)
+    base = bases(graph)
     last_read = _last_reads(program, base)
     end = len(program.kernels)
     for value_id in (*graph.outputs, *(v for v, _ in graph.updates)):
@@ -125,7 +125,7 @@ def in_place_updates(program: Program) -> dict[int, int]:
     every check (a failed check must leave the inputs untouched), whose input no later kernel
     reads, not even the end of the entry, and that is no output and no other update's source."""
     graph = program.graph
-    base = _bases(graph)
+    base = bases(graph)
     last_read = _last_reads(program, base)
     read_at_end = [base[i] for i in (*graph.outputs, *(v for v, _ in graph.updates))]
     last_check = max((k for k, kernel in enumerate(program.kernels) if kernel.template == "check"), default=-1)
@@ -199,15 +199,6 @@ def _output_slots(program: Program) -> dict[int, int]:
         if node_id in written:
             slots.setdefault(node_id, len(graph.inputs) + j)
     return slots
-
-
-def _bases(graph: Graph) -> dict[int, int]:
-    """The value whose buffer each node uses: itself, or for aliases and checks their input's."""
-    base: dict[int, int] = {}
-    for node in graph.nodes:
-        shares = node.op in ALIASES or _is_check(node)
-        base[node.id] = base[node.inputs[0]] if shares else node.id
-    return base
 
 
 def _last_reads(program: Program, base: dict[int, int]) -> dict[int, int]:

@@ -63,7 +63,9 @@ def verify_program(program: Program) -> Program:
             nodes = [graph.nodes[v] for v in kernel.nodes]
             shapes = {n.shape for n in nodes}
             prologue = (kernel.template == "reduce" and len(nodes) == 2 and nodes[1].inputs == (nodes[0].id,))
-            if not prologue and (kernel.template != "map" or len(shapes) != 1):
+            row = (kernel.template == "row" and len(nodes) == 3 and nodes[0].id in nodes[1].inputs
+                   and nodes[2].inputs == (nodes[1].id,))
+            if not (prologue or row) and (kernel.template != "map" or len(shapes) != 1):
                 raise ProgramError(f"{kernel.name}: several nodes only in a map kernel of one shape "
                                    f"or a reduction of its producer")
         for v in kernel.nodes:

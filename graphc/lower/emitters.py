@@ -13,7 +13,7 @@ from .checks import emit_check_index, emit_check_range
 from .index import emit_gather_rows, emit_scatter_add_rows
 from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
-from .linalg import emit_matmul, emit_one_hot
+from .linalg import emit_matmul, emit_one_hot, emit_pack_panels
 from .random import emit_random_uniform
 from .softmax import emit_row_softmax
 from .window import emit_window_gather, emit_window_scatter
@@ -47,6 +47,7 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "matmul": emit_matmul,
     "matmul_epilogue": emit_matmul,  # the matmul kernel, its body applied before each store
     "one_hot": emit_one_hot,
+    "pack_panels": emit_pack_panels,
     "softmax": emit_row_softmax,
     "log_softmax": emit_row_softmax,
     "window_gather": emit_window_gather,

@@ -34,8 +34,8 @@ import llvmlite.ir as ir
 from ..ops.linalg import epilogue_strides
 from .elementwise import emit_body
 from .microkernel import emit_packed, panel_tile
-from .kernel import (FAST, REASSOC, Kernel, add, declare, for_range, i64, llvm_type, load, splat, store,
-                     vector_unit)
+from .kernel import (FAST, REASSOC, Kernel, LoweringError, add, contiguous_strides, declare, for_range, i64,
+                     llvm_type, load, splat, store, strided_loops, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
 MIN_ELEMENTS_PER_ROW_PART = 1 << 17
@@ -78,7 +78,7 @@ def _layout(k: Kernel) -> tuple[int, _Operands]:
     M, N = k.node.shape[-2:]
     K = a.shape[-2] if ta else a.shape[-1]
     batch = math.prod(k.node.shape[:-2])
-    b_batch = K * N if len(b.shape) > 2 else 0
+    b_batch = K * N if len(b.shape) > 2 and not k.node.attr_dict.get("packed_n", 0) else 0
     if not ta and b_batch == 0:  # a [..., M, K] @ b [K, N]: a's batch dims are just more rows
         M, batch = M * batch, 1
     return batch, _Operands(M, N, K, 1 if ta else K, M if ta else 1, 1 if tb else N, K if tb else 1, M * K, b_batch)
@@ -122,10 +122,20 @@ def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
     return [block for block in blocks if block[0] and block[1]]
 
 
+def packs_b(M: int, N: int, K: int) -> bool:
+    """Whether a matmul of out [M, N] (all batches' rows) over depth K takes the packed
+    micro-kernel (prepare.py packs a weight for it once, ahead of the calls)."""
+    return M >= MIN_PACKED_SIZE and min(N, K) >= min(MIN_PACKED_SIZE, MIN_PACKED_WIDTH)
+
+
 def emit_matmul(k: Kernel) -> None:
     batch, ops = _layout(k)
     strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if ops.a_k == 1 else _plain
-    if ops.M >= MIN_PACKED_SIZE and min(ops.N, ops.K) >= min(MIN_PACKED_SIZE, MIN_PACKED_WIDTH):
+    prepacked = k.node.attr_dict.get("packed_n", 0) > 0
+    if prepacked and (batch != 1 or k.operands[1].shape[2] != panel_tile(llvm_type(k.node.dtype))[1] * panel_tile(
+            llvm_type(k.node.dtype))[2]):
+        raise LoweringError(f"matmul: panels {list(k.operands[1].shape)} do not fit this host's micro-kernel")
+    if prepacked or packs_b(ops.M, ops.N, ops.K):
         strategy = emit_packed
         if batch == 1:
             run_parts(k, _packed_parts(k, ops))
@@ -321,3 +331,22 @@ def emit_one_hot(k: Kernel) -> None:
         with for_range(bld, classes, "c") as c:
             selected = bld.select(bld.icmp_signed("==", index, c), one, zero)
             store(bld, selected, k.out, add(bld, add(bld, i64(0), p, classes), c))
+
+
+def emit_pack_panels(k: Kernel) -> None:
+    """out[p, kk, c] = op(b)[kk, p * NR + c], zero past N: a weight in the micro-kernel's panels."""
+    bld, node = k.builder, k.node
+    (b,) = k.operands
+    ty = llvm_type(node.dtype)
+    _, depth, nr = node.shape
+    n = b.shape[0] if node.attr("transpose_b") else b.shape[1]
+    s_k, s_j = (1, depth) if node.attr("transpose_b") else (n, 1)  # op(b)[kk, j] is b[kk * s_k + j * s_j]
+    full, cols = divmod(n, nr)
+    with strided_loops(bld, [full, depth, nr], [[depth * nr, nr, 1], [nr * s_j, s_k, s_j]]) as (dst, src):
+        store(bld, load(bld, k.ins[0], ty, src), k.out, dst)
+    if cols:  # the last panel: its columns, then zeros
+        first = full * depth * nr
+        with strided_loops(bld, [depth, cols], [[nr, 1], [s_k, s_j]], [i64(first), i64(full * nr * s_j)]) as (dst, src):
+            store(bld, load(bld, k.ins[0], ty, src), k.out, dst)
+        with strided_loops(bld, [depth, nr - cols], [[nr, 1]], [i64(first + cols)]) as (dst,):
+            store(bld, ir.Constant(ty, 0.0), k.out, dst)

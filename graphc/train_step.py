@@ -107,7 +107,7 @@ class TrainStep:
                 new_p, new_state = optimizer.update(value[node.id], grad, state, hyper, group)
                 updates.append((tracer.value_of(new_p), node.id))
                 updates += [(tracer.value_of(new_state[s]), state[s]._node) for s in new_state]
-                trained.append(Trained(name, p, group, {h: np.zeros((), node.dtype) for h in names}))
+                trained.append(Trained(name, p, group, tuple(names)))
         tracer.provenance = None
         joint = tracer.builder.finish([loss_id], ["loss"], updates)
         joint = driver.differentiated(joint, "train step")

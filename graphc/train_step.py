@@ -3,8 +3,9 @@
 The joint graph is the optimised forward graph, then the gradient rules (autodiff.backprop),
 then the optimizer's own update rule traced on symbolic tensors; new parameter and state values
 are graph `updates`, written in place into the model's and optimizer's arrays. Each parameter
-has its own scalar hyperparameter inputs (Adam's bias corrections depend on its step count);
-their 0-d arrays are kept and refilled in place, so the executor reuses their pointers.
+has its own scalar hyperparameter inputs (Adam's bias corrections depend on its step count); the
+runner feeds parameters with equal values one shared 0-d array, refilled in place, so a step
+computes them once per group and the executor reuses their pointers (runners.TrainStepRunner).
 """
 from __future__ import annotations
 

@@ -46,6 +46,7 @@ class InferenceRunner:
             self.forward.stable_inputs |= frozenset(range(own, len(self.forward.inputs)))
         self._prepared: list[np.ndarray] = []
         self._prepared_at: tuple[int, int] | None = None
+        self._updates_inputs = self.forward.updates_inputs
 
     def _prepared_values(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         version = (rebinds(), writes())
@@ -60,7 +61,7 @@ class InferenceRunner:
             outputs = self.forward.run(arrays, rebinds())
         else:
             outputs = self.forward.run(arrays + self._prepared_values(arrays), (rebinds(), self._prepared_at))
-        if self.forward.updates_inputs:
+        if self._updates_inputs:
             _Writes.bump()
         return unflatten(self.program.output_spec, [Tensor._wrap(o) for o in outputs])
 

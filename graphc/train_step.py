@@ -56,7 +56,7 @@ class TrainStep:
             self._params, self._params_at = list(self.model.parameters()), rebinds()
             self._module_list = list(self.model.modules())
         return (training_modes(self._module_list),
-                tuple(tuple(bool(g.get(k)) for k in _SWITCHES) for g in self.optimizer.param_groups),
+                tuple([tuple(map(bool, map(g.get, _SWITCHES))) for g in self.optimizer.param_groups]),
                 tuple(map(_REQUIRES_GRAD, self._params)), self.optimizer.state_names)
 
     def __call__(self, *inputs: Any) -> Tensor:

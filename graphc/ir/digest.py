@@ -3,8 +3,8 @@ graph can be found in the disk cache before it is lowered (graphc/stages.py).
 
 Printed graphs abbreviate large constants, so the digest is taken over the nodes' fields
 themselves, with constant data hashed in full. It also covers the compiler code that turns a
-graph into LLVM IR (the lowering, the op table, the IR, the ABI): a changed emitter never
-meets an entry made by the old one.
+graph into LLVM IR (the kernel passes, the lowering, the op table, the IR, the ABI): a changed
+emitter or fusion rule never meets an entry made by the old one.
 """
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from .graph import Graph
 from .node import Literal
 
 _ROOT = Path(__file__).resolve().parents[2]
-_COMPILER_SOURCES = ("graphc/lower", "graphc/ops", "graphc/ir", "runtime/abi.py")
+# what turns a graph into machine code: the kernel passes and the driver that runs them too,
+# since the disk cache is asked before them (graphc/stages.py)
+_COMPILER_SOURCES = ("graphc/lower", "graphc/ops", "graphc/ir", "graphc/passes", "graphc/stages.py", "runtime/abi.py")
 
 
 def _plain(value: Any) -> Any:

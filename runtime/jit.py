@@ -21,16 +21,18 @@ llvm.initialize_native_asmprinter()
 MATH_SYMBOLS = ("expf", "logf", "tanhf", "exp", "log", "tanh", "powf", "pow", "sqrtf", "sqrt")
 
 
+@functools.cache
+def _host_cpu() -> tuple[str, str]:
+    """The host CPU's name and features, asked of LLVM once per process (about 1 ms a time)."""
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
 def host_target_machine(opt: int = 3) -> llvm.TargetMachine:
     """A new target machine for this CPU; without the CPU name and features LLVM emits SSE
     only. Never share the result between engines: an engine owns its target machine."""
     target = llvm.Target.from_triple(llvm.get_process_triple())
-    return target.create_target_machine(
-        cpu=llvm.get_host_cpu_name(),
-        features=llvm.get_host_cpu_features().flatten(),
-        opt=opt,
-        jit=True,
-    )
+    cpu, features = _host_cpu()
+    return target.create_target_machine(cpu=cpu, features=features, opt=opt, jit=True)
 
 
 def _parse(ir_text: str, machine: llvm.TargetMachine) -> llvm.ModuleRef:
@@ -139,5 +141,4 @@ def load_object(obj: bytes, source_ir: str = "", start_pool: bool = True) -> Nat
 def machine_description() -> str:
     """Everything about this host and toolchain that changes the machine code for one IR text."""
     import llvmlite
-    return "|".join((llvmlite.__version__, llvm.get_process_triple(), llvm.get_host_cpu_name(),
-                     llvm.get_host_cpu_features().flatten(), OPTIMIZATION))
+    return "|".join((llvmlite.__version__, llvm.get_process_triple(), *_host_cpu(), OPTIMIZATION))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,12 @@ def compiler_digest() -> str:
     """The sha256 of the lowering's own source files, read once per process."""
     h = hashlib.sha256()
     for entry in _COMPILER_SOURCES:
-        path = _ROOT / entry
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(file.relative_to(_ROOT).as_posix().encode() + b"\0" + file.read_bytes())
+        top = os.path.join(_ROOT, entry)
+        files = ([os.path.join(folder, name) for folder, _, names in os.walk(top) for name in names
+                  if name.endswith(".py")] if os.path.isdir(top) else [top])
+        for file in sorted(files):  # os.walk, not pathlib: this runs in every process that compiles
+            with open(file, "rb") as source:
+                h.update(os.path.relpath(file, _ROOT).replace(os.sep, "/").encode() + b"\0" + source.read())
     return h.hexdigest()
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from runtime.abi import Artifact, BufferSpec
-from runtime.cache import load_artifact, load_cached, store_artifact
+from runtime.cache import enabled as cache_enabled, load_artifact, load_cached, store_artifact
 from runtime.executor import CompiledGraph
 
 from .autodiff import BackwardGraph
@@ -145,7 +145,7 @@ class Driver:
         (the artifact is recorded beside the object code). At GRAPHC_DEBUG=3 the kernel graph is
         made first, then the cache is asked, keyed on it; from 4 on, the IR is always made."""
         start = time.perf_counter()
-        quiet = self.observe is log_stage and debug_level() < 3
+        quiet = self.observe is log_stage and debug_level() < 3 and cache_enabled()
         before_kernels = graph_digest(graph, name, num_threads()) if quiet else None
         if before_kernels is not None:
             recorded = load_artifact(before_kernels)

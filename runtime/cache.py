@@ -277,10 +277,15 @@ def load_artifact(source: str) -> Artifact | None:
     if record is None:
         return None
     try:
-        return artifact_from_record(record.decode())
+        artifact = artifact_from_record(record.decode())
     except (ValueError, TypeError, KeyError, UnicodeDecodeError):
         log(1, f"compile cache entry {path.name[:16]} is not an artifact record: ignored")
         return None
+    try:
+        os.utime(path, follow_symlinks=False)  # used with its object entry: evicted as late
+    except OSError:
+        pass
+    return artifact
 
 
 def store_artifact(source: str, artifact: Artifact) -> None:

@@ -1,6 +1,7 @@
 """A disk-cache hit skips Python lowering (issue 6, item 8): found from the graph the driver is
 given (its artifact recorded beside the object code), it skips the kernel passes too."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -179,3 +180,13 @@ def test_load_artifact_checks_every_field(cache_dir, change, loads):
     assert cache.load_artifact(source) is not None
     _rewrite_record(record, change)
     assert (cache.load_artifact(source) is not None) == loads
+
+
+def test_a_record_is_used_as_recently_as_its_object_entry(cache_dir):
+    """Eviction goes by last use: a hit touches the record too, so it does not go first."""
+    model, x = _model(), graphc.randn(4, 6)
+    _compile_and_run(model, x)
+    (record,) = _records(cache_dir)
+    os.utime(record, (1000, 1000))
+    _compile_and_run(model, x)
+    assert record.stat().st_mtime > 1000

@@ -100,9 +100,10 @@ class CompiledModule:
         if self._params_at != rebinds():
             self._refresh_params()
         inputs, keywords = flatten_call(args, kwargs) if kwargs else (args, ())
-        trainable = tuple(map(_REQUIRES_GRAD, self._param_tensors))  # C-level: a call costs the same at any size
-        needs_grad = autograd.is_grad_enabled() and (any(trainable) or any(
-            getattr(x, "requires_grad", False) for x in inputs))
+        needs_grad = autograd.is_grad_enabled()
+        # C-level: a call costs the same at any size
+        trainable = tuple(map(_REQUIRES_GRAD, self._param_tensors)) if needs_grad else ()
+        needs_grad = needs_grad and (any(trainable) or any(getattr(x, "requires_grad", False) for x in inputs))
         if self._hooks_at != hooks_version():
             object.__setattr__(self, "_hooks", HooksSignature.of(model))
             object.__setattr__(self, "_hooks_at", hooks_version())

@@ -46,6 +46,7 @@ class InferenceRunner:
             self.forward.stable_inputs |= frozenset(range(own, len(self.forward.inputs)))
         self._prepared: list[np.ndarray] = []
         self._prepared_at: tuple[int, int] | None = None
+        self._updates_inputs = self.forward.updates_inputs
 
     def _prepared_values(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         version = (rebinds(), writes())
@@ -60,7 +61,7 @@ class InferenceRunner:
             outputs = self.forward.run(arrays, rebinds())
         else:
             outputs = self.forward.run(arrays + self._prepared_values(arrays), (rebinds(), self._prepared_at))
-        if self.forward.updates_inputs:
+        if self._updates_inputs:
             _Writes.bump()
         return unflatten(self.program.output_spec, [Tensor._wrap(o) for o in outputs])
 
@@ -132,18 +133,41 @@ class DifferentiableRunner:
 
 @dataclass
 class Trained:
-    """One trainable parameter of a compiled step: its group and its hyperparameter buffers."""
+    """One trainable parameter of a compiled step: its group and the names of its
+    hyperparameter inputs."""
 
     name: str
     param: Tensor
     group: dict
-    hyper: dict[str, np.ndarray]  # 0-d arrays refilled in place, so their pointers stay cached
+    hyper: tuple[str, ...]
+
+
+class _Cohort:
+    """Trained parameters whose hyperparameters are equal at every step: the same group, step
+    count and dtype, and the same state tensors started at their first step. They share one
+    0-d array per hyperparameter, refilled in place (so its pointer stays cached)."""
+
+    __slots__ = ("group", "step", "fresh", "hyper", "members")
+
+    def __init__(self, group: dict, step: int, fresh: frozenset, hyper: dict[str, np.ndarray]):
+        self.group, self.step, self.fresh, self.hyper = group, step, fresh, hyper
+        self.members: list[int] = []
+
+
+_NO_STATE = {"step": 0}
+_NOT_FRESH: frozenset = frozenset()
 
 
 @dataclass
 class TrainStepRunner:
     """One compiled train step. `roles` has one (kind, key) per graph input: user k, a param or
-    buffer by qualified name, state and hyper by (parameter name, name), rng k (a fresh key)."""
+    buffer by qualified name, state and hyper by (parameter name, name), rng k (a fresh key).
+
+    Between steps the runner holds the optimizer state it trains (the state tensors, updated in
+    place by native code, and per cohort a count of steps), so a step's Python cost does not
+    grow with the number of parameters: the step counts are written into `optimizer.state`
+    only when someone uses it (Optimizer.sync_compiled), and the state is gathered again from
+    it before the next step."""
 
     program: Program
     compiled: CompiledGraph  # inputs: user, params, state and hyper; output: the loss
@@ -154,7 +178,7 @@ class TrainStepRunner:
     def __post_init__(self) -> None:
         self._trained_by_name = {t.name: i for i, t in enumerate(self.trained)}
         self.compiled.stable_inputs = frozenset(
-            j for j, (kind, _) in enumerate(self.roles) if kind in ("param", "buffer", "hyper"))
+            j for j, (kind, _) in enumerate(self.roles) if kind in ("param", "buffer", "state", "hyper"))
         slots: dict[str, list] = {"user": [], "state": [], "hyper": []}
         self._key_slots = [(j, key) for j, (kind, key) in enumerate(self.roles) if kind == "rng"]
         for j, (kind, key) in enumerate(self.roles):
@@ -164,39 +188,80 @@ class TrainStepRunner:
                 i = self._trained_by_name[key[0]]
                 slots[kind].append((j, i, key[1]))
         self._user_slots, self._state_slots, self._hyper_slots = slots["user"], slots["state"], slots["hyper"]
-        self._fixed_at = -1
+        self._fixed_at: tuple[int, int] | None = None
+        self._gathered = 0  # bumped per gather: with rebinds(), the token vouching for fixed inputs
+        self._cohorts: list[_Cohort] = []
+        self._states: list[dict[str, Any]] = []  # per trained parameter, its state during the steps
+        self._taken = 0  # steps run since the state was gathered
+
+    def _gather(self, optimizer: Any) -> None:
+        """Take the state of every trained parameter from `optimizer.state` as `prepare_step`
+        would (state tensors not there yet start from `initial_state`), and sort the parameters
+        into cohorts. Nothing is stored in the optimizer: a failed first step starts no state."""
+        state, cohorts, self._states = optimizer.state, {}, []
+        for i, t in enumerate(self.trained):
+            old = state.get(t.param, _NO_STATE)
+            fresh = frozenset(n for n in optimizer.group_state_names(t.group) if n not in old)
+            self._states.append({**old, **{n: Tensor._wrap(optimizer.initial_state(n, t.param, t.group))
+                                           for n in fresh}})
+            key = (id(t.group), old["step"], fresh, t.param.dtype)
+            if key not in cohorts:
+                dtype = np.dtype(t.param.dtype)
+                cohorts[key] = _Cohort(t.group, old["step"], fresh, {h: np.zeros((), dtype) for h in t.hyper})
+            cohorts[key].members.append(i)
+        self._cohorts = list(cohorts.values())
+        self._of = {i: c for c in self._cohorts for i in c.members}
+        self._gathered, self._taken = self._gathered + 1, 0
+
+    def write_state(self, state: dict) -> None:
+        """Put the state of the steps run since the last gather into `state`, as `commit_step`
+        after each of them would have: the step count, the state tensors, which started fresh."""
+        if self._taken:
+            for cohort in self._cohorts:
+                entry = {"step": cohort.step + self._taken, "fresh": cohort.fresh if self._taken == 1 else _NOT_FRESH}
+                for i in cohort.members:
+                    state[self.trained[i].param] = {**self._states[i], **entry}
+        self._cohorts, self._states, self._taken = [], [], 0
 
     def _fixed(self) -> list:
-        """The arrays that stay put between steps (parameters, buffers, hyperparameter buffers),
-        gathered again only after a rebind; user and state slots are filled per call."""
-        if self._fixed_at != rebinds():
+        """The arrays that stay put between steps (parameters, buffers, optimizer state and the
+        hyperparameter buffers), gathered again only after a rebind or a new gather; user slots
+        are filled per call."""
+        at = (rebinds(), self._gathered)
+        if self._fixed_at != at:
             self.program._binding()  # rebinds the program's parameters first (a replaced Parameter object)
             params = self.program.params
             self._fixed_arrays = [params[key]._data if kind in ("param", "buffer") else None
                                   for kind, key in self.roles]
+            for j, i, entry in self._state_slots:
+                self._fixed_arrays[j] = self._states[i][entry]._data
             for j, i, entry in self._hyper_slots:
-                self._fixed_arrays[j] = self.trained[i].hyper[entry]
-            self._fixed_at = rebinds()
+                self._fixed_arrays[j] = self._of[i].hyper[entry]
+            self._fixed_at = at
         return self._fixed_arrays
 
     def __call__(self, optimizer: Any, inputs: tuple) -> Tensor:
         """Everything is checked and prepared before native code runs; parameters and optimizer
         state change only when the whole step succeeded (the caller holds optimizer.lock).
-        Parameters and the hyperparameter buffers (refilled in place) are vouched for while no
-        array was rebound; user inputs and optimizer state are checked every call."""
+        Parameters, state tensors and hyperparameter buffers (refilled in place) are vouched for
+        while no array was rebound and the state was not gathered again; user inputs are
+        checked every call."""
         user = self.program.user_tensors(*inputs)
-        steps = [optimizer.prepare_step(t.param, t.group) for t in self.trained]
+        if optimizer._live is not self:
+            optimizer.sync_compiled()  # another step's counts first
+            self._gather(optimizer)
         arrays = list(self._fixed())
         for j, k in self._user_slots:
             arrays[j] = user[k]._data
-        for j, i, entry in self._state_slots:
-            arrays[j] = steps[i][0][entry]._data
-        for j, i, entry in self._hyper_slots:
-            arrays[j][()] = steps[i][1][entry]  # the step's own 0-d buffer, refilled in place
+        for cohort in self._cohorts:
+            fresh = cohort.fresh if not self._taken else _NOT_FRESH
+            hyper = optimizer.step_hyper(cohort.group, {"step": cohort.step + self._taken + 1, "fresh": fresh})
+            for name, array in cohort.hyper.items():
+                array[()] = hyper[name]
         if self.program.random_keys:
             fill_keys(arrays, self._key_slots, self.program.random_keys)
-        (loss,) = self.compiled.run(arrays, rebinds())
-        _Writes.bump()  # parameters were updated in place
-        for t, (state, _) in zip(self.trained, steps):
-            optimizer.commit_step(t.param, state)
+        (loss,) = self.compiled.run(arrays, self._fixed_at)
+        _Writes.bump()  # parameters and state were updated in place
+        self._taken += 1
+        optimizer._live = self
         return Tensor._wrap(loss)

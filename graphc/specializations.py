@@ -33,10 +33,10 @@ DEFAULT_LIMIT = 8
 def signature(inputs: Sequence[Any]) -> tuple:
     """What a specialisation depends on per argument: shape, dtype and requires_grad of tensors
     (and arrays), the type and value of everything else (a static argument)."""
-    return tuple((x._shape, x._dtype, x.requires_grad) if isinstance(x, Tensor) else
-                 (x.shape, x.dtype.name, False) if isinstance(x, np.ndarray) else
-                 ("static", type(x).__name__, _hashable(x))
-                 for x in inputs)
+    return tuple([(x._shape, x._dtype, x.requires_grad) if isinstance(x, Tensor) else
+                  (x.shape, x.dtype.name, False) if isinstance(x, np.ndarray) else
+                  ("static", type(x).__name__, _hashable(x))
+                  for x in inputs])
 
 
 def _hashable(value: Any) -> Any:
@@ -117,7 +117,10 @@ class Specializations:
     def get(self, key: tuple, build: Callable[[], Any]) -> Any:
         runner = self._runners.get(key)
         if runner is not None:
-            self._touch(key)
+            try:
+                self._runners.move_to_end(key)
+            except KeyError:  # dropped by another thread meanwhile: it stays usable by this call
+                pass
             return runner
         with self._lock:
             runner = self._runners.get(key)
@@ -132,12 +135,6 @@ class Specializations:
                 self._evict()
             self._last_key = key
             return runner
-
-    def _touch(self, key: tuple) -> None:
-        try:
-            self._runners.move_to_end(key)
-        except KeyError:  # dropped by another thread meanwhile: it stays usable by this call
-            pass
 
     def _reason(self, key: tuple) -> str:
         """Which parts differ from the previous specialisation's key, compared by name (so a

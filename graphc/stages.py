@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from runtime.abi import Artifact, BufferSpec
-from runtime.cache import load_cached
+from runtime.cache import enabled as cache_enabled, load_artifact, load_cached, store_artifact
 from runtime.executor import CompiledGraph
 
 from .autodiff import BackwardGraph
@@ -142,19 +142,34 @@ class Driver:
 
     def compile(self, graph: Graph, name: str, label: str, context: str = "") -> CompiledGraph:
         """lower, then native code (CompiledGraph loads the artifact). With the default observer
-        below GRAPHC_DEBUG=4 nobody reads the LLVM IR, so the disk cache is asked first, keyed on
-        the kernel graph: a hit skips lowering."""
+        below GRAPHC_DEBUG=3 nobody reads the kernel graph, its plan or the LLVM IR, so the disk
+        cache is asked first, keyed on `graph` itself: a hit skips the kernel passes and lowering
+        (the artifact is recorded beside the object code). At GRAPHC_DEBUG=3 the kernel graph is
+        made first, then the cache is asked, keyed on it; from 4 on, the IR is always made."""
+        start = time.perf_counter()
+        quiet = self.observe is log_stage and debug_level() < 3 and cache_enabled()
+        before_kernels = graph_digest(graph, name, num_threads()) if quiet else None
+        if before_kernels is not None:
+            recorded = load_artifact(before_kernels)
+            native = None if recorded is None else load_cached(recorded.source, recorded.signature(), name)
+            if native is not None:
+                return self._emit("native", label, CompiledGraph(recorded, context, native), start)
         program = self._kernels(graph, label)
         start = time.perf_counter()
         source = graph_digest(program.graph, name, num_threads())
+        compiled = None
         if self.observe is log_stage and debug_level() < 4:
             expected = _artifact(program.graph, name, "", workspace_bytes(program), check_specs(program), source)
             native = load_cached(source, expected.signature(), name)
             if native is not None:
-                return self._emit("native", label, CompiledGraph(expected, context, native), start)
-        artifact = replace(self._lower(program, name, label), source=source)
-        start = time.perf_counter()
-        return self._emit("native", label, CompiledGraph(artifact, context), start)
+                compiled = self._emit("native", label, CompiledGraph(expected, context, native), start)
+        if compiled is None:
+            artifact = replace(self._lower(program, name, label), source=source)
+            start = time.perf_counter()
+            compiled = self._emit("native", label, CompiledGraph(artifact, context), start)
+        if before_kernels is not None:
+            store_artifact(before_kernels, replace(compiled.artifact, ir_text=""))
+        return compiled
 
 
 def _artifact(kernels: Graph, name: str, ir_text: str, workspace: int, checks: tuple, source: str | None = None

@@ -208,7 +208,7 @@ class Program:
     def user_tensors(self, *inputs: Any) -> list[Tensor]:
         """The call's tensor arguments (static ones dropped), one per name in `input_names`;
         `inputs` is the call flattened as by `flatten_call`."""
-        user = [x if isinstance(x, Tensor) else as_tensor(x) for x in inputs if not _is_static(x)]
+        user = [x if isinstance(x, Tensor) else as_tensor(x) for x in inputs if isinstance(x, _TENSOR_LIKE)]
         if len(user) != len(self.input_names):
             raise TypeError(f"expected {len(self.input_names)} tensor inputs, got {len(user)}")
         return user
@@ -277,8 +277,11 @@ class InputSpec:
     requires_grad: bool = False
 
 
+_TENSOR_LIKE = (Tensor, np.ndarray, InputSpec)  # call arguments that are inputs; all others are static
+
+
 def _is_static(x: Any) -> bool:
-    return not isinstance(x, (Tensor, np.ndarray, InputSpec))
+    return not isinstance(x, _TENSOR_LIKE)
 
 
 def _misplaced_argument(error: Exception, names: Sequence[str], inputs: Sequence[Any]) -> TypeError | None:

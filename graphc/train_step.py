@@ -3,8 +3,9 @@
 The joint graph is the optimised forward graph, then the gradient rules (autodiff.backprop),
 then the optimizer's own update rule traced on symbolic tensors; new parameter and state values
 are graph `updates`, written in place into the model's and optimizer's arrays. Each parameter
-has its own scalar hyperparameter inputs (Adam's bias corrections depend on its step count);
-their 0-d arrays are kept and refilled in place, so the executor reuses their pointers.
+has its own scalar hyperparameter inputs (Adam's bias corrections depend on its step count); the
+runner feeds parameters with equal values one shared 0-d array, refilled in place, so a step
+computes them once per group and the executor reuses their pointers (runners.TrainStepRunner).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class TrainStep:
             self._params, self._params_at = list(self.model.parameters()), rebinds()
             self._module_list = list(self.model.modules())
         return (training_modes(self._module_list),
-                tuple(tuple(bool(g.get(k)) for k in _SWITCHES) for g in self.optimizer.param_groups),
+                tuple([tuple(map(bool, map(g.get, _SWITCHES))) for g in self.optimizer.param_groups]),
                 tuple(map(_REQUIRES_GRAD, self._params)), self.optimizer.state_names)
 
     def __call__(self, *inputs: Any) -> Tensor:
@@ -107,7 +108,7 @@ class TrainStep:
                 new_p, new_state = optimizer.update(value[node.id], grad, state, hyper, group)
                 updates.append((tracer.value_of(new_p), node.id))
                 updates += [(tracer.value_of(new_state[s]), state[s]._node) for s in new_state]
-                trained.append(Trained(name, p, group, {h: np.zeros((), node.dtype) for h in names}))
+                trained.append(Trained(name, p, group, tuple(names)))
         tracer.provenance = None
         joint = tracer.builder.finish([loss_id], ["loss"], updates)
         joint = driver.differentiated(joint, "train step")

@@ -6,6 +6,7 @@ artifact without the model's code. The entry point's ABI is described in graphc/
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,3 +64,54 @@ class Artifact:
             return ";".join(f"{s.dtype.name}[{','.join(map(str, s.shape))}]" for s in specs)
         return (f"abi={ABI_VERSION} entry={self.entry} in={buffers(self.inputs)} out={buffers(self.outputs)} "
                 f"workspace={self.workspace_bytes} checks={len(self.checks)}")
+
+
+def artifact_record(artifact: Artifact) -> str:
+    """The artifact without its IR text as JSON: what the compile cache keeps beside the object
+    code so a hit on the graph's digest needs no kernel passes (graphc/stages.py)."""
+    def buffers(specs: tuple[BufferSpec, ...]) -> list:
+        return [[s.name, list(s.shape), s.dtype.str] for s in specs]
+    return json.dumps({"name": artifact.name, "entry": artifact.entry, "workspace_bytes": artifact.workspace_bytes,
+                       "inputs": buffers(artifact.inputs), "outputs": buffers(artifact.outputs),
+                       "updated": sorted(artifact.updated), "source": artifact.source,
+                       "checks": [[c.error, c.message, c.where] for c in artifact.checks]}, sort_keys=True)
+
+
+def artifact_from_record(text: str) -> Artifact:
+    """The Artifact `artifact_record` wrote (empty IR text); ValueError unless every field has
+    the type and range it must have."""
+    record = json.loads(text)
+
+    def text_field(value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError("an artifact record's names and messages are strings")
+        return value
+
+    def count(value: object) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError("an artifact record's sizes are non-negative integers")
+        return value
+
+    def buffers(items: object) -> tuple[BufferSpec, ...]:
+        if not isinstance(items, list):
+            raise ValueError("an artifact record's buffers are a list")
+        specs = []
+        for item in items:
+            name, shape, dtype = item
+            if not isinstance(shape, list):
+                raise ValueError("a buffer's shape is a list")
+            specs.append(BufferSpec(text_field(name), tuple(map(count, shape)), np.dtype(text_field(dtype))))
+        return tuple(specs)
+
+    inputs = buffers(record["inputs"])
+    updated = frozenset(map(count, record["updated"]))
+    if not updated <= set(range(len(inputs))):
+        raise ValueError("an artifact record updates an input it does not have")
+    checks = []
+    for item in record["checks"]:
+        error, message, where = map(text_field, item)
+        if error not in CHECK_ERRORS:
+            raise ValueError(f"an artifact record names an unknown error {error!r}")
+        checks.append(CheckSpec(error, message, where))
+    return Artifact(text_field(record["name"]), "", text_field(record["entry"]), count(record["workspace_bytes"]),
+                    inputs, buffers(record["outputs"]), updated, tuple(checks), text_field(record["source"]))

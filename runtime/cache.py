@@ -34,6 +34,7 @@ from pathlib import Path
 from graphc.config import env_bool, env_int, env_str
 from graphc.debug import log
 
+from .abi import Artifact, artifact_from_record, artifact_record
 from .jit import NativeModule, load_object, machine_description, object_code
 
 FORMAT = "graphc-object-2"
@@ -254,6 +255,48 @@ def load_cached(source: str, signature: str, entry: str, start_pool: bool = True
     except OSError:
         pass
     return native
+
+
+ARTIFACT_SIGNATURE = "artifact record"  # the signature of the entries load_artifact reads
+
+
+def _artifact_path(folder: Path, source: str) -> tuple[Path, str]:
+    key = key_text("", ARTIFACT_SIGNATURE, source)
+    return folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", key
+
+
+def load_artifact(source: str) -> Artifact | None:
+    """The artifact (without IR text) that `store_artifact` recorded for `source`, if its entry
+    is sound (the same checks as object entries: private folder, full key, digest, and every
+    field of the record); else None."""
+    folder = _private_folder()
+    if folder is None:
+        return None
+    path, key = _artifact_path(folder, source)
+    record = _read_entry(path, _header(key, ARTIFACT_SIGNATURE))
+    if record is None:
+        return None
+    try:
+        artifact = artifact_from_record(record.decode())
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        log(1, f"compile cache entry {path.name[:16]} is not an artifact record: ignored")
+        return None
+    try:
+        os.utime(path, follow_symlinks=False)  # used with its object entry: evicted as late
+    except OSError:
+        pass
+    return artifact
+
+
+def store_artifact(source: str, artifact: Artifact) -> None:
+    """Record `artifact` (its object code is an entry of its own, keyed on `artifact.source`)
+    under `source`, a digest of what it is made from taken before lowering, so a later
+    process finds it without the kernel passes. Best effort, like every cache write."""
+    folder = _private_folder()
+    if folder is None:
+        return
+    path, key = _artifact_path(folder, source)
+    _write(folder, path, encode_entry(key, ARTIFACT_SIGNATURE, artifact_record(artifact).encode()))
 
 
 def compile_cached(ir_text: str, signature: str, entry: str, source: str | None = None,

@@ -52,7 +52,7 @@ def _describe(arr: np.ndarray) -> str:
 
 def aligned_empty(nbytes: int) -> np.ndarray:
     raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % ALIGNMENT
+    offset = (-address(raw)) % ALIGNMENT
     return raw[offset:offset + nbytes]
 
 
@@ -79,9 +79,9 @@ class CompiledGraph:
         for spec in self.outputs:  # 64-byte aligned slices of one block, so a call allocates once
             nbytes = int(np.prod(spec.shape, dtype=np.int64)) * spec.dtype.itemsize
             self._output_offsets.append(end)
-            self._output_views.append((end, end + nbytes, spec.dtype, spec.shape))
+            self._output_views.append((spec.shape, spec.dtype, end))
             end += -(-max(nbytes, 1) // ALIGNMENT) * ALIGNMENT
-        self._output_bytes = max(end, 1)
+        self._output_bytes = max(end, 1) + ALIGNMENT  # room to align the block's start
         self._stable: object = None
         self._recheck: list[int] = []
         self._lock = threading.Lock()
@@ -152,11 +152,12 @@ class CompiledGraph:
             if full:  # next time, inputs the caller vouches for are passed over while `stable` holds
                 self._stable = stable
                 self._recheck = [i for i in range(len(arrays)) if i not in self.stable_inputs or seen[i] is None]
-            block = aligned_empty(self._output_bytes)  # all outputs in one allocation
-            pointer, base = address(block), len(seen)
+            block = np.empty(self._output_bytes, np.uint8)  # all outputs in one allocation
+            pointer = address(block)
+            skip, base = -pointer % ALIGNMENT, len(seen)  # outputs start at the first aligned byte
             for j, offset in enumerate(self._output_offsets):
-                args[base + j] = pointer + offset
-            outs = [block[a:b].view(dtype).reshape(shape) for a, b, dtype, shape in self._output_views]
+                args[base + j] = pointer + skip + offset
+            outs = [np.ndarray(shape, dtype, block, skip + offset) for shape, dtype, offset in self._output_views]
             status = self._entry(args, self._workspace_ptr, self._detail_ptr)
             if status:
                 raise self._failure(status)

@@ -43,6 +43,63 @@ def test_a_24_layer_mlp_costs_as_many_python_calls_as_a_2_layer_one(grad):
     assert counts[0] == counts[1], counts
 
 
+# (optimizer, arguments, the larger model's layers): the issue's 24 for the four it names, 4 for
+# the others (compiling 24-layer train steps is what makes these tests slow)
+TRAIN_CASES = {
+    "sgd_momentum": (graphc.optim.SGD, dict(lr=0.1, momentum=0.9), 24),
+    "adam": (graphc.optim.Adam, dict(lr=0.01), 24),
+    "adamw": (graphc.optim.AdamW, dict(lr=0.01), 24),
+    "rmsprop": (graphc.optim.RMSprop, dict(lr=0.01), 24),
+    "sgd": (graphc.optim.SGD, dict(lr=0.1), 4),
+    "sgd_nesterov_weight_decay": (graphc.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), 4),
+    "adam_amsgrad_weight_decay": (graphc.optim.Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1), 4),
+    "rmsprop_centered_momentum": (graphc.optim.RMSprop, dict(lr=0.01, centered=True, momentum=0.9), 4),
+    "adadelta": (graphc.optim.Adadelta, dict(), 4),
+    "adagrad": (graphc.optim.Adagrad, dict(lr_decay=0.1), 4),
+}
+
+
+def _two_groups(model: nn.Module, lr: float) -> list[dict]:
+    """The first layer's parameters in one group, the rest in another with its own lr."""
+    params = list(model.parameters())
+    return [{"params": params[:2]}, {"params": params[2:], "lr": lr}]
+
+
+def _train_step_calls(optimizer, kwargs, layers: int, groups: bool) -> int:
+    graphc.manual_seed(0)
+    model = _mlp(layers)
+    params = _two_groups(model, 0.003) if groups else model.parameters()
+    step = graphc.compile_train_step(model, nn.MSELoss(), optimizer(params, **kwargs))
+    x, y = graphc.randn(4, 8), graphc.randn(4, 8)
+    return _python_calls(lambda: step(x, y))
+
+
+@pytest.mark.parametrize("case", list(TRAIN_CASES))
+def test_a_train_step_of_a_large_mlp_costs_as_many_python_calls_as_a_2_layer_one(case):
+    optimizer, kwargs, layers = TRAIN_CASES[case]
+    counts = [_train_step_calls(optimizer, kwargs, n, groups=False) for n in (2, layers)]
+    assert counts[0] == counts[1], counts
+
+
+@pytest.mark.parametrize("case", ["sgd_momentum", "adam"])
+def test_a_train_step_with_two_param_groups_costs_the_same_at_any_size(case):
+    optimizer, kwargs, _ = TRAIN_CASES[case]
+    counts = [_train_step_calls(optimizer, kwargs, n, groups=True) for n in (2, 4)]
+    assert counts[0] == counts[1], counts
+
+
+def test_a_train_step_is_flat_again_after_the_state_was_looked_at():
+    """Looking at optimizer.state makes the next step gather the state again (O(parameters),
+    once); the steps after it cost what they cost before."""
+    model = _mlp(4)
+    opt = graphc.optim.Adam(model.parameters())
+    step, x, y = graphc.compile_train_step(model, nn.MSELoss(), opt), graphc.randn(4, 8), graphc.randn(4, 8)
+    before = _python_calls(lambda: step(x, y))
+    assert all(s["step"] == 3 for s in opt.state.values())
+    assert _python_calls(lambda: step(x, y)) == before
+    assert all(s["step"] == 6 for s in opt.state.values())
+
+
 def test_replacing_a_parameter_array_is_seen_by_the_next_call():
     model = nn.Linear(3, 2)
     compiled, x = graphc.compile(model), graphc.randn(4, 3)

@@ -3,13 +3,14 @@ graph can be found in the disk cache before it is lowered (graphc/stages.py).
 
 Printed graphs abbreviate large constants, so the digest is taken over the nodes' fields
 themselves, with constant data hashed in full. It also covers the compiler code that turns a
-graph into LLVM IR (the lowering, the op table, the IR, the ABI): a changed emitter never
-meets an entry made by the old one.
+graph into LLVM IR (the kernel passes, the lowering, the op table, the IR, the ABI): a changed
+emitter or fusion rule never meets an entry made by the old one.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from .graph import Graph
 from .node import Literal
 
 _ROOT = Path(__file__).resolve().parents[2]
-_COMPILER_SOURCES = ("graphc/lower", "graphc/program", "graphc/ops", "graphc/ir", "runtime/abi.py")
+# what turns a graph into machine code: the kernel passes and the driver that runs them too,
+# since the disk cache is asked before them (graphc/stages.py)
+_COMPILER_SOURCES = ("graphc/lower", "graphc/program", "graphc/ops", "graphc/ir", "graphc/passes", "graphc/stages.py", "runtime/abi.py")
 
 
 def _plain(value: Any) -> Any:
@@ -34,9 +37,12 @@ def compiler_digest() -> str:
     """The sha256 of the lowering's own source files, read once per process."""
     h = hashlib.sha256()
     for entry in _COMPILER_SOURCES:
-        path = _ROOT / entry
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(file.relative_to(_ROOT).as_posix().encode() + b"\0" + file.read_bytes())
+        top = os.path.join(_ROOT, entry)
+        files = ([os.path.join(folder, name) for folder, _, names in os.walk(top) for name in names
+                  if name.endswith(".py")] if os.path.isdir(top) else [top])
+        for file in sorted(files):  # os.walk, not pathlib: this runs in every process that compiles
+            with open(file, "rb") as source:
+                h.update(os.path.relpath(file, _ROOT).replace(os.sep, "/").encode() + b"\0" + source.read())
     return h.hexdigest()
 
 

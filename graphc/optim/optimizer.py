@@ -20,6 +20,36 @@ _TORCH_KERNEL_FLAGS = ("foreach", "capturable", "differentiable", "fused")
 _ARGUMENT_NAMES = {"lr": "learning rate", "eps": "epsilon value"}
 
 
+class OptimizerState(dict):
+    """`optimizer.state`, torch's mapping from parameter to its state. A compiled train step
+    keeps the step counts of the steps it ran to itself (so a step costs the same at any number
+    of parameters); any use of this mapping writes them in first (Optimizer.sync_compiled)."""
+
+    _optimizer: "Optimizer | None" = None
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        """Copies and pickles are plain dicts: a snapshot, never a second optimizer."""
+        return dict, (dict(self.items()),)
+
+
+def _synced(name: str) -> Any:
+    method = getattr(dict, name)
+
+    def synced(self: OptimizerState, *args: Any, **kwargs: Any) -> Any:
+        if self._optimizer is not None and self._optimizer._live is not None:
+            self._optimizer.sync_compiled()
+        return method(self, *args, **kwargs)
+    synced.__name__ = name
+    return synced
+
+
+for _name in ("__getitem__", "__setitem__", "__delitem__", "__contains__", "__iter__", "__reversed__", "__len__",
+              "__eq__", "__ne__", "__or__", "__ior__", "__repr__", "get", "items", "keys", "values", "copy", "pop",
+              "popitem", "setdefault", "update", "clear"):
+    setattr(OptimizerState, _name, _synced(_name))
+OptimizerState.__hash__ = None  # type: ignore[assignment]  # as dict's
+
+
 def check_nonnegative(**values: float) -> None:
     """torch's argument checks, in the order given: `Invalid momentum value: -0.5`."""
     for name, value in values.items():
@@ -37,10 +67,30 @@ class Optimizer:
             raise ValueError("optimizer got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups: list[dict[str, Any]] = []
-        self.state: dict[Tensor, dict[str, Any]] = {}
         self.lock = threading.RLock()  # a step, eager or compiled, is atomic across threads
+        self._live: Any = None  # the compiled step whose step counts are not yet in `state`
+        self.state = {}
         for group in groups:
             self.add_param_group(group)
+
+    @property
+    def state(self) -> OptimizerState:
+        return self._state
+
+    @state.setter
+    def state(self, value: Mapping[Tensor, dict[str, Any]]) -> None:
+        if self._live is not None:
+            self.sync_compiled()
+        self._state = OptimizerState(value)
+        self._state._optimizer = self
+
+    def sync_compiled(self) -> None:
+        """Write the step counts of the steps a compiled train step ran into `state`; that step
+        reads `state` again before its next step, since whoever looks may change it."""
+        with self.lock:
+            live, self._live = self._live, None
+            if live is not None:
+                live.write_state(self._state)
 
     def add_param_group(self, group: dict[str, Any]) -> None:
         group = dict(group)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence, TypeVar
 
 from ..ir import Graph, verify
 from .cse import cse
@@ -37,9 +37,19 @@ PASSES: dict[str, Pass] = {p.__name__: p for p in PIPELINE + KERNEL_PIPELINE}
 def optimize(graph: Graph, passes: tuple[Pass, ...] = PIPELINE,
              after_each: Callable[[str, Graph, float], None] | None = None) -> Graph:
     """Run `passes` in order, verifying the graph after each one."""
+    return run_passes(graph, passes, verify, after_each)
+
+
+T = TypeVar("T")
+
+
+def run_passes(value: T, passes: Sequence[Callable[[T], T]], check: Callable[[T], T],
+               after_each: Callable[[str, T, float], None] | None = None) -> T:
+    """Each pass in order, `check` (a verifier returning what it was given) after each one, and
+    `after_each(name, result, seconds)` told: for graph passes and kernel-program passes alike."""
     for p in passes:
         start = time.perf_counter()
-        graph = verify(p(graph))
+        value = check(p(value))
         if after_each is not None:
-            after_each(p.__name__, graph, time.perf_counter() - start)
-    return graph
+            after_each(p.__name__, value, time.perf_counter() - start)
+    return value

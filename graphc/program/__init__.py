@@ -13,10 +13,10 @@ verify.py    verify_program
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from ..ir import Graph
+from ..passes.pipeline import run_passes
 from .build import kernel_program
 from .fuse_reductions import fuse_reductions
 from .group import group_kernels
@@ -30,13 +30,7 @@ PROGRAM_PASSES: tuple[Callable[[Program], Program], ...] = (fuse_reductions, gro
 
 def build_program(graph: Graph, after_each: Callable[[str, Program, float], None] | None = None) -> Program:
     """The kernel graph's program after PROGRAM_PASSES (not yet planned), verified after each."""
-    program = verify_program(kernel_program(graph))
-    for p in PROGRAM_PASSES:
-        start = time.perf_counter()
-        program = verify_program(p(program))
-        if after_each is not None:
-            after_each(p.__name__, program, time.perf_counter() - start)
-    return program
+    return run_passes(verify_program(kernel_program(graph)), PROGRAM_PASSES, verify_program, after_each)
 
 
 def planned(program: Program, in_place: bool = True) -> Program:

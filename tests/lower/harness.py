@@ -67,3 +67,17 @@ def run_op(op: str, inputs: Sequence[np.ndarray], **attrs: Any) -> tuple[np.ndar
 
 def tolerance(dtype: Any) -> dict[str, float]:
     return {"rtol": 1e-5, "atol": 1e-6} if np.dtype(dtype) == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+
+
+def linear_relu_sum(g: GraphBuilder) -> tuple[int, int, int]:
+    """x [4,8] -> relu(x @ fc1.weight.T + fc1.bias) -> the sum of all of it, into `g`: returns
+    (fc1.bias, the relu, the sum), the graph most lowering and planning tests start from."""
+    x = g.input("x", "data", (4, 8), "float32")
+    w = g.input("fc1.weight", "param", (16, 8), "float32")
+    bias = g.input("fc1.bias", "param", (16,), "float32")
+    h = g.add("matmul", (x, w), {"transpose_a": False, "transpose_b": True}, (4, 16), "float32",
+              module_path="fc1", module_type="Linear")
+    h = g.add("add", (h, bias), {}, (4, 16), "float32", module_path="fc1", module_type="Linear")
+    r = g.add("relu", (h,), {}, (4, 16), "float32", module_path="act", module_type="ReLU")
+    flat = g.add("reshape", (r,), {"shape": (64,)}, (64,), "float32")
+    return bias, r, g.add("sum", (flat,), {"dims": (0,), "keepdim": False}, (), "float32")

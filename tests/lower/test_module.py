@@ -5,7 +5,7 @@ import pytest
 from graphc.ir import GraphBuilder, interpret
 from graphc.lower import LoweringError, lower
 from graphc.program.plan import plan_buffers
-from harness import Native
+from harness import Native, linear_relu_sum
 
 rng = np.random.default_rng(5)
 
@@ -13,15 +13,7 @@ rng = np.random.default_rng(5)
 def mlp_graph():
     """x [4,8] -> relu(x @ W.T + b) -> sum over features, with a loss-like scalar."""
     g = GraphBuilder()
-    x = g.input("x", "data", (4, 8), "float32")
-    w = g.input("fc1.weight", "param", (16, 8), "float32")
-    bias = g.input("fc1.bias", "param", (16,), "float32")
-    h = g.add("matmul", (x, w), {"transpose_a": False, "transpose_b": True}, (4, 16), "float32",
-              module_path="fc1", module_type="Linear")
-    h = g.add("add", (h, bias), {}, (4, 16), "float32", module_path="fc1", module_type="Linear")
-    h = g.add("relu", (h,), {}, (4, 16), "float32", module_path="act", module_type="ReLU")
-    flat = g.add("reshape", (h,), {"shape": (64,)}, (64,), "float32")
-    total = g.add("sum", (flat,), {"dims": (0,), "keepdim": False}, (), "float32")
+    _, h, total = linear_relu_sum(g)
     return g.finish([h, total], ["hidden", "total"])
 
 

@@ -13,7 +13,7 @@ from graphc.ops import OPS, ShapeError, TensorType
 from graphc.passes import KERNEL_PIPELINE, optimize
 from graphc.program import ALIASES, Location, build_program, format_plan, kernel_program, planned, workspace_bytes
 from graphc.program.plan import ALIGNMENT, in_place_updates, live_ranges, plan_buffers
-from harness import Native
+from harness import Native, linear_relu_sum
 from test_differential import build, programs
 
 rng = np.random.default_rng(7)
@@ -22,15 +22,7 @@ rng = np.random.default_rng(7)
 def small_graph(update_bias: bool = True):
     """fc1 -> relu -> sum (an output in its own buffer), and the bias stepped by a column sum."""
     g = GraphBuilder()
-    x = g.input("x", "data", (4, 8), "float32")
-    w = g.input("fc1.weight", "param", (16, 8), "float32")
-    bias = g.input("fc1.bias", "param", (16,), "float32")
-    h = g.add("matmul", (x, w), {"transpose_a": False, "transpose_b": True}, (4, 16), "float32",
-              module_path="fc1", module_type="Linear")
-    h = g.add("add", (h, bias), {}, (4, 16), "float32", module_path="fc1", module_type="Linear")
-    r = g.add("relu", (h,), {}, (4, 16), "float32", module_path="act", module_type="ReLU")
-    flat = g.add("reshape", (r,), {"shape": (64,)}, (64,), "float32")
-    total = g.add("sum", (flat,), {"dims": (0,), "keepdim": False}, (), "float32")
+    bias, r, total = linear_relu_sum(g)
     column = g.add("sum", (r,), {"dims": (0,), "keepdim": False}, (16,), "float32")
     new_bias = g.add("sub", (bias, column), {}, (16,), "float32", module_path="fc1.bias", module_type="SGD")
     return g.finish([total], ["total"], [(new_bias, bias)] if update_bias else [])

@@ -23,8 +23,8 @@ from typing import Sequence
 import llvmlite.ir as ir
 
 from .elementwise import broadcast_strides, emit_body
-from .kernel import (FAST, I1, I32, I64, PTR, Kernel, add, contiguous_strides, declare, for_range, i64, llvm_type,
-                     load, splat, store, vector_unit)
+from .kernel import (FAST, I64, PTR, Kernel, add, contiguous_strides, for_range, i64, llvm_type, load, masked_load,
+                     masked_store, splat, store, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
 MAX_UNROLLED_WIDTH = 16  # kernel columns unrolled in the tile's inner loop (a 16-wide kernel: 16 x tile code)
@@ -156,25 +156,11 @@ def _lane_mask(g: _Geometry, first: int) -> list[bool]:
     return [0 <= first + j < g.W for j in range(g.lanes)]
 
 
-def _masked(b: ir.IRBuilder, what: str, ty: ir.Type, lanes: int) -> ir.Function:
-    vector = ir.VectorType(ty, lanes)
-    suffix = f"v{lanes}{'f32' if isinstance(ty, ir.FloatType) else 'f64'}.p0"
-    mask = ir.VectorType(I1, lanes)
-    if what == "load":
-        return declare(b.module, f"llvm.masked.load.{suffix}", vector, [PTR, I32, mask, vector])
-    return declare(b.module, f"llvm.masked.store.{suffix}", ir.VoidType(), [vector, PTR, I32, mask])
-
-
-def _mask_constant(bits: Sequence[bool]) -> ir.Constant:
-    return ir.Constant(ir.VectorType(I1, len(bits)), [ir.Constant(I1, int(bit)) for bit in bits])
-
-
 def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tuple[int, ...]) -> None:
     b, ty = k.builder, llvm_type(k.node.dtype)
     lanes = g.lanes
     vector = ir.VectorType(ty, lanes)
     zero = ir.Constant(vector, None)
-    align = ir.Constant(I32, 4 if isinstance(ty, ir.FloatType) else 8)
     accs = [[[k.alloca(vector) for _ in vectors] for _ in range(rows)] for _ in range(mr)]
     for acc in (a for per_channel in accs for per_row in per_channel for a in per_row):
         b.store(zero, acc)
@@ -199,16 +185,8 @@ def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tupl
                 per_row = []
                 for v in vectors:
                     bits = _lane_mask(g, v * lanes + shift)
-                    offset = _plus(b, start, v * lanes + shift)
-                    if not any(bits):
-                        per_row.append(zero)
-                        continue
-                    if all(bits):
-                        value = load(b, k.ins[0], ty, offset, lanes)
-                    else:  # lanes outside the row are padding: not read (the address may precede x)
-                        ptr = b.gep(k.ins[0], [offset], source_etype=ty)
-                        value = b.call(_masked(b, "load", ty, lanes), [ptr, align, _mask_constant(bits), zero])
-                    per_row.append(b.select(valid, value, zero) if valid is not None else value)
+                    value = masked_load(b, k.ins[0], ty, _plus(b, start, v * lanes + shift), bits)
+                    per_row.append(b.select(valid, value, zero) if valid is not None and any(bits) else value)
                 loaded.append(per_row)
             weight_tap = add(b, tap, i64(kw))
             for m in range(mr):
@@ -224,13 +202,7 @@ def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tupl
             for j, v in enumerate(vectors):
                 value = b.load(accs[m][r][j], typ=vector)
                 dst = add(b, first_out, i64(m * out_plane + r * g.OW + v * lanes))
-                used = min(lanes, g.OW - v * lanes)
-                if used == lanes:
-                    store(b, value, k.out, dst)
-                else:
-                    ptr = b.gep(k.out, [dst], inbounds=True, source_etype=ty)
-                    bits = [j < used for j in range(lanes)]
-                    b.call(_masked(b, "store", ty, lanes), [value, ptr, align, _mask_constant(bits)])
+                masked_store(b, value, k.out, dst, min(lanes, g.OW - v * lanes))
     if k.node.attr("body") is not None:
         _epilogue(k, g, n, o0, oh0, mr, rows, vectors)
 

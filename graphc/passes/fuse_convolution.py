@@ -9,8 +9,8 @@ against the weights with the bias (and a folded BatchNorm) in its epilogue, and 
 (lower/convolution.py): the windows are read from x inside the kernel, never stored, the result is
 written channels first, and the user's body joins the matmul's epilogue. It applies only where
 the direct kernel is the faster one (`lower.convolution.direct_pays`); the im2col nodes stay
-otherwise, and where the gathered windows have another user (a train step saves them for the
-weight gradient). Runs after fuse_matmul_epilogue, whose bias body it extends.
+otherwise. Where the gathered windows have another user (a train step's weight gradient) the
+gather stays for it. Runs after fuse_matmul_epilogue, whose bias body it extends.
 """
 from __future__ import annotations
 
@@ -86,16 +86,17 @@ def _channel_operand(graph: Graph, i: int, channels: int) -> bool:
     return all(d == 1 for d in shape[:-1]) and (not shape or shape[-1] in (1, channels))
 
 
-def match(graph: Graph, gather: Node, users: dict[int, list[int]], pinned: set[int]) -> Match | None:
-    if gather.attr("pad_value") != 0.0 or len(gather.inputs) not in (2, 3) or gather.id in pinned:
-        return None
-    flat = _only_user(graph, users, gather, "reshape")
-    matmul = None
-    if flat is not None and flat.id not in pinned and len(flat.shape) == 3 and len(users[flat.id]) == 1:
-        matmul = graph.nodes[users[flat.id][0]]
-    if (matmul is None or matmul.op not in ("matmul", "matmul_epilogue") or matmul.inputs[0] != flat.id
-            or flat.id in matmul.inputs[1:] or matmul.attr("transpose_a") or not matmul.attr("transpose_b")
+def match(graph: Graph, matmul: Node, users: dict[int, list[int]], pinned: set[int]) -> Match | None:
+    """The convolution whose matmul is `matmul`, if it is one the direct kernel should compute.
+    The gather may have other users (a train step's weight gradient reads the windows): they keep it."""
+    if (matmul.op not in ("matmul", "matmul_epilogue") or matmul.attr("transpose_a") or not matmul.attr("transpose_b")
             or matmul.id in pinned or len(graph.nodes[matmul.inputs[1]].shape) != 2):
+        return None
+    flat = graph.nodes[matmul.inputs[0]]
+    if flat.op != "reshape" or users[flat.id] != [matmul.id] or flat.id in pinned or len(flat.shape) != 3:
+        return None
+    gather = graph.nodes[flat.inputs[0]]
+    if gather.op != "window_gather" or gather.attr("pad_value") != 0.0 or len(gather.inputs) not in (2, 3):
         return None
     channels = matmul.shape[-1]
     if not all(_channel_operand(graph, i, channels) for i in matmul.inputs[2:]):
@@ -163,7 +164,7 @@ def _emit(m: Match, builder: GraphBuilder, new: dict[int, int]) -> int:
 def fuse_convolution(graph: Graph) -> Graph:
     users = graph.users()
     pinned = set(graph.outputs) | {v for v, _ in graph.updates}
-    matches = [m for m in (match(graph, n, users, pinned) for n in graph.nodes if n.op == "window_gather") if m]
+    matches = [m for m in (match(graph, n, users, pinned) for n in graph.nodes) if m]
     at = {(m.user or m.result).id: m for m in matches}
     builder, new = GraphBuilder(), {}
     for node in graph.nodes:

@@ -14,6 +14,7 @@ gather stays for it. Runs after fuse_matmul_epilogue, whose bias body it extends
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,25 +31,26 @@ from .rewrite import finish_like, live_nodes, rebuild
 
 def table_geometry(table: np.ndarray, size: int) -> tuple[int, int, tuple[int, int]] | None:
     """(stride, dilation, (low, high) padding) of a zero-padding window table of an input of
-    `size`, or None when the table is no such window (reflect padding, adaptive bins)."""
+    `size`, or None when the table is no such window (reflect padding, adaptive bins). A step the
+    table does not show (one valid entry in its row or column) is searched for."""
     outs, kernel = table.shape
     valid = np.argwhere(table >= 0)
     if len(valid) == 0:
         return None
     o, k = valid[0]
-    row = np.flatnonzero(table[o] >= 0)
-    column = np.flatnonzero(table[:, k] >= 0)
-    dilation = int(table[o, row[1]] - table[o, row[0]]) // int(row[1] - row[0]) if len(row) > 1 else 1
-    stride = int(table[column[1], k] - table[column[0], k]) // int(column[1] - column[0]) if len(column) > 1 else 1
-    if stride < 1 or dilation < 1:
-        return None
-    low = int(o * stride + k * dilation - table[o, k])
-    high = (outs - 1) * stride + dilation * (kernel - 1) + 1 - size - low
-    if low < 0 or high < 0 or output_size(size, kernel, stride, dilation, (low, high)) != outs:
-        return None
-    if not np.array_equal(window_table(size, kernel, stride, (low, high), dilation), table):
-        return None
-    return stride, dilation, (low, high)
+    row, column = np.flatnonzero(table[o] >= 0), np.flatnonzero(table[:, k] >= 0)
+    limit = size + kernel + outs + 1
+    dilations = [int(table[o, row[1]] - table[o, row[0]]) // int(row[1] - row[0])] if len(row) > 1 else range(1, limit)
+    strides = [int(table[column[1], k] - table[column[0], k]) // int(column[1] - column[0])] if len(column) > 1 \
+        else range(1, limit)
+    for stride, dilation in itertools.product(strides, dilations):
+        low = int(o * stride + k * dilation - table[o, k])
+        high = max(0, (outs - 1) * stride + dilation * (kernel - 1) + 1 - size - low)  # the floor rule may drop a tail
+        if (stride >= 1 and dilation >= 1 and low >= 0 and high >= 0
+                and output_size(size, kernel, stride, dilation, (low, high)) == outs
+                and np.array_equal(window_table(size, kernel, stride, (low, high), dilation), table)):
+            return stride, dilation, (low, high)
+    return None
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,14 @@ def match(graph: Graph, matmul: Node, users: dict[int, list[int]], pinned: set[i
     if not all(_channel_operand(graph, i, channels) for i in matmul.inputs[2:]):
         return None
     moved = _only_user(graph, users, matmul, "permute")
-    if moved is None or moved.attr("dims") != (0, 2, 1) or moved.id in pinned:
+    if moved is None or moved.attr("dims") != (0, 2, 1):
         return None
-    result = _only_user(graph, users, moved, "reshape")
     x = graph.nodes[gather.inputs[0]]
-    if result is None or result.shape[:2] != (x.shape[0], channels):
+    expected = (x.shape[0], channels) + gather.shape[1:len(x.shape) - 1]  # [N, O, *out]
+    result = _only_user(graph, users, moved, "reshape")
+    if result is None or result.shape != expected:
+        result = moved if moved.shape == expected else None  # 1-d: the permute is [N, O, out] already
+    if result is None or (result is not moved and moved.id in pinned):
         return None
     geometry = _geometry(graph, gather)
     if geometry is None or not direct_pays(x.shape, channels, geometry, x.dtype):
@@ -154,11 +159,12 @@ def _emit(m: Match, builder: GraphBuilder, new: dict[int, int]) -> int:
     body = _composed(first, len(bias), then)
     last = m.user or m.result
     nodes = [m.matmul] + ([m.user] if m.user is not None else [])
-    paths = list(dict.fromkeys(p for n in nodes for p in n.module_path.split("+")))
+    paths = list(dict.fromkeys("" if p == "<root>" else p for n in nodes for p in n.module_path.split("+")))
+    path = paths[0] if len(paths) == 1 else "+".join(p or "<root>" for p in paths)  # as fuse_matmul_epilogue names
     types = "+".join(dict.fromkeys(t for n in nodes for t in n.module_type.split("+") if t))
     attrs = {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": padding, "body": body}
     inputs = [new[m.gather.inputs[0]], new[m.matmul.inputs[1]], *bias, *(new[i] for i in others)]
-    return builder.add("convolution", inputs, attrs, last.shape, last.dtype, "+".join(paths), types, last.source)
+    return builder.add("convolution", inputs, attrs, last.shape, last.dtype, path, types, last.source)
 
 
 def fuse_convolution(graph: Graph) -> Graph:

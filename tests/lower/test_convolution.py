@@ -80,3 +80,5 @@ def test_direct_kernel_takes_unit_width_strides_only():
     assert direct_pays((16, 16, 32, 32), 32, geometry, "float32")
     assert not direct_pays((16, 16, 32, 32), 32, ((3, 3), (1, 2), (1, 1), ((1, 1), (1, 1))), "float32")
     assert not direct_pays((2, 3, 4, 4, 4), 8, ((3, 3, 3), (1, 1, 1), (1, 1, 1), ((1, 1),) * 3), "float32")
+    # rows of 3 output pixels fill under half of an AVX2 or AVX-512 vector: im2col's full tiles win
+    assert not direct_pays((16, 128, 5, 5), 128, ((3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))), "float32")

@@ -205,8 +205,7 @@ def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tupl
                 per_row = []
                 for v in vectors:
                     bits = _lane_mask(g, v * lanes + shift)
-                    value = masked_load(b, k.ins[0], ty, _plus(b, start, v * lanes + shift), bits)
-                    per_row.append(b.select(valid, value, zero) if valid is not None and any(bits) else value)
+                    per_row.append(masked_load(b, k.ins[0], ty, _plus(b, start, v * lanes + shift), bits, valid))
                 loaded.append(per_row)
             weight_tap = add(b, tap, i64(kw))
             for m in range(mr):

@@ -129,17 +129,22 @@ def lane_mask(bits: Sequence[bool]) -> ir.Constant:
     return ir.Constant(ir.VectorType(I1, len(bits)), [ir.Constant(I1, int(bit)) for bit in bits])
 
 
-def masked_load(b: ir.IRBuilder, ptr: ir.Value, ty: ir.Type, offset: ir.Value, bits: Sequence[bool]) -> ir.Value:
-    """Lanes of `len(bits)` consecutive elements at `offset` where bits is true, zero elsewhere; the
-    other lanes are not read, so they may lie outside the buffer (the offset may even be negative)."""
+def masked_load(b: ir.IRBuilder, ptr: ir.Value, ty: ir.Type, offset: ir.Value, bits: Sequence[bool],
+                condition: ir.Value | None = None) -> ir.Value:
+    """Lanes of `len(bits)` consecutive elements at `offset` where bits is true (and the i1
+    `condition`, when given, holds), zero elsewhere; the other lanes are not read, so they may lie
+    outside the buffer (the offset may even be negative). A runtime condition joins the mask
+    rather than a select, which LLVM turns into branches around each load."""
     vector = ir.VectorType(ty, len(bits))
-    if all(bits):
-        return load(b, ptr, ty, offset, len(bits))
     if not any(bits):
         return ir.Constant(vector, None)
+    if all(bits) and condition is None:
+        return load(b, ptr, ty, offset, len(bits))
+    mask = lane_mask(bits)
+    if condition is not None:
+        mask = b.and_(mask, splat(b, condition, len(bits)))
     address = b.gep(ptr, [offset], source_etype=ty)  # not inbounds: it may point before the buffer
-    return b.call(_masked(b, "load", vector), [address, ir.Constant(I32, _align(ty)), lane_mask(bits),
-                                               ir.Constant(vector, None)])
+    return b.call(_masked(b, "load", vector), [address, ir.Constant(I32, _align(ty)), mask, ir.Constant(vector, None)])
 
 
 def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value, used: int) -> None:

@@ -4,8 +4,8 @@ out[n, o, oh, ow] = body(sum over c, kh, kw of w[o, (c, kh, kw)] * x[n, c, ih, i
 kh * dh - ph, iw = ow + kw * dw - pw (stride 1 along the last dim). A register tile holds MR output
 channels by R output rows by a few vectors of consecutive ow; each step of the (c, kh, kw) loop
 loads one vector of x per row and vector (a shifted row of the input: no im2col is stored), one
-broadcast weight per channel, and does MR x R x vectors FMAs. Zero padding is a lane mask fixed at
-compile time along the width (masked loads) and a select per input row along the height. The
+broadcast weight per channel, and does MR x R x vectors FMAs. Zero padding is a lane mask of the
+masked loads: fixed at compile time along the width, and-ed with the input row's validity. The
 epilogue body runs over the tile just stored (in L1), so bias, folded BatchNorm and ReLU cost no
 pass over memory, and the result is written channels first: no permute.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import weakref
 from typing import Sequence
 

@@ -44,7 +44,8 @@ def backprop(graph: Graph, tracer: Tracer, value: Callable[[int], Tensor],
             if node.id not in grads or node.id not in needed or node.op in ("input", "constant"):
                 continue
             rule = OPS[node.op].gradient
-            tracer.provenance = (node.module_path, node.module_type, node.source)
+            # the module's path and line, its type marked: the kernel is named `k19_matmul_grad_fc1`
+            tracer.provenance = (node.module_path, f"{node.module_type} grad".lstrip(), node.source)
             inputs = tuple(value(i) for i in node.inputs)
             contributions = rule(inputs, value(node.id), grads[node.id], **node.attr_dict)
             for i, g in zip(node.inputs, contributions):

@@ -219,8 +219,8 @@ def _passes_text(stages: Sequence[Any]) -> str:
 
 def render(stage: str, s: Any, fmt: str = "text", tree: Any = None) -> str:
     """One Stage as text (the graph printer's, the plan's, LLVM's), or a graph stage as JSON or
-    DOT (clusters labelled with the module tree's types); the kernels stage's JSON is the list
-    of kernel functions (`kernels_view`)."""
+    DOT (clusters labelled with the module tree's types); the JSON of a kernel program (the
+    kernels stage, after a program pass) is the list of its kernel functions (`kernels_view`)."""
     from graphc.ir import export
     from runtime import jit
 
@@ -231,18 +231,15 @@ def render(stage: str, s: Any, fmt: str = "text", tree: Any = None) -> str:
     if fmt == "dot":
         types = {m.path: m.type_name for m in tree.walk()} if tree is not None else None
         return export.to_dot(graph, f"{s.label} {stage}", types)
-    return json.dumps(kernels_view(graph) if stage == "kernels" else export.to_json(graph), indent=1)
+    from graphc.program import Program
+    return json.dumps(kernels_view(s.value) if isinstance(s.value, Program) else export.to_json(graph), indent=1)
 
 
-def kernels_view(graph: Any) -> list[dict[str, Any]]:
-    """One entry per kernel function of the lowered module (every node but inputs, constants
-    and aliases): its symbol, the ids of the nodes it computes, the module paths they came from."""
-    from graphc.ir.export import recorded_module_paths
-    from graphc.lower.emitters import ALIASES
-    from graphc.lower.module import kernel_name
-
-    return [{"name": kernel_name(n), "nodes": [n.id], "module_paths": list(dict.fromkeys(recorded_module_paths(n)))}
-            for n in graph.nodes if n.op not in ("input", "constant") and n.op not in ALIASES]
+def kernels_view(program: Any) -> list[dict[str, Any]]:
+    """One entry per kernel function of the lowered module, in schedule order: its symbol, its
+    template, the ids of the nodes it computes, the module paths they came from, what it writes."""
+    return [{"name": k.name, "template": k.template, "nodes": list(k.nodes), "module_paths": list(k.module_paths),
+             "writes": list(k.outputs), "reads": list(k.inputs)} for k in program.kernels]
 
 
 def _graph_stage(stage: str) -> bool:
@@ -251,7 +248,9 @@ def _graph_stage(stage: str) -> bool:
 
 def _known_pass(stage: str) -> bool:
     from graphc.passes.pipeline import PASSES
-    return stage.startswith("after:") and stage[len("after:"):] in PASSES
+    from graphc.program import PROGRAM_PASSES
+    names = {*PASSES, *(p.__name__ for p in PROGRAM_PASSES)}
+    return stage.startswith("after:") and stage[len("after:"):] in names
 
 
 def _examples(inputs):

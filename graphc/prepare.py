@@ -8,6 +8,10 @@ arithmetic), hoisted out so it runs once, and again only after a parameter or bu
 - `main`: the original graph with each hoisted value read from an input of role
   (prepared, k), k its position among prepare's outputs. Its other inputs keep their roles.
 
+Before splitting, a matmul whose b depends only on parameters and which the packed micro-kernel
+will run reads b through `pack_panels` (the micro-kernel's layout of it, packed for this host's
+register tile): packing is invariant, so it moves into `prepare` and runs once, not on every call.
+
 A node is invariant when every value it depends on is a parameter, a buffer or a constant and
 its op has no effect besides its value (no checks, no random numbers). The values hoisted are the
 invariant values the rest of the graph reads; a free view (reshape, detach) or a broadcast
@@ -17,6 +21,7 @@ mode) change parameters or buffers on every call and are left whole.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .ir import Graph, GraphBuilder
@@ -79,8 +84,61 @@ def hoisted_values(graph: Graph) -> list[int]:
     return sorted(wanted)
 
 
+def prepack(graph: Graph) -> Graph:
+    """`graph` with each matmul over an invariant 2-D b that takes the packed micro-kernel
+    reading pack_panels(b) (float32 and float64; a's batch folded into rows)."""
+    from .lower.linalg import packs_b
+    from .lower.microkernel import panel_tile
+    from .lower.kernel import llvm_type
+
+    invariant = invariant_nodes(graph)
+    chosen = {}
+    for node in graph.nodes:
+        if node.op != "matmul" or node.dtype not in ("float32", "float64") or node.attr_dict.get("packed_n", 0):
+            continue
+        a, b = (graph.nodes[i] for i in node.inputs)
+        if b.id not in invariant or len(b.shape) != 2 or (node.attr("transpose_a") and len(a.shape) != 2):
+            continue
+        if _gathered(graph, a):
+            continue  # a convolution: the kernel passes choose direct loops or im2col for it
+        rows, n = math.prod(node.shape[:-1]), node.shape[-1]
+        depth = a.shape[-2] if node.attr("transpose_a") else a.shape[-1]
+        if packs_b(rows, n, depth):
+            _, nv, lanes = panel_tile(llvm_type(node.dtype))
+            chosen[node.id] = nv * lanes
+    if not chosen:
+        return graph
+    builder, new = GraphBuilder(), {}
+    for node in graph.nodes:
+        inputs = tuple(new[i] for i in node.inputs)
+        if node.id in chosen:
+            b = graph.nodes[node.inputs[1]]
+            nr, tb = chosen[node.id], node.attr("transpose_b")
+            k, n = (b.shape[1], b.shape[0]) if tb else b.shape
+            panels = builder.add("pack_panels", (inputs[1],), {"transpose_b": tb, "nr": nr}, (-(-n // nr), k, nr),
+                                 b.dtype, node.module_path, node.module_type, node.source)
+            attrs = {"transpose_a": node.attr("transpose_a"), "transpose_b": False, "packed_n": n}
+            new[node.id] = builder.add("matmul", (inputs[0], panels), attrs, node.shape, node.dtype,
+                                       node.module_path, node.module_type, node.source)
+        elif node.op == "input":
+            new[node.id] = builder.input(node.attr("name"), node.role.kind, node.shape, node.dtype, key=node.role.key)
+        else:
+            new[node.id] = builder.copy_node(node, inputs)
+    return builder.finish((new[i] for i in graph.outputs), graph.output_names,
+                          [(new[v], new[t]) for v, t in graph.updates])
+
+
+def _gathered(graph: Graph, node) -> bool:
+    """Whether `node` is windows gathered from an image (through views): a convolution's columns."""
+    while node.op in ("reshape", "detach", "permute"):
+        node = graph.nodes[node.inputs[0]]
+    return node.op == "window_gather"
+
+
 def hoist(graph: Graph) -> Hoisted:
     """Split `graph` into its prepare graph and the main graph that reads what prepare made."""
+    if not graph.updates:
+        graph = prepack(graph)
     values = hoisted_values(graph) if not graph.updates else []
     if not values:
         return Hoisted(None, graph)

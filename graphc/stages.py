@@ -30,8 +30,8 @@ from .config import num_threads
 from .ir import Graph
 from .ir.digest import graph_digest
 from .lower import lower
-from .lower.buffers import assign_buffers, format_plan, workspace_bytes
 from .lower.module import check_specs
+from .program import Program, build_program, format_plan, planned, workspace_bytes
 from .partition import JointGraph, joint_graph, partition
 from .prepare import Hoisted, hoist
 from .passes import KERNEL_PIPELINE, PIPELINE, optimize
@@ -47,11 +47,13 @@ class Stage:
 
     name: str  # one of STAGES, or "after:<pass>"
     label: str
-    value: Any  # Graph, BackwardGraph, plan text, LLVM IR text, CompiledGraph
+    value: Any  # Graph, BackwardGraph, Program (kernels, planned), LLVM IR text, CompiledGraph
     seconds: float
 
     def text(self) -> str:
         value = self.value
+        if self.name == "planned":
+            return format_plan(value)
         return str(value.graph if isinstance(value, (BackwardGraph, JointGraph)) else value)
 
     def __str__(self) -> str:
@@ -119,38 +121,38 @@ class Driver:
         return self._emit("differentiated", label, optimize(joint, PIPELINE), start)
 
     def lower(self, graph: Graph, name: str, label: str) -> Artifact:
-        """kernels (the graph after KERNEL_PIPELINE), planned (its buffers), llvm (the module)."""
-        return self._lower(*self._kernels(graph, label), name, label)
+        """kernels (the program of the graph after KERNEL_PIPELINE), planned (its buffers), llvm."""
+        return self._lower(self._kernels(graph, label), name, label)
 
-    def _kernels(self, graph: Graph, label: str) -> tuple[Graph, dict]:
-        """The kernel graph and its buffer plan, made once and used by the cache lookup and lowering."""
+    def _kernels(self, graph: Graph, label: str) -> Program:
+        """The planned kernel program, made once and used by the cache lookup and lowering: the
+        graph's kernel passes (fusion into nodes), then the program's (multi-output grouping,
+        scheduling), reported as kernels, then buffer planning, reported as planned."""
         start = time.perf_counter()
         kernels = optimize(graph, KERNEL_PIPELINE, after_each=self._after_each(label))
-        self._emit("kernels", label, kernels, start)
+        program = self._emit("kernels", label, build_program(kernels, after_each=self._after_each(label)), start)
         start = time.perf_counter()
-        locations = assign_buffers(kernels)
-        self._emit("planned", label, format_plan(kernels, locations), start)
-        return kernels, locations
+        return self._emit("planned", label, planned(program), start)
 
-    def _lower(self, kernels: Graph, locations: dict, name: str, label: str) -> Artifact:
+    def _lower(self, program: Program, name: str, label: str) -> Artifact:
         start = time.perf_counter()
-        lowered = lower(kernels, name, locations)
+        lowered = lower(program, name)
         self._emit("llvm", label, lowered.ir_text, start)
-        return _artifact(kernels, name, lowered.ir_text, lowered.workspace_bytes, lowered.checks)
+        return _artifact(program.graph, name, lowered.ir_text, lowered.workspace_bytes, lowered.checks)
 
     def compile(self, graph: Graph, name: str, label: str, context: str = "") -> CompiledGraph:
         """lower, then native code (CompiledGraph loads the artifact). With the default observer
         below GRAPHC_DEBUG=4 nobody reads the LLVM IR, so the disk cache is asked first, keyed on
         the kernel graph: a hit skips lowering."""
-        kernels, locations = self._kernels(graph, label)
+        program = self._kernels(graph, label)
         start = time.perf_counter()
-        source = graph_digest(kernels, name, num_threads())
+        source = graph_digest(program.graph, name, num_threads())
         if self.observe is log_stage and debug_level() < 4:
-            expected = _artifact(kernels, name, "", workspace_bytes(kernels, locations), check_specs(kernels), source)
+            expected = _artifact(program.graph, name, "", workspace_bytes(program), check_specs(program), source)
             native = load_cached(source, expected.signature(), name)
             if native is not None:
                 return self._emit("native", label, CompiledGraph(expected, context, native), start)
-        artifact = replace(self._lower(kernels, locations, name, label), source=source)
+        artifact = replace(self._lower(program, name, label), source=source)
         start = time.perf_counter()
         return self._emit("native", label, CompiledGraph(artifact, context), start)
 

@@ -4,6 +4,7 @@ Most cases call `graphc.cli.main` in-process; a few run `python -m graphc` in a 
 the command works end to end and that no traceback reaches the terminal.
 """
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -125,8 +126,9 @@ def test_passes_prints_the_graph_after_each_pass_in_order(capsys, model_file):
     headers = [line for line in out.splitlines() if line.startswith("== ")]
     assert headers[0] == "== traced =="
     names = [h.split()[2] for h in headers[1:]]
-    assert names[0] == "fold_constants" and names[-4:] == ["dead_code", "fuse_elementwise", "fuse_matmul_epilogue",
-                                                           "fuse_convolution"]
+    assert names[0] == "fold_constants" and names[-7:] == ["dead_code", "fuse_elementwise", "fuse_matmul_epilogue",
+                                                             "fuse_convolution", "fuse_reductions", "group_kernels",
+                                                             "schedule_kernels"]
     assert out.index("after fold_constants") < out.index("after dead_code") < out.index("after fuse_elementwise")
     assert out.count("= matmul") == 2 * len(headers)
 
@@ -169,6 +171,16 @@ def test_asm_has_vector_instructions_and_the_entry_symbol(capsys, model_file):
     out = stage(capsys, model_file, "asm")
     assert "forward:" in out
     assert any(op in out for op in ("vfmadd", "vmovups", "vmulps", "mulps", "movups"))
+
+
+@pytest.mark.parametrize("which", ["llvm-opt", "asm"])
+def test_optimised_ir_and_assembly_keep_every_kernel_name(capsys, model_file, which):
+    llvm = stage(capsys, model_file, "llvm")
+    kernels = re.findall(r'^define internal \S+ @"?(k\d+_\w+)"?\(', llvm, re.M)
+    assert kernels
+    out = stage(capsys, model_file, which)
+    for name in kernels:
+        assert re.search(rf'^(define internal .*@"?{name}"?\(|"?{name}"?:)', out, re.M), name
 
 
 def test_default_stage_is_traced(capsys, model_file):

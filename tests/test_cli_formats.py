@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+from graphc.program import PROGRAM_PASSES
+
 from graphc.cli import main
 from graphc.ir import GraphBuilder, Literal, Role
 from graphc.ir.export import json_value, recorded_module_paths, to_dot, to_json
@@ -117,8 +119,9 @@ def test_kernels_json_lists_the_kernel_functions_of_the_llvm_module(capsys, mode
     kernels = strict_json(stage(capsys, model_file, "kernels", "--format", "json"))
     assert isinstance(kernels, list) and kernels
     for kernel in kernels:
-        assert set(kernel) == {"name", "nodes", "module_paths"}
-        assert len(kernel["nodes"]) == 1 and kernel["name"].startswith(f"k{kernel['nodes'][0]}_")
+        assert set(kernel) == {"name", "template", "nodes", "module_paths", "writes", "reads"}
+        assert kernel["nodes"] and kernel["name"].startswith(f"k{kernel['nodes'][-1]}_")
+        assert set(kernel["writes"]) <= set(kernel["nodes"])
     paths = {p for kernel in kernels for p in kernel["module_paths"]}
     assert {"fc1", "fc2"} <= paths
     llvm = stage(capsys, model_file, "llvm")
@@ -258,7 +261,8 @@ def test_format_and_out_mistakes_are_one_line(capsys, model_file, extra, fragmen
 
 def expected_files():
     names = ["tree.txt", "traced.txt", *(f"after-{p.__name__}.txt" for p in PIPELINE), "optimized.txt",
-             "prepared.txt", "joint.txt", "backward.txt", *(f"after-{p.__name__}.txt" for p in KERNEL_PIPELINE), "kernels.txt",
+             "prepared.txt", "joint.txt", "backward.txt", *(f"after-{p.__name__}.txt" for p in KERNEL_PIPELINE + PROGRAM_PASSES),
+             "kernels.txt",
              "plan.txt", "llvm.ll", "llvm-opt.ll", "asm.s"]
     return [f"{k:02d}-{name}" for k, name in enumerate(names)]
 
@@ -283,11 +287,11 @@ def test_all_writes_graph_stages_as_json_when_asked(capsys, model_file, tmp_path
     stage(capsys, model_file, "all", "--out", str(folder), "--format", "json")
     names = sorted(os.listdir(folder))
     graphs = [n for n in names if n.endswith(".json")]
-    assert len(graphs) == len(PIPELINE) + len(KERNEL_PIPELINE) + 5  # traced optimized joint backward kernels
+    assert len(graphs) == len(PIPELINE) + len(KERNEL_PIPELINE) + len(PROGRAM_PASSES) + 5  # traced optimized joint backward kernels
     for name in graphs:
         data = strict_json((folder / name).read_text())
-        if name.endswith("-kernels.json"):
-            assert all(set(k) == {"name", "nodes", "module_paths"} for k in data)
+        if name.endswith(("-kernels.json", *(f"-after-{p.__name__}.json" for p in PROGRAM_PASSES))):
+            assert all(set(k) == {"name", "template", "nodes", "module_paths", "writes", "reads"} for k in data)
         else:
             check_graph_schema(data)
     assert {n.split("-", 1)[1] for n in names if not n.endswith(".json")} == {

@@ -17,7 +17,7 @@ from .graph import Graph
 from .node import Literal
 
 _ROOT = Path(__file__).resolve().parents[2]
-_COMPILER_SOURCES = ("graphc/lower", "graphc/ops", "graphc/ir", "runtime/abi.py")
+_COMPILER_SOURCES = ("graphc/lower", "graphc/program", "graphc/ops", "graphc/ir", "runtime/abi.py")
 
 
 def _plain(value: Any) -> Any:

@@ -13,6 +13,16 @@ JSON schema of a graph (what `graphc dump --format json` prints for a graph stag
      "outputs": [{"id": int, "name": str}, ...],
      "updates": [{"value": id, "target": id}, ...]}   # value written into input target
 
+`--stage kernels --format json` prints the kernel program instead, one object per kernel
+function in schedule order:
+
+    [{"name": str,                 # its symbol in the LLVM module, e.g. "k7_matmul_epilogue_fc1"
+      "template": str,             # map, contraction, reduce, row, index, copy or check
+      "nodes": [id, ...],          # the kernel graph's nodes it computes (a map kernel may have several)
+      "module_paths": [str, ...],  # the modules those nodes came from ("" is the root)
+      "writes": [id, ...],         # the values it stores; its other nodes stay in registers
+      "reads": [id, ...]}, ...]
+
 Attribute values are made JSON-safe: tuples become lists, a constant's Literal becomes
 {"shape", "dtype"} (no data), a fused node's body its printed expression (`relu(add(in0, in1))`),
 a non-finite float the string "inf", "-inf" or "nan", anything else its repr.

@@ -1,11 +1,10 @@
-"""Lowering: a Graph becomes one LLVM module with one native entry point.
+"""Lowering: a kernel program (graphc/program) becomes one LLVM module with one native entry point.
 
 kernel.py      types, the Kernel context, counted loops and dim collapsing
 elementwise.py SCALAR_OPS (one scalar expression per elementwise op) and the broadcasting loop
 reduce.py      sum / amax;  linalg.py  matmul, one_hot;  shape.py  permute, expand
 emitters.py    EMITTERS, the table parallel to graphc.ops.OPS
-buffers.py     assign_buffers: where every value lives
-module.py      lower(): kernels + entry point + output copies + updates
+module.py      lower(): a planned kernel program (graphc/program) -> kernel functions + entry point
 """
 from .emitters import EMITTERS
 from .kernel import LoweringError

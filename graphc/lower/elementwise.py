@@ -12,7 +12,7 @@ import llvmlite.ir as ir
 
 from ..ir import Node
 from ..ops.fused import evaluate
-from .fastmath import exp_f32, tanh_f32
+from .fastmath import erf_f32, exp_f32, expm1_f32, log1p_f32, log_f32, tanh_f32
 from .kernel import (FAST, I8, Kernel, LoweringError, call_math, collapse, contiguous_strides, is_float,
                      llvm_type, load, store, strided_loops)
 
@@ -118,9 +118,9 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "maximum": _maximum,
     "neg": _neg,
     "exp": _float32_fast(exp_f32, "llvm.exp"),
-    "log": _math("llvm.log"),
-    "log1p": _math("log1p"),  # libm's log1pf / log1p
-    "expm1": _math("expm1"),  # libm's expm1f / expm1
+    "log": _float32_fast(log_f32, "llvm.log"),
+    "log1p": _float32_fast(log1p_f32, "log1p"),  # float64: libm log1p
+    "expm1": _float32_fast(expm1_f32, "expm1"),  # float64: libm expm1
     "sqrt": _math("llvm.sqrt"),
     "cos": _math("llvm.cos"),
     "sin": _math("llvm.sin"),
@@ -129,7 +129,7 @@ SCALAR_OPS: dict[str, ScalarOp] = {
     "round": _math("llvm.roundeven"),
     "tanh": _float32_fast(tanh_f32, "tanh"),  # float64: libm tanh
     "sigmoid": _sigmoid,
-    "erf": _math("erf"),  # libm's erff / erf (within an ulp), resolved by the JIT like tanh
+    "erf": _float32_fast(erf_f32, "erf"),  # float64: libm erf
     "relu": _relu,
     "gt": _compare(">", ">"),
     "ge": _compare(">=", ">="),
@@ -173,7 +173,28 @@ def emit_body(b: ir.IRBuilder, node: Node, values: list) -> ir.Value:
     return evaluate(node.attr("body"), values, step)
 
 
+def element_of(b: ir.IRBuilder, node: Node, values: list) -> ir.Value:
+    """One element of an elementwise or fused node from its operands' scalar values."""
+    return emit_body(b, node, values) if node.op == "fused" else SCALAR_OPS[node.op](b, values, node)
+
+
 def emit_fused(k: Kernel) -> None:
     """A `fused` chain: the steps' scalar expressions composed inside one broadcasting loop."""
     strides = [broadcast_strides(n.shape, k.node.shape) for n in k.operands]
     emit_map(k, strides, lambda b, values: emit_body(b, k.node, values))
+
+
+def emit_map_group(b: ir.IRBuilder, members: Sequence[Node], operands: Sequence[Node], ins: Sequence[ir.Value],
+                   outputs: Sequence[Node], outs: Sequence[ir.Value]) -> None:
+    """Several elementwise nodes of one shape in one loop: every operand element is loaded
+    first (an output may be computed in place over an operand), then the members are evaluated
+    in order, each reading the members before it from registers, then the outputs are stored."""
+    shape = members[-1].shape
+    strides = [broadcast_strides(n.shape, shape) for n in operands]
+    sizes, collapsed = collapse(shape, [contiguous_strides(shape), *strides])
+    with strided_loops(b, sizes, collapsed) as (out_offset, *in_offsets):
+        values = {n.id: load(b, ptr, llvm_type(n.dtype), off) for ptr, n, off in zip(ins, operands, in_offsets)}
+        for node in members:
+            values[node.id] = element_of(b, node, [values[i] for i in node.inputs])
+        for node, ptr in zip(outputs, outs):
+            store(b, values[node.id], ptr, out_offset)

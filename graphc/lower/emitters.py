@@ -14,7 +14,7 @@ from .convolution import emit_convolution
 from .index import emit_gather_rows, emit_scatter_add_rows
 from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
-from .linalg import emit_matmul, emit_one_hot
+from .linalg import emit_matmul, emit_one_hot, emit_pack_panels
 from .random import emit_random_uniform
 from .softmax import emit_row_softmax
 from .window import emit_window_gather, emit_window_scatter
@@ -27,7 +27,7 @@ def _alias(k: Kernel) -> None:
 
 
 # reshape keeps the row-major order of a contiguous buffer; detach is the identity
-ALIASES = frozenset({"reshape", "detach"})
+from ..program.records import ALIASES  # noqa: E402  (the kernel level decides which values share buffers)
 
 # check ops: their value is their input's buffer; their kernel returns i1 (1: failed) and
 # takes the input and a pointer for the offending value (see checks.py)
@@ -49,6 +49,7 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "matmul_epilogue": emit_matmul,  # the matmul kernel, its body applied before each store
     "convolution": emit_convolution,
     "one_hot": emit_one_hot,
+    "pack_panels": emit_pack_panels,
     "softmax": emit_row_softmax,
     "log_softmax": emit_row_softmax,
     "window_gather": emit_window_gather,

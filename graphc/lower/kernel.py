@@ -91,10 +91,13 @@ def declare(module: ir.Module, name: str, ret: ir.Type, args: Sequence[ir.Type])
 
 
 def call_math(b: ir.IRBuilder, base: str, *args: ir.Value) -> ir.Value:
-    """Call a float intrinsic (`llvm.exp` -> `llvm.exp.f32`) or a libm function (`tanh` -> `tanhf`)."""
+    """Call a float intrinsic (`llvm.exp` -> `llvm.exp.f32`, `llvm.exp.v16f32` on a vector) or a
+    libm function (`tanh` -> `tanhf`; scalars only)."""
     ty = args[0].type
     if base.startswith("llvm."):
-        name = f"{base}.{'f32' if isinstance(ty, ir.FloatType) else 'f64'}"
+        scalar = ty.element if isinstance(ty, ir.VectorType) else ty
+        lanes = f"v{ty.count}" if isinstance(ty, ir.VectorType) else ""
+        name = f"{base}.{lanes}{'f32' if isinstance(scalar, ir.FloatType) else 'f64'}"
     else:
         name = base + ("f" if isinstance(ty, ir.FloatType) else "")
     return b.call(declare(b.module, name, ty, [ty] * len(args)), list(args), fastmath=FAST)

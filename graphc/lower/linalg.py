@@ -14,11 +14,14 @@ MIN_PACKED_SIZE it packs b into panels and runs one micro-kernel for every trans
 Tile sizes are for the host's register file (kernel.vector_unit); shapes are static, so
 remainder rows and columns become smaller tiles.
 
-matmul_epilogue is the same kernel with its body applied to each final value just before it is
-stored (`_finish`), reading the extra operands at that output's row and column. The body runs
-per element with the scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can
-be in it; on an outer-product tile it runs lane by lane and the SLP vectoriser packs the lanes
-back into vectors (the scalar expressions do not take vector operands).
+matmul_epilogue is the same kernel with its body applied to each final value (`_finish`),
+reading the extra operands at that output's row and column. The body runs per element with the
+scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can be in it; on an
+outer-product tile it runs lane by lane just before the store and the SLP vectoriser packs the
+lanes back into vectors (the scalar expressions do not take vector operands). Dot-product tiles
+end in scalar sums, which would leave it scalar: they store the sums, then the body runs as a
+loop over the stored rows (`_finish_stored`), which the loop vectoriser widens, as do the
+packed and the i-k-j forms.
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ import llvmlite.ir as ir
 from ..ops.linalg import epilogue_strides
 from .elementwise import emit_body
 from .microkernel import emit_packed, panel_tile
-from .kernel import (FAST, PTR, REASSOC, Kernel, add, declare, for_range, i64, itemsize, llvm_type, load, masked_load,
-                     masked_store, splat, store, vector_unit)
+from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, contiguous_strides, declare, for_range, i64,
+                     itemsize, llvm_type, load, masked_load, masked_store, splat, store, strided_loops, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
 MIN_ELEMENTS_PER_ROW_PART = 1 << 17
@@ -80,7 +83,7 @@ def _layout(k: Kernel) -> tuple[int, _Operands]:
     M, N = k.node.shape[-2:]
     K = a.shape[-2] if ta else a.shape[-1]
     batch = math.prod(k.node.shape[:-2])
-    b_batch = K * N if len(b.shape) > 2 else 0
+    b_batch = K * N if len(b.shape) > 2 and not k.node.attr_dict.get("packed_n", 0) else 0
     if not ta and b_batch == 0:  # a [..., M, K] @ b [K, N]: a's batch dims are just more rows
         M, batch = M * batch, 1
     return batch, _Operands(M, N, K, 1 if ta else K, M if ta else 1, 1 if tb else N, K if tb else 1, M * K, b_batch)
@@ -124,13 +127,23 @@ def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
     return [block for block in blocks if block[0] and block[1]]
 
 
+def packs_b(M: int, N: int, K: int) -> bool:
+    """Whether a matmul of out [M, N] (all batches' rows) over depth K takes the packed
+    micro-kernel (prepare.py packs a weight for it once, ahead of the calls)."""
+    return M >= MIN_PACKED_SIZE and min(N, K) >= min(MIN_PACKED_SIZE, MIN_PACKED_WIDTH)
+
+
 def emit_matmul(k: Kernel) -> None:
     batch, ops = _layout(k)
     if batch == 1 and _deep(k, ops):
         _emit_deep(k, ops)
         return
     strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if ops.a_k == 1 else _plain
-    if ops.M >= MIN_PACKED_SIZE and min(ops.N, ops.K) >= min(MIN_PACKED_SIZE, MIN_PACKED_WIDTH):
+    prepacked = k.node.attr_dict.get("packed_n", 0) > 0
+    if prepacked and (batch != 1 or k.operands[1].shape[2] != panel_tile(llvm_type(k.node.dtype))[1] * panel_tile(
+            llvm_type(k.node.dtype))[2]):
+        raise LoweringError(f"matmul: panels {list(k.operands[1].shape)} do not fit this host's micro-kernel")
+    if prepacked or packs_b(ops.M, ops.N, ops.K):
         strategy = emit_packed
         if batch == 1:
             run_parts(k, _packed_parts(k, ops))
@@ -308,10 +321,18 @@ def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out:
                 product = bld.fmul(a_ik, load(bld, k.ins[1], ty, add(bld, b_row, j)), flags=FAST)
                 store(bld, bld.fadd(load(bld, k.out, ty, dst), product, flags=FAST), k.out, dst)
         if k.node.op == "matmul_epilogue":
-            with for_range(bld, width, "je") as j:
-                dst = add(bld, row, j)
-                col = add(bld, add(bld, out.col, i64(first_col)), j)
-                store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), col), k.out, dst)
+            _finish_stored(k, ops, out, i, first_col, width)
+
+
+def _finish_stored(k: Kernel, ops: _Operands, out: _Out, i: ir.Value, first_col: int, width: int) -> None:
+    """The epilogue over out's row i, columns first_col.. first_col+width-1, already stored: a
+    loop the loop vectoriser widens, so the body's math (fastmath.py) runs on whole vectors."""
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    row = add(bld, add(bld, out.offset, i, ops.N), i64(first_col))
+    with for_range(bld, width, "je") as j:
+        dst = add(bld, row, j)
+        col = add(bld, add(bld, out.col, i64(first_col)), j)
+        store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), col), k.out, dst)
 
 
 def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
@@ -327,9 +348,10 @@ def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out)
                     i = add(bld, i0, i64(r))
                     out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
                     for c, total in enumerate(row_sums):
-                        j = add(bld, j0, i64(c))
-                        value = _finish(k, total, add(bld, out.row, i), add(bld, out.col, j))
-                        store(bld, value, k.out, add(bld, out_row, i64(c)))
+                        store(bld, total, k.out, add(bld, out_row, i64(c)))
+    if k.node.op == "matmul_epilogue":  # over the stored sums: applied to each sum, it stayed scalar
+        with for_range(bld, ops.M, "ie") as i:
+            _finish_stored(k, ops, out, i, 0, ops.N)
 
 
 def _dot_tile(k: Kernel, K: int, a_rows: list, b_rows: list) -> list[list[ir.Value]]:
@@ -386,3 +408,22 @@ def emit_one_hot(k: Kernel) -> None:
         with for_range(bld, classes, "c") as c:
             selected = bld.select(bld.icmp_signed("==", index, c), one, zero)
             store(bld, selected, k.out, add(bld, add(bld, i64(0), p, classes), c))
+
+
+def emit_pack_panels(k: Kernel) -> None:
+    """out[p, kk, c] = op(b)[kk, p * NR + c], zero past N: a weight in the micro-kernel's panels."""
+    bld, node = k.builder, k.node
+    (b,) = k.operands
+    ty = llvm_type(node.dtype)
+    _, depth, nr = node.shape
+    n = b.shape[0] if node.attr("transpose_b") else b.shape[1]
+    s_k, s_j = (1, depth) if node.attr("transpose_b") else (n, 1)  # op(b)[kk, j] is b[kk * s_k + j * s_j]
+    full, cols = divmod(n, nr)
+    with strided_loops(bld, [full, depth, nr], [[depth * nr, nr, 1], [nr * s_j, s_k, s_j]]) as (dst, src):
+        store(bld, load(bld, k.ins[0], ty, src), k.out, dst)
+    if cols:  # the last panel: its columns, then zeros
+        first = full * depth * nr
+        with strided_loops(bld, [depth, cols], [[nr, 1], [s_k, s_j]], [i64(first), i64(full * nr * s_j)]) as (dst, src):
+            store(bld, load(bld, k.ins[0], ty, src), k.out, dst)
+        with strided_loops(bld, [depth, nr - cols], [[nr, 1]], [i64(first + cols)]) as (dst,):
+            store(bld, ir.Constant(ty, 0.0), k.out, dst)

@@ -66,7 +66,8 @@ def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: int 
     kc = -(-ops.K // depth_blocks)
     nc = max(nr, PACK_BYTES // (kc * (4 if isinstance(ty, ir.FloatType) else 8)) // nr * nr)
     nc = min(nc, -(-width // nr) * nr)
-    buf = _pack_buffer(k, ty)
+    prepacked = k.node.attr_dict.get("packed_n", 0) > 0  # b is pack_panels(b): the panels of all of op(b)
+    buf = k.ins[1] if prepacked else _pack_buffer(k, ty)
     for col_count, cols, col_start in _blocks(width, nc):
         with for_range(bld, col_count, "jc") as jc:
             j0 = add(bld, i64(first_col + col_start), jc, cols)
@@ -75,8 +76,9 @@ def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: int 
                     k0 = add(bld, i64(depth_start), pc, depth)
                     accumulate = (ir.Constant(BOOL, k0.constant != 0) if isinstance(k0, ir.Constant)
                                   else bld.icmp_unsigned("!=", k0, i64(0)))
-                    _pack(k, ops, b0, buf, k0, j0, depth, cols, nr)
-                    _block(k, ops, a0, buf, out, k0, j0, depth, cols, accumulate, last)
+                    if not prepacked:
+                        _pack(k, ops, b0, buf, k0, j0, depth, cols, nr)
+                    _block(k, ops, a0, buf, out, k0, j0, depth, cols, accumulate, last, prepacked)
 
 
 def _depths(K: int, kc: int) -> list[tuple[int, int, int, bool]]:
@@ -113,8 +115,10 @@ def _pack(k: Kernel, ops, b0, buf, k0, j0, depth: int, cols: int, nr: int) -> No
                         store(bld, ir.Constant(ty, 0.0), buf, add(bld, add(bld, base, kk, nr), add(bld, c, i64(panel_cols))))
 
 
-def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumulate: ir.Value, last: bool) -> None:
-    """Every tile of out rows 0..M-1, columns j0..j0+cols-1 over one packed depth block."""
+def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumulate: ir.Value, last: bool,
+           prepacked: bool = False) -> None:
+    """Every tile of out rows 0..M-1, columns j0..j0+cols-1 over one packed depth block (rows
+    k0.. of the panels of all of op(b) when `prepacked`, else the block just packed into buf)."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
     mr, nv, lanes = panel_tile(ty)
     nr = nv * lanes
@@ -125,9 +129,13 @@ def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumula
                 i0 = add(bld, i64(row_start), it, rows)
                 panel = add(bld, i64(panel_start // nr), jp)
                 j = add(bld, j0, panel, nr)
+                if prepacked:  # panel j / nr of op(b), from row k0: [panels, K, NR]
+                    start = add(bld, add(bld, i64(0), bld.udiv(j, i64(nr)), ops.K * nr), k0, nr)
+                else:
+                    start = add(bld, i64(0), panel, depth * nr)
                 bld.call(tile, [k.out, k.ins[0], buf, *k.ins[2:],
                                 add(bld, add(bld, a0, i0, ops.a_row), k0, ops.a_k),
-                                add(bld, i64(0), panel, depth * nr),
+                                start,
                                 add(bld, add(bld, out.offset, i0, ops.N), j),
                                 add(bld, out.row, i0), add(bld, out.col, j), accumulate])
 

@@ -52,29 +52,53 @@ REDUCTIONS: dict[str, Callable[[ir.Type], tuple[ir.Constant, Combine]]] = {"sum"
 
 
 def emit_reduce(k: Kernel) -> None:
-    b, node = k.builder, k.node
     (a,) = k.operands
-    in_ty, out_ty = llvm_type(a.dtype), llvm_type(node.dtype)
+    emit_reduction(k, a.shape, [(k.ins[0], a.dtype, contiguous_strides(a.shape))], lambda b, values: values[0])
+
+
+Element = Callable[[ir.IRBuilder, list], ir.Value]
+
+
+def emit_reduction(k: Kernel, shape: tuple[int, ...], sources: list[tuple[ir.Value, str, list[int]]],
+                   element: Element, store_element: tuple[ir.Value, ...] = ()) -> None:
+    """Reduce the values `element(b, loaded)` over `shape` into `k.out`, where `loaded` holds
+    one element of each source (pointer, dtype, element strides over `shape`) at the same index:
+    a plain reduction has one source read contiguously, a reduction fused with its producer
+    reads the producer's operands and evaluates its body (and stores that value too, contiguous
+    at `store_element[0]`, when others read it)."""
+    b, node = k.builder, k.node
+    out_ty = llvm_type(node.dtype)
     identity, combine = REDUCTIONS[node.op](out_ty)
     reduced = set(node.attr("dims"))
-    kept_strides = iter(contiguous_strides([n for d, n in enumerate(a.shape) if d not in reduced]))
-    out_strides = [0 if d in reduced else next(kept_strides) for d in range(len(a.shape))]
-    sizes, (in_s, out_s) = collapse(a.shape, [contiguous_strides(a.shape), out_strides])
+    kept_strides = iter(contiguous_strides([n for d, n in enumerate(shape) if d not in reduced]))
+    out_strides = [0 if d in reduced else next(kept_strides) for d in range(len(shape))]
+    stored = [contiguous_strides(shape)] if store_element else []
+    sizes, (*in_s, out_s) = collapse(shape, [*stored, *(s for _, _, s in sources), out_strides])
+
+    def value(offsets: list[ir.Value]) -> ir.Value:
+        loaded = [load(b, ptr, llvm_type(dtype), off)
+                  for (ptr, dtype, _), off in zip(sources, offsets[len(stored):])]
+        result = element(b, loaded)
+        if store_element:
+            store(b, result, store_element[0], offsets[0])
+        return result
 
     if sizes and out_s[-1] != 0:  # innermost dim kept: accumulate into the output in input order
         with for_range(b, node.size) as i:
             store(b, identity, k.out, i)
-        with strided_loops(b, sizes, [in_s, out_s]) as (src, dst):
-            store(b, combine(b, load(b, k.out, out_ty, dst), load(b, k.ins[0], in_ty, src)), k.out, dst)
+        with strided_loops(b, sizes, [*in_s, out_s]) as (*src, dst):
+            store(b, combine(b, load(b, k.out, out_ty, dst), value(src)), k.out, dst)
         return
 
     kept = [d for d in range(len(sizes)) if out_s[d] != 0]
     summed = [d for d in range(len(sizes)) if out_s[d] == 0]
     acc = k.alloca(out_ty)
-    with strided_loops(b, [sizes[d] for d in kept], [[in_s[d] for d in kept], [out_s[d] for d in kept]]) as (base, dst):
+    outer = [[s[d] for d in kept] for s in in_s]
+    with strided_loops(b, [sizes[d] for d in kept], [*outer, [out_s[d] for d in kept]]) as (*bases, dst):
         b.store(identity, acc)
-        with strided_loops(b, [sizes[d] for d in summed], [[in_s[d] for d in summed]], [base]) as (src,):
-            b.store(combine(b, b.load(acc, typ=out_ty), load(b, k.ins[0], in_ty, src)), acc)
+        inner = [[s[d] for d in summed] for s in in_s]
+        with strided_loops(b, [sizes[d] for d in summed], inner, bases) as src:
+            b.store(combine(b, b.load(acc, typ=out_ty), value(src)), acc)
         store(b, b.load(acc, typ=out_ty), k.out, dst)
 
 

@@ -1,4 +1,4 @@
-"""Data-movement ops. reshape and detach are aliases (no code, see buffers.py); permute, expand
+"""Data-movement ops. reshape and detach are aliases (no code, see graphc/program/plan.py); permute, expand
 and slice are strided reads through the elementwise loop; slice_scatter and cat are strided
 writes of each input into its window of the output."""
 from __future__ import annotations

@@ -12,9 +12,13 @@ from . import fused
 from .registry import OpDef, ShapeError, TensorType, register
 
 
-def _matmul_infer(a: TensorType, b: TensorType, transpose_a: bool, transpose_b: bool) -> TensorType:
+def _matmul_infer(a: TensorType, b: TensorType, transpose_a: bool, transpose_b: bool, packed_n: int = 0) -> TensorType:
     if a.dtype != b.dtype:
         raise ShapeError(f"matmul: expected both operands to have the same dtype, got {a.dtype} and {b.dtype}")
+    if packed_n:  # b is pack_panels of a [K, packed_n] matrix: [panels, K, NR]
+        if b.ndim != 3 or transpose_b or b.shape[0] * b.shape[2] < packed_n or (b.shape[0] - 1) * b.shape[2] >= packed_n:
+            raise ShapeError(f"matmul: {list(b.shape)} are not the panels of a matrix of {packed_n} columns")
+        b = TensorType((b.shape[1], packed_n), b.dtype)
     if a.ndim < 2 or b.ndim < 2 or (b.ndim > 2 and a.shape[:-2] != b.shape[:-2]):
         raise ShapeError(f"matmul: unsupported operand shapes {list(a.shape)} and {list(b.shape)}")
     m, k = (a.shape[-1], a.shape[-2]) if transpose_a else a.shape[-2:]
@@ -25,11 +29,15 @@ def _matmul_infer(a: TensorType, b: TensorType, transpose_a: bool, transpose_b: 
     return TensorType(a.shape[:-2] + (m, n), a.dtype)
 
 
-def _matmul_ref(a, b, transpose_a, transpose_b):
+def _matmul_ref(a, b, transpose_a, transpose_b, packed_n=0):
+    if packed_n:
+        b = unpack_panels(b, packed_n)
     return np.matmul(np.swapaxes(a, -1, -2) if transpose_a else a, np.swapaxes(b, -1, -2) if transpose_b else b)
 
 
-def _matmul_grad(ins, out, g, transpose_a, transpose_b):
+def _matmul_grad(ins, out, g, transpose_a, transpose_b, packed_n=0):
+    if packed_n:
+        raise ValueError("matmul: a product of packed panels is made for inference only, after differentiation")
     a, b = ins
     if b.ndim == 2 and a.ndim > 2 and transpose_a:  # batched a^T, shared b: per-batch products, summed
         da = F.transpose(F.matmul(g, b, False, not transpose_b), -1, -2)
@@ -46,6 +54,36 @@ def _matmul_grad(ins, out, g, transpose_a, transpose_b):
 
 
 register(OpDef("matmul", "matmul", _matmul_infer, _matmul_ref, _matmul_grad))
+
+
+def _pack_infer(b: TensorType, transpose_b: bool, nr: int) -> TensorType:
+    if b.ndim != 2 or nr < 1:
+        raise ShapeError(f"pack_panels: expected a matrix and a panel width, got {list(b.shape)} and {nr}")
+    k, n = (b.shape[1], b.shape[0]) if transpose_b else b.shape
+    return TensorType((-(-n // nr), k, nr), b.dtype)
+
+
+def _pack_ref(b, transpose_b, nr):
+    matrix = b.T if transpose_b else b  # [K, N]
+    k, n = matrix.shape
+    panels = -(-n // nr)
+    padded = np.zeros((k, panels * nr), b.dtype)
+    padded[:, :n] = matrix
+    return np.ascontiguousarray(padded.reshape(k, panels, nr).transpose(1, 0, 2))
+
+
+def unpack_panels(panels: np.ndarray, n: int) -> np.ndarray:
+    """The [K, n] matrix whose pack_panels `panels` are."""
+    count, k, nr = panels.shape
+    return panels.transpose(1, 0, 2).reshape(k, count * nr)[:, :n]
+
+
+# pack_panels(b) = op(b) [K, N] as panels of NR columns, [ceil(N / NR), K, NR], zero past N: the
+# layout the micro-kernel's tiles read. An inference graph packs a weight once, in its prepare
+# graph (prepare.py), and its matmul reads the panels (packed_n = N) instead of packing b on
+# every call. Made after differentiation: no gradient rule.
+register(OpDef("pack_panels", "shape", _pack_infer, _pack_ref,
+               doc="pack_panels: a matrix as the micro-kernel's panels of NR columns, zero-padded"))
 
 
 def epilogue_strides(shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, int] | None:
@@ -68,8 +106,8 @@ def epilogue_strides(shape: Sequence[int], out_shape: Sequence[int]) -> tuple[in
 
 
 def _epilogue_infer(a: TensorType, b: TensorType, *extra: TensorType, transpose_a: bool, transpose_b: bool,
-                    body: fused.Body) -> TensorType:
-    product = _matmul_infer(a, b, transpose_a, transpose_b)
+                    body: fused.Body, packed_n: int = 0) -> TensorType:
+    product = _matmul_infer(a, b, transpose_a, transpose_b, packed_n)
     result = fused._infer(product, *extra, body=body)
     if (result.shape, result.dtype) != (product.shape, product.dtype):
         raise ShapeError(f"matmul_epilogue: body {body!r} gives {result.dtype}{list(result.shape)}, "
@@ -81,8 +119,8 @@ def _epilogue_infer(a: TensorType, b: TensorType, *extra: TensorType, transpose_
     return product
 
 
-def _epilogue_ref(a, b, *extra, transpose_a, transpose_b, body):
-    return fused._reference(np.asarray(_matmul_ref(a, b, transpose_a, transpose_b)), *extra, body=body)
+def _epilogue_ref(a, b, *extra, transpose_a, transpose_b, body, packed_n=0):
+    return fused._reference(np.asarray(_matmul_ref(a, b, transpose_a, transpose_b, packed_n)), *extra, body=body)
 
 
 # out = body(a @ b, extra...): in0 of `body` is the product, in1.. the operands after a and b.

@@ -35,6 +35,11 @@ def _body_of(user: Node, product: int) -> tuple[Body, list[int]] | None:
     return None
 
 
+def _product_attrs(matmul: Node) -> dict:
+    """The matmul's transposes (and packed panels, see prepare.py), which its epilogue keeps."""
+    return {name: value for name, value in matmul.attrs if name in ("transpose_a", "transpose_b", "packed_n")}
+
+
 def epilogue_pairs(graph: Graph) -> dict[int, tuple[Node, Body, list[int]]]:
     """user id -> (its matmul, the epilogue body, the body's other operands) for each pair that fuses."""
     users = graph.users()
@@ -43,10 +48,11 @@ def epilogue_pairs(graph: Graph) -> dict[int, tuple[Node, Body, list[int]]]:
     for node in graph.nodes:
         if node.op != "matmul" or node.id in pinned or len(users[node.id]) != 1:
             continue
-        if node.attr("transpose_a") or not node.attr("transpose_b"):
+        if not node.attr_dict.get("packed_n", 0) and (node.attr("transpose_a") or not node.attr("transpose_b")):
             # only the dot-product form (x @ W.T, a Linear layer) applies the body per finished
             # scalar; the outer-product tiles apply it lane by lane, which made a W1 train step's
-            # IR so large that its cold compile went from 1.2 s to 4.4 s
+            # IR so large that its cold compile went from 1.2 s to 4.4 s (packed panels always
+            # take the micro-kernel, whose epilogue is a loop over the stored tile)
             continue
         user = graph.nodes[users[node.id][0]]
         found = _body_of(user, node.id) if (user.shape, user.dtype) == (node.shape, node.dtype) else None
@@ -55,8 +61,7 @@ def epilogue_pairs(graph: Graph) -> dict[int, tuple[Node, Body, list[int]]]:
         body, others = found
         types = [TensorType(graph.nodes[i].shape, graph.nodes[i].dtype) for i in (*node.inputs, *others)]
         try:
-            OPS["matmul_epilogue"].infer(*types, transpose_a=node.attr("transpose_a"),
-                                         transpose_b=node.attr("transpose_b"), body=body)
+            OPS["matmul_epilogue"].infer(*types, **_product_attrs(node), body=body)
         except ShapeError:  # an operand the epilogue cannot read by rows and columns
             continue
         pairs[user.id] = (node, body, others)
@@ -82,6 +87,6 @@ def _emit_pair(user: Node, matmul: Node, body: Body, others: list[int], builder:
     paths = list(dict.fromkeys([matmul.module_path, *user_paths]))
     path = paths[0] if len(paths) == 1 else "+".join(p or "<root>" for p in paths)
     types = "+".join(dict.fromkeys(t for t in (matmul.module_type, *user.module_type.split("+")) if t))
-    attrs = {"transpose_a": matmul.attr("transpose_a"), "transpose_b": matmul.attr("transpose_b"), "body": body}
+    attrs = {**_product_attrs(matmul), "body": body}
     inputs = [new[i] for i in (*matmul.inputs, *others)]
     return builder.add("matmul_epilogue", inputs, attrs, user.shape, user.dtype, path, types, user.source)

@@ -9,6 +9,7 @@ import numpy as np
 from graphc.ir import Graph, GraphBuilder
 from graphc.lower import lower
 from graphc.ops import OPS, TensorType
+from graphc.program import Program, planned
 from runtime.executor import aligned_empty
 from runtime.jit import compile_ir
 
@@ -22,8 +23,10 @@ class Native:
     already have the node's dtype and are C-contiguous.
     """
 
-    def __init__(self, graph: Graph):
-        self.graph = graph
+    def __init__(self, graph: Graph | Program):
+        if isinstance(graph, Program) and graph.buffers is None:
+            graph = planned(graph)
+        self.graph = graph.graph if isinstance(graph, Program) else graph
         self.lowered = lower(graph)
         self.module = compile_ir(self.lowered.ir_text)
         self.entry = ENTRY_TYPE(self.module.address(self.lowered.entry))

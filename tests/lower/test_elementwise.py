@@ -44,6 +44,8 @@ def cases(op, dtype):
         return [x], {"dim": 1}
     if op == "matmul":
         return [values((5, 7), dtype), values((7, 3), dtype)], {"transpose_a": False, "transpose_b": False}
+    if op == "pack_panels":  # W [N, K] as panels of 4 columns, the last one zero-padded
+        return [values((10, 7), dtype)], {"transpose_b": True, "nr": 4}
     if op == "matmul_epilogue":  # relu(a @ b + bias)
         from graphc.ops.fused import Body
         body = Body((("add", ("in0", "in1"), (), dtype), ("relu", ("s0",), (), dtype)))

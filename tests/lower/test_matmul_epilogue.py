@@ -84,7 +84,7 @@ def compiled_eval(model, x, monkeypatch):
     monkeypatch.setattr(graphc.compiled, "Driver", lambda: Driver(observe=stages.append))
     with graphc.no_grad():
         out = graphc.compile(model.eval())(graphc.tensor(x)).numpy()
-    (ir_text,) = [s.value for s in stages if s.name == "llvm"]
+    (ir_text,) = [s.value for s in stages if s.name == "llvm" and s.label == "forward"]  # not the prepare graph's
     return out, ir_text
 
 

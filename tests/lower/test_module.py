@@ -4,7 +4,7 @@ import pytest
 
 from graphc.ir import GraphBuilder, interpret
 from graphc.lower import LoweringError, lower
-from graphc.lower.buffers import assign_buffers
+from graphc.program.plan import plan_buffers
 from harness import Native
 
 rng = np.random.default_rng(5)
@@ -74,7 +74,7 @@ def test_updates_run_last_and_write_into_input_buffers():
 
 def test_workspace_slots_are_aligned_and_disjoint():
     graph = mlp_graph()
-    lowered, locations = lower(graph), assign_buffers(graph)
+    lowered, locations = lower(graph), plan_buffers(graph)
     slots = sorted(loc.index for loc in locations.values() if loc.kind == "workspace")
     assert slots == [0, 256] and all(s % 64 == 0 for s in slots)
     assert lowered.workspace_bytes == 256 + 4 * 16 * 4

@@ -8,13 +8,11 @@ from hypothesis import HealthCheck, given, note, settings, strategies as st
 import graphc
 from graphc.ir import GraphBuilder, interpret
 from graphc.lower import lower
-from graphc.lower.buffers import (ALIGNMENT, Location, format_plan, in_place_updates, live_ranges, plan_buffers,
-                                  workspace_bytes)
-from graphc.lower.elementwise import SCALAR_OPS
-from graphc.lower.emitters import ALIASES, CHECKS
 from graphc.lower.kernel import itemsize
 from graphc.ops import OPS, ShapeError, TensorType
 from graphc.passes import KERNEL_PIPELINE, optimize
+from graphc.program import ALIASES, Location, build_program, format_plan, kernel_program, planned, workspace_bytes
+from graphc.program.plan import ALIGNMENT, in_place_updates, live_ranges, plan_buffers
 from harness import Native
 from test_differential import build, programs
 
@@ -38,25 +36,31 @@ def small_graph(update_bias: bool = True):
     return g.finish([total], ["total"], [(new_bias, bias)] if update_bias else [])
 
 
+def one_per_node(graph, in_place: bool = True):
+    """The planned program of `graph` lowered one kernel per node, in node order."""
+    return planned(kernel_program(graph), in_place)
+
+
 def test_plan_text_lists_buffers_live_ranges_and_the_peak():
     graph = small_graph()
-    assert format_plan(graph, plan_buffers(graph, in_place=False)) == "\n".join([
+    assert format_plan(one_per_node(graph, in_place=False)) == "\n".join([
         "workspace plan: 5 buffers",
         "  value  op      module    bytes  offset  live",
-        "  %3     matmul  fc1         256       0  %3..%4",
-        "  %4     add     fc1         256     256  %4..%5",
-        "  %5     relu    act         256       0  %5..%8",
-        "  %8     sum     -            64     256  %8..%9",
-        "  %9     sub     fc1.bias     64       0  %9..end",
+        "  %3     matmul  fc1         256       0  k0..k1",
+        "  %4     add     fc1         256     256  k1..k2",
+        "  %5     relu    act         256       0  k2..k4",
+        "  %8     sum     -            64     256  k4..k5",
+        "  %9     sub     fc1.bias     64       0  k5..end",
         "planned peak: 512 bytes (unplanned 896 bytes)",
     ])
 
 
 def test_an_elementwise_update_is_computed_in_its_input_without_noalias_or_memcpy():
     graph = small_graph()
-    locations = plan_buffers(graph)
+    program = one_per_node(graph)
+    locations = program.locations
     assert locations[9] == locations[2] == Location("arg", 2)
-    assert format_plan(graph, locations).splitlines()[-2:] == [
+    assert format_plan(program).splitlines()[-2:] == [
         "in place: %9 sub (fc1.bias) written into input %2 fc1.bias, 64 bytes",
         "planned peak: 512 bytes (unplanned 896 bytes)"]
     text = lower(graph).ir_text
@@ -82,31 +86,41 @@ def test_an_update_stays_a_copy_when_the_old_value_is_read_later_or_a_check_foll
         g.add("check_index", (index,), {"high": 3, "ignore": -100, "error": "IndexError", "message": "{value}"},
               (2,), "int64")
     graph = g.finish([out], updates=[(new_w, w)])
-    assert (in_place_updates(graph) == {new_w: w}) == expected
+    assert (in_place_updates(kernel_program(graph)) == {new_w: w}) == expected
     assert plan_buffers(graph)[new_w].kind == ("arg" if expected else "workspace")
-    check_plan(graph, plan_buffers(graph))
+    check_plan(one_per_node(graph))
 
 
 # -- the checker -------------------------------------------------------------------------------
 
 def _elementwise(node) -> bool:
-    return node.op == "fused" or node.op in SCALAR_OPS
+    return OPS[node.op].kind in ("fused", "elementwise")
 
 
-def check_plan(graph, locations, in_place_allowed: bool = True) -> None:
-    """Simulate the entry point's memory under `locations` and fail on any clobbered read.
+def _is_check(node) -> bool:
+    return OPS.get(node.op) is not None and OPS[node.op].kind == "check"
 
-    Kernels run in node order, then outputs are copied, then updates. Every read of a value
-    (directly or through aliases and checks) must find all its bytes last written by that value;
-    a kernel's output may not overlap its inputs (noalias) except an elementwise kernel writing
-    exactly over one of them (an in-place update), and nothing is written into an input before
-    the last check. Independently of that, values whose lifetimes (first write to last read)
-    intersect must not share a workspace byte, and workspace slots are 64-byte aligned."""
-    nodes, count = graph.nodes, len(graph.nodes)
+
+def check_plan(program, in_place_allowed: bool = True, locations=None) -> None:
+    """Simulate the entry point's memory under the program's plan (or `locations`) and fail on
+    any clobbered read.
+
+    Kernels run in schedule order, each reading all its inputs and then writing its outputs,
+    then outputs are copied, then updates. Every read of a value (directly or through aliases
+    and checks) must find all its bytes last written by that value; a kernel's output may not
+    overlap its inputs (noalias) except an elementwise kernel writing exactly over one of them
+    (an in-place update), and nothing is written into an input before the last check.
+    Independently of that, values whose lifetimes (first write to last read) intersect must not
+    share a workspace byte, and workspace slots are 64-byte aligned."""
+    graph = program.graph
+    locations = program.locations if locations is None else locations
+    nodes, count = graph.nodes, len(program.kernels)
     base: dict[int, int] = {}
     for n in nodes:
-        base[n.id] = base[n.inputs[0]] if (n.op in ALIASES or n.op in CHECKS) else n.id
-    assert set(locations) == {n.id for n in nodes}
+        base[n.id] = base[n.inputs[0]] if (n.op in ALIASES or _is_check(n)) else n.id
+    written_by_kernels = {v for k in program.kernels if k.template != "check" for v in k.outputs}
+    assert {v for v in locations if nodes[v].op not in ALIASES and not _is_check(nodes[v])} == (
+        {n.id for n in graph.inputs} | {n.id for n in nodes if n.op == "constant"} | written_by_kernels)
 
     def region(node_id, location=None):
         location = location or locations[base[node_id]]
@@ -140,24 +154,26 @@ def check_plan(graph, locations, in_place_allowed: bool = True) -> None:
     for n in nodes:
         if n.op in ("input", "constant"):
             write(-1, n.id, region(n.id))
-    last_check = max((n.id for n in nodes if n.op in CHECKS), default=-1)
-    for n in nodes:
-        if n.op in ("input", "constant") or n.op in ALIASES:
+    last_check = max((k for k, kernel in enumerate(program.kernels) if kernel.template == "check"), default=-1)
+    for time, kernel in enumerate(program.kernels):
+        for i in kernel.inputs:
+            read(time, i)
+        if kernel.template == "check":
             continue
-        for i in n.inputs:
-            read(n.id, i)
-        if n.op in CHECKS:
-            continue
-        out = region(n.id)
-        into_input = locations[n.id].kind == "arg" and locations[n.id].index < len(graph.inputs)
-        for i in n.inputs:
-            if overlap(out, region(base[i])):
-                exact = out == region(base[i])
-                assert in_place_allowed and into_input and exact and _elementwise(n), f"%{n.id} overlaps its input %{i}"
-        if into_input:
-            assert in_place_allowed, f"%{n.id} is written into an input"
-            assert n.id > last_check, f"%{n.id} writes into an input before the check %{last_check}"
-        write(n.id, n.id, out)
+        for v in kernel.outputs:
+            n, out = nodes[v], region(v)
+            into_input = locations[v].kind == "arg" and locations[v].index < len(graph.inputs)
+            for i in kernel.inputs:
+                if overlap(out, region(base[i])):
+                    exact = out == region(base[i])
+                    assert in_place_allowed and into_input and exact and _elementwise(n), f"%{v} overlaps its input %{i}"
+            for w in kernel.outputs:
+                assert w == v or not overlap(out, region(w)), f"%{v} and %{w} of one kernel overlap"
+            if into_input:
+                assert in_place_allowed, f"%{v} is written into an input"
+                assert time > last_check, f"%{v} writes into an input before the check at k{last_check}"
+        for v in kernel.outputs:
+            write(time, v, region(v))
     time = count
     first_output = len(graph.inputs)
     for j, node_id in enumerate(graph.outputs):
@@ -181,15 +197,15 @@ def check_plan(graph, locations, in_place_allowed: bool = True) -> None:
 
 
 def test_checker_catches_reuse_of_a_live_value_and_overlap_with_an_input():
-    graph = small_graph()
-    locations = plan_buffers(graph)
-    check_plan(graph, locations)
+    program = one_per_node(small_graph())
+    locations = program.locations
+    check_plan(program)
     with pytest.raises(AssertionError, match="overlaps its input"):
-        check_plan(graph, {**locations, 4: locations[3]})  # add written over the matmul it reads
+        check_plan(program, locations={**locations, 4: locations[3]})  # add written over the matmul it reads
     with pytest.raises(AssertionError, match="overwritten"):
-        check_plan(graph, {**locations, 8: Location("arg", 2)})  # the column sum over the bias %9 reads
+        check_plan(program, locations={**locations, 8: Location("arg", 2)})  # the column sum over the bias %9 reads
     with pytest.raises(AssertionError, match="unaligned"):
-        check_plan(graph, {**locations, 3: Location("workspace", 1024 + 4)})
+        check_plan(program, locations={**locations, 3: Location("workspace", 1024 + 4)})
 
 
 # -- random graphs -----------------------------------------------------------------------------
@@ -268,16 +284,17 @@ def test_random_graphs_keep_their_results_and_a_sound_plan(drawn, fuse):
     graph, (rows, cols) = drawn
     if fuse:
         graph = optimize(graph, KERNEL_PIPELINE)
-    note(f"{graph}\nupdates {graph.updates}\n{format_plan(graph, plan_buffers(graph))}")
-    check_plan(graph, plan_buffers(graph, in_place=False), in_place_allowed=False)
-    check_plan(graph, plan_buffers(graph))
+    program = build_program(graph) if fuse else kernel_program(graph)
+    note(f"{program}\nupdates {graph.updates}\n{format_plan(planned(program))}")
+    check_plan(planned(program, in_place=False), in_place_allowed=False)
+    check_plan(planned(program))
     inputs = _inputs(graph, cols, len(graph))
     expected_inputs = [a.copy() for a in inputs]
     interpret(graph, expected_inputs)
     # outputs from a run without updates: the interpreter returns an alias of an updated input
     # (detach %2) as its new value, while compiled code copies outputs before the updates
     expected = interpret(dataclasses.replace(graph, updates=()), [a.copy() for a in inputs])
-    for got, want in zip(Native(graph)(*inputs), expected):
+    for got, want in zip(Native(program)(*inputs), expected):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     for got, want in zip(inputs, expected_inputs):  # updates
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
@@ -293,10 +310,10 @@ def test_differential_programs_and_their_backward_graphs_plan_soundly(program):
     forward = optimize(graphc.trace(build(steps), graphc.tensor(x), graphc.tensor(y)).graph)
     backward = build_backward(forward, [n.id for n in forward.inputs])
     for graph in (forward, with_saved_outputs(forward, backward.saved), backward.graph):
-        kernels = optimize(graph, KERNEL_PIPELINE)
-        check_plan(kernels, plan_buffers(kernels))
-        ranges = live_ranges(kernels)
-        assert workspace_bytes(kernels, plan_buffers(kernels)) <= max(1, sum(r.nbytes for r in ranges))
+        program = planned(build_program(optimize(graph, KERNEL_PIPELINE)))
+        check_plan(program)
+        ranges = live_ranges(program)
+        assert workspace_bytes(program) <= max(1, sum(r.nbytes for r in ranges))
 
 
 # -- train steps -------------------------------------------------------------------------------
@@ -309,33 +326,34 @@ def mlp(sizes):
 
 
 def adam_step_plan(monkeypatch, sizes, batch):
-    """One compiled Adam step of an MLP: the train step's kernel graph and the locations its
-    lowering used (recorded where the staged driver plans, once for the cache lookup and lowering)."""
+    """One compiled Adam step of an MLP: the train step's planned kernel program (recorded where
+    the staged driver plans, once for the cache lookup and lowering)."""
     import graphc.stages as stages
-    planned = []
+    plans = []
 
-    def recording(graph):
-        planned.append((graph, plan_buffers(graph)))
-        return planned[-1][1]
-    monkeypatch.setattr(stages, "assign_buffers", recording)
+    def recording(program, in_place=True):
+        plans.append(planned(program, in_place))
+        return plans[-1]
+    monkeypatch.setattr(stages, "planned", recording)
     model = mlp(sizes)
     step = graphc.compile_train_step(model, graphc.nn.CrossEntropyLoss(), graphc.optim.Adam(model.parameters()))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
     step(graphc.tensor(x), graphc.tensor(rng.integers(0, sizes[-1], batch)))
-    (graph, locations), = [(g, loc) for g, loc in planned if g.updates]
-    assert step._cache.values()[0].compiled.artifact.workspace_bytes == workspace_bytes(graph, locations)
-    return graph, locations
+    program, = [p for p in plans if p.graph.updates]
+    assert step._cache.values()[0].compiled.artifact.workspace_bytes == workspace_bytes(program)
+    return program
 
 
 @pytest.mark.parametrize("sizes, batch", [((64, 128, 10), 32), ((784, 512, 512, 10), 64)])
 def test_adam_train_step_plans_soundly_in_at_most_half_the_unplanned_bytes(monkeypatch, sizes, batch):
-    graph, locations = adam_step_plan(monkeypatch, sizes, batch)
-    check_plan(graph, locations)
-    check_plan(graph, plan_buffers(graph, in_place=False), in_place_allowed=False)
-    planned, unplanned = workspace_bytes(graph, locations), sum(r.nbytes for r in live_ranges(graph))
-    print(f"MLP {sizes} batch {batch} Adam step: planned {planned} bytes, unplanned {unplanned} bytes")
-    assert format_plan(graph, locations).endswith(f"planned peak: {planned} bytes (unplanned {unplanned} bytes)")
-    assert planned <= unplanned // 2
+    program = adam_step_plan(monkeypatch, sizes, batch)
+    graph, locations = program.graph, program.locations
+    check_plan(program)
+    check_plan(planned(program, in_place=False), in_place_allowed=False)
+    used, unplanned = workspace_bytes(program), sum(r.nbytes for r in live_ranges(program))
+    print(f"MLP {sizes} batch {batch} Adam step: planned {used} bytes, unplanned {unplanned} bytes")
+    assert format_plan(program).endswith(f"planned peak: {used} bytes (unplanned {unplanned} bytes)")
+    assert used <= unplanned // 2
     # every parameter and both Adam states are written in place: no update is copied at the end
     assert all(locations[value] == locations[target] for value, target in graph.updates)

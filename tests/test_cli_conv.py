@@ -43,13 +43,17 @@ def test_every_stage_dumps_a_conv_net(capsys, target, stage):
     out = dump(capsys, target, "--stage", stage)
     assert out.strip()
     if stage in ("traced", "optimized", "joint", "kernels"):
-        assert "= window_gather" in out and "{pad_value=-inf}" in out and "constant <i64[8, 3] literal>" in out
+        assert "= window_gather" in out and "{pad_value=-inf}" in out
+    if stage in ("traced", "optimized", "joint"):
+        assert "constant <i64[8, 3] literal>" in out  # the conv's table (the direct kernel reads x itself)
     if stage in ("joint", "backward"):
         assert "= window_scatter" in out
-    if stage == "kernels":
-        assert "matmul_epilogue" in out  # the conv bias, added before each store of the product
+    if stage == "kernels":  # the conv, its bias and the ReLU after it: one kernel, the body applied to its tiles
+        assert "= convolution %0, %2, %4  {body=relu(add(in0, in1))" in out
+        assert "# conv+<root> (Conv2d+Net)" in out  # the ReLU is the root module's
+        assert "matmul_epilogue" in out  # the Linear layer's bias
     if stage == "llvm":
-        assert "window_gather_conv" in out and "window_gather_pool" in out
+        assert "convolution_conv" in out and "window_gather_pool" in out
 
 
 def test_all_stages_to_files_and_json(capsys, target, tmp_path):
@@ -57,4 +61,31 @@ def test_all_stages_to_files_and_json(capsys, target, tmp_path):
     assert len(list((tmp_path / "stages").iterdir())) >= len(STAGES) - 1
     kernels = json.loads(dump(capsys, target, "--stage", "kernels", "--format", "json"))
     gathers = [k for k in kernels if "window_gather" in k["name"]]
-    assert {tuple(k["module_paths"]) for k in gathers} == {("conv",), ("pool",), ("avg",)}
+    assert {tuple(k["module_paths"]) for k in gathers} == {("pool",), ("avg",)}
+    assert [k["module_paths"] for k in kernels if "convolution" in k["name"]] == [["conv", ""]]  # the root module's path is ''
+
+
+W4 = textwrap.dedent("""\
+    import graphc.nn as nn
+
+
+    def W4():
+        return nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                             nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+""")
+
+
+def test_w4_kernels_put_batchnorm_and_relu_in_the_convolutions(capsys, tmp_path):
+    """The benchmark's W4 net in eval mode: each conv, its folded BatchNorm and its ReLU are one
+    kernel; no im2col gather, no permute and no separate ReLU remain."""
+    path = tmp_path / "w4.py"
+    path.write_text(W4)
+    status = main(["dump", f"{path}:W4", "--input", "16x16x32x32", "--eval", "--stage", "kernels"])
+    out, err = capsys.readouterr()
+    assert status == 0 and err == "", err
+    convs = [line for line in out.splitlines() if "= convolution" in line]
+    assert len(convs) == 2 and all("{body=relu(add(in0, in1))" in line for line in convs)
+    assert [line.split("# ")[1].split("  ")[0] for line in convs] == [
+        "0+1+2 (Conv2d+BatchNorm2d+ReLU)", "3+4+5 (Conv2d+BatchNorm2d+ReLU)"]
+    assert not any(op in out for op in ("= window_gather", "= permute", "= relu"))

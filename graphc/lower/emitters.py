@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .checks import emit_check_index, emit_check_range
+from .convolution import emit_convolution
 from .index import emit_gather_rows, emit_scatter_add_rows
 from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
@@ -46,6 +47,7 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "argmax": emit_argmax,
     "matmul": emit_matmul,
     "matmul_epilogue": emit_matmul,  # the matmul kernel, its body applied before each store
+    "convolution": emit_convolution,
     "one_hot": emit_one_hot,
     "pack_panels": emit_pack_panels,
     "softmax": emit_row_softmax,

@@ -120,6 +120,46 @@ def store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value) -> 
     b.store(value, element(b, ptr, ty, offset), align=_align(ty))
 
 
+def _masked(b: ir.IRBuilder, what: str, vector: ir.VectorType) -> ir.Function:
+    suffix = f"v{vector.count}{'f32' if isinstance(vector.element, ir.FloatType) else 'f64'}.p0"
+    mask = ir.VectorType(I1, vector.count)
+    if what == "load":
+        return declare(b.module, f"llvm.masked.load.{suffix}", vector, [PTR, I32, mask, vector])
+    return declare(b.module, f"llvm.masked.store.{suffix}", ir.VoidType(), [vector, PTR, I32, mask])
+
+
+def lane_mask(bits: Sequence[bool]) -> ir.Constant:
+    return ir.Constant(ir.VectorType(I1, len(bits)), [ir.Constant(I1, int(bit)) for bit in bits])
+
+
+def masked_load(b: ir.IRBuilder, ptr: ir.Value, ty: ir.Type, offset: ir.Value, bits: Sequence[bool],
+                condition: ir.Value | None = None) -> ir.Value:
+    """Lanes of `len(bits)` consecutive elements at `offset` where bits is true (and the i1
+    `condition`, when given, holds), zero elsewhere; the other lanes are not read, so they may lie
+    outside the buffer (the offset may even be negative). A runtime condition joins the mask
+    rather than a select, which LLVM turns into branches around each load."""
+    vector = ir.VectorType(ty, len(bits))
+    if not any(bits):
+        return ir.Constant(vector, None)
+    if all(bits) and condition is None:
+        return load(b, ptr, ty, offset, len(bits))
+    mask = lane_mask(bits)
+    if condition is not None:
+        mask = b.and_(mask, splat(b, condition, len(bits)))
+    address = b.gep(ptr, [offset], source_etype=ty)  # not inbounds: it may point before the buffer
+    return b.call(_masked(b, "load", vector), [address, ir.Constant(I32, _align(ty)), mask, ir.Constant(vector, None)])
+
+
+def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value, used: int) -> None:
+    """The first `used` lanes of a vector stored to consecutive elements at `offset`."""
+    if used == value.type.count:
+        return store(b, value, ptr, offset)
+    ty = value.type.element
+    address = b.gep(ptr, [offset], inbounds=True, source_etype=ty)
+    bits = [lane < used for lane in range(value.type.count)]
+    b.call(_masked(b, "store", value.type), [value, address, ir.Constant(I32, _align(ty)), lane_mask(bits)])
+
+
 def splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
     """A vector with `value` in every lane."""
     vector = ir.VectorType(value.type, lanes)

@@ -34,8 +34,8 @@ import llvmlite.ir as ir
 from ..ops.linalg import epilogue_strides
 from .elementwise import emit_body
 from .microkernel import emit_packed, panel_tile
-from .kernel import (FAST, REASSOC, Kernel, LoweringError, add, contiguous_strides, declare, for_range, i64,
-                     llvm_type, load, splat, store, strided_loops, vector_unit)
+from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, contiguous_strides, declare, for_range, i64,
+                     itemsize, llvm_type, load, masked_load, masked_store, splat, store, strided_loops, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
 MIN_ELEMENTS_PER_ROW_PART = 1 << 17
@@ -46,6 +46,11 @@ MIN_PACKED_SIZE = 64  # a part of a one-row matmul streams at least 512 KB of b
 # With many rows the packing of b is paid once for all of them, so a narrow or shallow b (a
 # convolution's weights: N output channels, K = C * kh * kw) still packs from this width and depth.
 MIN_PACKED_WIDTH = 16
+# Deep products (see _deep): from this many times deeper than wide; partial sums of the depth
+# parts on the stack up to this size.
+DEEP_RATIO = 32
+MAX_PARTIAL_BYTES = 64 << 10
+DEEP_BLOCK_BYTES = 128 << 10  # b's rows per depth block: stays in L2 (256 KB or more on x86) under all tiles
 
 # Tiles measured best with 16 vector registers (AVX2, Zen 3); the 32-register (AVX-512)
 # tiles are scaled from them and not measured.
@@ -130,6 +135,9 @@ def packs_b(M: int, N: int, K: int) -> bool:
 
 def emit_matmul(k: Kernel) -> None:
     batch, ops = _layout(k)
+    if batch == 1 and _deep(k, ops):
+        _emit_deep(k, ops)
+        return
     strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if ops.a_k == 1 else _plain
     prepacked = k.node.attr_dict.get("packed_n", 0) > 0
     if prepacked and (batch != 1 or k.operands[1].shape[2] != panel_tile(llvm_type(k.node.dtype))[1] * panel_tile(
@@ -147,6 +155,66 @@ def emit_matmul(k: Kernel) -> None:
     with for_range(b, batch, "batch") as t:
         out = _Out(add(b, i64(0), t, ops.M * ops.N), add(b, i64(0), t, ops.M), i64(0))
         strategy(k, ops, add(b, i64(0), t, ops.a_batch), add(b, i64(0), t, ops.b_batch), out)
+
+
+def _deep(k: Kernel, ops: _Operands) -> bool:
+    """A product far deeper than it is wide with rows of op(b) unit-stride: a convolution's weight
+    gradient (dW [O, C * kernel] = sum over N * pixels), 50176 deep in W2's first layer. Row-block
+    splits leave one thread and re-stream b per row; this form keeps all of out in registers."""
+    lanes = vector_unit().lanes(llvm_type(k.node.dtype))
+    splits = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
+    return (ops.b_col == 1 and ops.K >= DEEP_RATIO * max(ops.M, ops.N, lanes)
+            and splits * ops.M * ops.N * itemsize(k.node.dtype) <= MAX_PARTIAL_BYTES)
+
+
+def _emit_deep(k: Kernel, ops: _Operands) -> None:
+    """Depth split across threads, each part's sums into its own slice of a stack buffer (or out,
+    for one part), then added up with the epilogue once the pool has run every part."""
+    b, ty = k.builder, llvm_type(k.node.dtype)
+    splits = split(ops.K, min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD)))
+    size = ops.M * ops.N
+    sums = k.out
+    if len(splits) > 1:
+        sums = k.alloca(ir.ArrayType(ty, len(splits) * size), "partials")
+        sums.type = PTR  # addressed as opaque `ptr`, like the kernel's buffers
+    summing = Kernel(b, replace(k.node, op="matmul"), k.operands, sums, k.ins)  # parts store sums, not results
+    run_parts(summing, [functools.partial(_deep_part, ops=ops, first=first, count=count, slot=p * size)
+                        for p, (first, count) in enumerate(splits)])
+    if len(splits) == 1 and k.node.op != "matmul_epilogue":
+        return
+    with for_range(b, ops.M, "i") as i, for_range(b, ops.N, "j") as j:
+        at = add(b, add(b, i64(0), i, ops.N), j)
+        total = load(b, sums, ty, at)
+        for p in range(1, len(splits)):
+            total = b.fadd(total, load(b, sums, ty, add(b, at, i64(p * size))), flags=FAST)
+        store(b, _finish(k, total, i, j), k.out, at)
+
+
+def _deep_part(k: Kernel, ops: _Operands, first: int, count: int, slot: int) -> None:
+    """out[M, N] (at element `slot` of k.out) over depths first..first+count-1, in blocks whose
+    rows of b stay in L2 while every tile passes over them: outer-product tiles of MR rows (fewer
+    for a short out) by NV vectors, the last vector of a row masked."""
+    b, ty = k.builder, llvm_type(k.node.dtype)
+    lanes = vector_unit().lanes(ty)
+    mr, nv = OUTER_TILE[vector_unit().registers]
+    kc = max(1, min(count, DEEP_BLOCK_BYTES // (ops.N * itemsize(k.node.dtype))))
+    out = _Out(i64(slot), i64(0), i64(0))
+    full, partial = divmod(ops.N, lanes)
+    blocks = [(1, kc, 0, False)] + [(n, size, kc + start, True) for n, size, start in _blocks(count - kc, kc)]
+    for block_count, depth, block_start, accumulate in blocks:
+        with for_range(b, block_count, "kb") as kb:
+            k0 = add(b, i64(first + block_start), kb, depth)
+            part = replace(ops, K=depth)
+            a0, b0 = add(b, i64(0), k0, ops.a_k), add(b, i64(0), k0, ops.b_k)
+            for row_count, rows, row_start in _blocks(ops.M, min(mr, ops.M)):
+                with for_range(b, row_count, "it") as it:
+                    i0 = add(b, i64(row_start), it, rows)
+                    for col_count, group, col_start in _blocks(full, nv):
+                        with for_range(b, col_count, "jt") as jt:
+                            j0 = add(b, i64(col_start * lanes), jt, group * lanes)
+                            _outer_tile(k, part, a0, b0, out, i0, j0, rows, group, lanes, None, accumulate)
+                    if partial:  # the last columns: one masked vector
+                        _outer_tile(k, part, a0, b0, out, i0, i64(full * lanes), rows, 1, lanes, partial, accumulate)
 
 
 def _row_parts(strategy, ops: _Operands) -> list:
@@ -204,8 +272,13 @@ def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Ou
 
 
 def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out,
-                i0: ir.Value, j0: ir.Value, rows: int, vectors: int, lanes: int) -> None:
+                i0: ir.Value, j0: ir.Value, rows: int, vectors: int, lanes: int, last_used: int | None = None,
+                accumulate: bool = False) -> None:
+    """rows x vectors of out from outer products over k (added to out's values if `accumulate`);
+    the last vector's first `last_used` lanes only, when given (masked loads and stores: the
+    columns past N are neither read nor written)."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
+    used = [lanes] * (vectors - 1) + [lanes if last_used is None else last_used]
     vector = ir.VectorType(ty, lanes)
     accs = [[k.alloca(vector) for _ in range(vectors)] for _ in range(rows)]
     for acc in (acc for row in accs for acc in row):
@@ -213,7 +286,8 @@ def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out
     a_rows = [add(bld, a0, add(bld, i0, i64(r)), ops.a_row) for r in range(rows)]
     with for_range(bld, ops.K, "k") as kk:
         b_row = add(bld, add(bld, b0, kk, ops.b_k), j0)
-        b_vals = [load(bld, k.ins[1], ty, add(bld, b_row, i64(v * lanes)), lanes) for v in range(vectors)]
+        b_vals = [masked_load(bld, k.ins[1], ty, add(bld, b_row, i64(v * lanes)), [j < n for j in range(lanes)])
+                  for v, n in enumerate(used)]
         for base, row in zip(a_rows, accs):
             x = splat(bld, load(bld, k.ins[0], ty, add(bld, base, kk, ops.a_k)), lanes)
             for y, acc in zip(b_vals, row):
@@ -223,8 +297,11 @@ def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out
         out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
         for v, acc in enumerate(row):
             j = add(bld, j0, i64(v * lanes))
-            value = _finish(k, bld.load(acc, typ=vector), add(bld, out.row, i), add(bld, out.col, j))
-            store(bld, value, k.out, add(bld, out_row, i64(v * lanes)))
+            value, dst = bld.load(acc, typ=vector), add(bld, out_row, i64(v * lanes))
+            if accumulate:
+                value = bld.fadd(value, masked_load(bld, k.out, ty, dst, [j < used[v] for j in range(lanes)]), flags=FAST)
+            value = _finish(k, value, add(bld, out.row, i), add(bld, out.col, j))
+            masked_store(bld, value, k.out, dst, used[v])
 
 
 def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out, first_col: int) -> None:

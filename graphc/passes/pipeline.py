@@ -10,6 +10,7 @@ from .fold_batch_norm import fold_batch_norm
 from .dead_code import dead_code
 from .fold_constants import fold_constants
 from .fold_transpose import fold_transpose_into_matmul
+from .fuse_convolution import fuse_convolution
 from .fuse_elementwise import fuse_elementwise
 from .fuse_matmul_epilogue import fuse_matmul_epilogue
 from .simplify import simplify
@@ -29,6 +30,7 @@ PIPELINE: tuple[Pass, ...] = (
 KERNEL_PIPELINE: tuple[Pass, ...] = (
     fuse_elementwise,
     fuse_matmul_epilogue,
+    fuse_convolution,  # after fuse_matmul_epilogue: it extends the bias body
 )
 
 PASSES: dict[str, Pass] = {p.__name__: p for p in PIPELINE + KERNEL_PIPELINE}

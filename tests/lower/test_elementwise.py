@@ -91,6 +91,11 @@ def cases(op, dtype):
         if op == "window_gather":
             return [values((2, 3, 5, 6), dtype), *tables], {"pad_value": 0.0}
         return [values((2, 3, 3, 3, 3, 3), dtype), *tables], {"size": (5, 6)}
+    if op == "convolution":  # relu(conv + bias): 3x3, one padded row and column each side
+        from graphc.ops.fused import Body
+        body = Body((("add", ("in0", "in1"), (), dtype), ("relu", ("s0",), (), dtype)))
+        return [values((2, 3, 5, 6), dtype), values((4, 27), dtype), values((4, 1, 1), dtype)], \
+            {"kernel": (3, 3), "stride": (1, 1), "dilation": (1, 1), "padding": ((1, 1), (1, 1)), "body": body}
     raise KeyError(f"no test case for op {op!r}: add one here")
 
 

@@ -42,6 +42,29 @@ def test_large_linear_layer():
     np.testing.assert_allclose(native, expected, rtol=1e-4, atol=1e-4)
 
 
+# deep products (linalg._deep): a convolution's weight gradient, (N * pixels) x O transposed times
+# (N * pixels) x C * kernel; split in depth across threads and in L2-sized depth blocks
+DEEP = [((6, 6000), (6000, 25)), ((16, 6400), (6400, 150)), ((1, 4096), (4096, 7)), ((20, 3000), (3000, 17)),
+        ((9, 70000), (70000, 16))]
+
+
+@pytest.mark.parametrize("shapes", DEEP, ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_deep_products(shapes, dtype):
+    a, b = operands(*shapes, True, False, dtype)
+    native, expected = run_op("matmul", [a, b], transpose_a=True, transpose_b=False)
+    np.testing.assert_allclose(native, expected, rtol=1e-4 if dtype == "float32" else 1e-11, atol=1e-3)
+
+
+def test_deep_product_with_an_epilogue():
+    from graphc.ops.fused import Body
+    a, b = operands((5, 9000), (9000, 19), True, False, "float32")
+    bias = rng.uniform(-1, 1, 19).astype(np.float32)
+    body = Body((("add", ("in0", "in1"), (), "float32"), ("relu", ("s0",), (), "float32")))
+    native, expected = run_op("matmul_epilogue", [a, b, bias], transpose_a=True, transpose_b=False, body=body)
+    np.testing.assert_allclose(native, expected, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool"])
 def test_one_hot_with_out_of_range_indices(dtype):
     labels = np.array([[0, 3, -100], [2, 4, 1]])

@@ -1,10 +1,10 @@
 """The ordered pass pipeline. Each pass is a named function Graph -> Graph; verify runs after each."""
 from __future__ import annotations
 
-import time
-from typing import Callable, Sequence, TypeVar
+from typing import Callable
 
 from ..ir import Graph, verify
+from ..pass_runner import run_passes
 from .cse import cse
 from .fold_batch_norm import fold_batch_norm
 from .dead_code import dead_code
@@ -40,18 +40,3 @@ def optimize(graph: Graph, passes: tuple[Pass, ...] = PIPELINE,
              after_each: Callable[[str, Graph, float], None] | None = None) -> Graph:
     """Run `passes` in order, verifying the graph after each one."""
     return run_passes(graph, passes, verify, after_each)
-
-
-T = TypeVar("T")
-
-
-def run_passes(value: T, passes: Sequence[Callable[[T], T]], check: Callable[[T], T],
-               after_each: Callable[[str, T, float], None] | None = None) -> T:
-    """Each pass in order, `check` (a verifier returning what it was given) after each one, and
-    `after_each(name, result, seconds)` told: for graph passes and kernel-program passes alike."""
-    for p in passes:
-        start = time.perf_counter()
-        value = check(p(value))
-        if after_each is not None:
-            after_each(p.__name__, value, time.perf_counter() - start)
-    return value

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..ir import Graph
-from ..passes.pipeline import run_passes
+from ..pass_runner import run_passes
 from .build import kernel_program
 from .fuse_reductions import fuse_reductions
 from .group import group_kernels

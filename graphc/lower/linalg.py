@@ -34,7 +34,7 @@ import llvmlite.ir as ir
 from ..ops.linalg import epilogue_strides
 from .elementwise import emit_body
 from .microkernel import emit_packed, panel_tile
-from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, contiguous_strides, declare, for_range, i64,
+from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, declare, for_range, i64,
                      itemsize, llvm_type, load, masked_load, masked_store, splat, store, strided_loops, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 

@@ -73,15 +73,10 @@ def lower(program: Program | Graph, name: str = "graphc_main") -> LoweredGraph:
             failed_checks += 1  # check k (in check_specs order) returns status k
             with b.if_then(failed, likely=False):
                 b.ret(ir.Constant(I32, failed_checks))
-        elif kernel.template == "row" and len(kernel.nodes) == 3:
+        elif len(kernel.nodes) > 1:  # one pointer per distinct buffer (see _buffers_function)
             buffers = list(dict.fromkeys(locations[v] for v in (*kernel.outputs, *kernel.inputs)))
-            b.call(_row_reduction_function(module, graph, kernel, locations, buffers), [pointer(loc) for loc in buffers])
-        elif kernel.template == "reduce" and len(kernel.nodes) == 2:
-            buffers = list(dict.fromkeys(locations[v] for v in (*kernel.outputs, *kernel.inputs)))
-            b.call(_reduction_function(module, graph, kernel, locations, buffers), [pointer(loc) for loc in buffers])
-        elif len(kernel.nodes) > 1:
-            buffers = list(dict.fromkeys(locations[v] for v in (*kernel.outputs, *kernel.inputs)))
-            b.call(_group_function(module, graph, kernel, locations, buffers), [pointer(loc) for loc in buffers])
+            build = _MULTI_NODE[kernel.template]
+            b.call(build(module, graph, kernel, locations, buffers), [pointer(loc) for loc in buffers])
         else:
             function = _kernel_function(module, graph, node, locations)
             b.call(function, [pointer(locations[node.id]), *(pointer(locations[i]) for i in node.inputs)])
@@ -227,6 +222,11 @@ def _keep_name(fn: ir.Function) -> None:
     fn.linkage = "internal"
     fn.attributes.add("noinline")
     fn.attributes.add("nounwind")
+
+
+# the kernels of several nodes, by template: a row kernel with its reduction (log_softmax, pick,
+# sum), a reduction of its producer, a multi-output map
+_MULTI_NODE = {"row": _row_reduction_function, "reduce": _reduction_function, "map": _group_function}
 
 
 def _constant_global(module: ir.Module, node: Node) -> ir.GlobalVariable:

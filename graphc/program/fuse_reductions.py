@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..ir import Graph, Node
+from ..ir import Node
 from ..ops.registry import OPS
 from .build import bases, in_dependence_order, make_kernel
 from .records import Program

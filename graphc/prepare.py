@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from .ir import Graph, GraphBuilder
 from .ops import OPS
+from .passes.rewrite import rebuild
 
 INVARIANT_ROLES = ("param", "buffer")
 NOT_WORTH_HOISTING = ("reshape", "detach", "expand", "constant", "input")
@@ -108,24 +109,19 @@ def prepack(graph: Graph) -> Graph:
             chosen[node.id] = nv * lanes
     if not chosen:
         return graph
-    builder, new = GraphBuilder(), {}
-    for node in graph.nodes:
-        inputs = tuple(new[i] for i in node.inputs)
-        if node.id in chosen:
-            b = graph.nodes[node.inputs[1]]
-            nr, tb = chosen[node.id], node.attr("transpose_b")
-            k, n = (b.shape[1], b.shape[0]) if tb else b.shape
-            panels = builder.add("pack_panels", (inputs[1],), {"transpose_b": tb, "nr": nr}, (-(-n // nr), k, nr),
-                                 b.dtype, node.module_path, node.module_type, node.source)
-            attrs = {"transpose_a": node.attr("transpose_a"), "transpose_b": False, "packed_n": n}
-            new[node.id] = builder.add("matmul", (inputs[0], panels), attrs, node.shape, node.dtype,
-                                       node.module_path, node.module_type, node.source)
-        elif node.op == "input":
-            new[node.id] = builder.input(node.attr("name"), node.role.kind, node.shape, node.dtype, key=node.role.key)
-        else:
-            new[node.id] = builder.copy_node(node, inputs)
-    return builder.finish((new[i] for i in graph.outputs), graph.output_names,
-                          [(new[v], new[t]) for v, t in graph.updates])
+
+    def packed(node, inputs: tuple[int, ...], builder: GraphBuilder) -> int | None:
+        if node.id not in chosen:
+            return None
+        b = graph.nodes[node.inputs[1]]
+        nr, tb = chosen[node.id], node.attr("transpose_b")
+        k, n = (b.shape[1], b.shape[0]) if tb else b.shape
+        panels = builder.add("pack_panels", (inputs[1],), {"transpose_b": tb, "nr": nr}, (-(-n // nr), k, nr),
+                             b.dtype, node.module_path, node.module_type, node.source)
+        attrs = {"transpose_a": node.attr("transpose_a"), "transpose_b": False, "packed_n": n}
+        return builder.add("matmul", (inputs[0], panels), attrs, node.shape, node.dtype,
+                           node.module_path, node.module_type, node.source)
+    return rebuild(graph, packed)
 
 
 def _gathered(graph: Graph, node) -> bool:

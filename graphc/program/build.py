@@ -16,6 +16,11 @@ def computed(node: Node) -> bool:
     return node.op not in ("input", "constant") and node.op not in ALIASES
 
 
+def is_check(node: Node) -> bool:
+    """A check op: its value is its input's buffer; its kernel reports, it stores nothing."""
+    return node.op in OPS and OPS[node.op].kind == "check"
+
+
 def template(node: Node) -> str:
     """The loop-nest template of `node`'s kernel (an op the table lacks has none: lowering says so)."""
     op = OPS.get(node.op)
@@ -79,7 +84,7 @@ def bases(graph: Graph) -> dict[int, int]:
     """The value whose buffer each node uses: itself, or for aliases and checks their input's."""
     base: dict[int, int] = {}
     for node in graph.nodes:
-        shares = node.op in ALIASES or (node.op in OPS and OPS[node.op].kind == "check")
+        shares = node.op in ALIASES or is_check(node)
         base[node.id] = base[node.inputs[0]] if shares else node.id
     return base
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..ir import Graph, Node
 from ..ops.registry import OPS
-from .build import bases, computed, kernel_program
+from .build import bases, computed, is_check, kernel_program
 from .records import ALIASES, Buffer, Location, Program
 
 ALIGNMENT = 64
@@ -65,7 +65,7 @@ def plan_program(program: Program, in_place: bool = True) -> Program:
             location = Location("arg", input_slot[node.id])
         elif node.op == "constant":
             location = Location("constant", node.id)
-        elif node.op in ALIASES or _is_check(node):
+        elif node.op in ALIASES or is_check(node):
             location = locations.get(node.inputs[0])
         elif node.id not in written:
             continue  # in registers only
@@ -133,7 +133,7 @@ def in_place_updates(program: Program) -> dict[int, int]:
     chosen: dict[int, int] = {}
     for value_id, target_id in graph.updates:
         node, target = graph.nodes[value_id], graph.nodes[target_id]
-        if not computed(node) or _is_check(node):
+        if not computed(node) or is_check(node):
             continue
         at = program.position(value_id)
         if (node.op in OPS and OPS[node.op].kind in ("fused", "elementwise") and node.shape == target.shape
@@ -172,10 +172,6 @@ def format_plan(program: Program) -> str:
     unplanned = sum(r.nbytes for r in ranges)
     lines.append(f"planned peak: {program.workspace} bytes (unplanned {unplanned} bytes)")
     return "\n".join(lines)
-
-
-def _is_check(node: Node) -> bool:
-    return node.op in OPS and OPS[node.op].kind == "check"
 
 
 def _written(program: Program) -> set[int]:

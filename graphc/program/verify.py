@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .build import computed
+from .build import computed, is_check
 from .records import ALIASES, Program
 
 
@@ -30,7 +30,7 @@ def _sources(graph, value: int) -> list[int]:
     """The values a read of `value` depends on: itself, and through an alias or a check its input's."""
     found = [value]
     node = graph.nodes[value]
-    while node.op in ALIASES or node.op.startswith("check_"):
+    while node.op in ALIASES or is_check(node):
         node = graph.nodes[node.inputs[0]]
         found.append(node.id)
     return found

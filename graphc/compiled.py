@@ -15,7 +15,7 @@ from .ir import Graph
 from .runners import BackwardFeeds, DifferentiableRunner, InferenceRunner
 from .nn.module import HooksSignature, hooks_version
 from .specializations import DEFAULT_LIMIT, Specializations, signature
-from .stages import Driver
+from .stages import Built, Driver
 from .tensor import Tensor, rebinds
 from .trace import Program, _input_names, flatten_call, trace
 
@@ -23,23 +23,54 @@ from .trace import Program, _input_names, flatten_call, trace
 def build_inference(program: Program, driver: Driver, context: str) -> InferenceRunner:
     """traced -> optimized -> prepared -> kernels -> planned -> llvm -> native, for a forward
     without grad; the prepare graph (what depends on parameters only) is compiled on its own."""
-    forward = driver.optimize(program.graph, "forward")
-    hoisted = driver.hoist(forward, "forward")
-    if hoisted.prepare is None:
-        return InferenceRunner(program, driver.compile(forward, "forward", "forward", context))
-    position = {n.role: j for j, n in enumerate(program.graph.inputs)}
-    return InferenceRunner(program, driver.compile(hoisted.main, "forward", "forward", context),
-                           driver.compile(hoisted.prepare, "prepare", "prepare", context),
-                           tuple(position[n.role] for n in hoisted.prepare.inputs))
+    def make() -> Built:
+        forward = driver.optimize(program.graph, "forward")
+        hoisted = driver.hoist(forward, "forward")
+        if hoisted.prepare is None:
+            return Built({"forward": driver.compile(forward, "forward", "forward", context)}, {"prepare_inputs": []})
+        position = {n.role: j for j, n in enumerate(program.graph.inputs)}
+        return Built({"forward": driver.compile(hoisted.main, "forward", "forward", context),
+                      "prepare": driver.compile(hoisted.prepare, "prepare", "prepare", context)},
+                     {"prepare_inputs": [position[n.role] for n in hoisted.prepare.inputs]})
+
+    def bind(bindings: dict) -> tuple[int, ...]:
+        return _positions(bindings["prepare_inputs"], len(program.graph.inputs))
+
+    built = driver.build(program.graph, ("inference",), context, make, bind)
+    return InferenceRunner(program, built.compiled["forward"], built.compiled.get("prepare"), built.bound)
 
 
 def build_differentiable(program: Program, wrt: Sequence[int], driver: Driver, context: str) -> DifferentiableRunner:
     """The forward, differentiated w.r.t. the graph inputs at positions `wrt`; both graphs native."""
-    forward = driver.optimize(program.graph, "forward")
-    forward_train, backward = driver.differentiate(forward, [forward.inputs[j].id for j in wrt])
-    fwd = driver.compile(forward_train, "forward_train", "forward", context)
-    bwd = driver.compile(backward.graph, "backward", "backward", context)
-    return DifferentiableRunner(program, fwd, bwd, backward_feeds(forward_train, backward), len(forward.outputs))
+    def make() -> Built:
+        forward = driver.optimize(program.graph, "forward")
+        forward_train, backward = driver.differentiate(forward, [forward.inputs[j].id for j in wrt])
+        feeds = backward_feeds(forward_train, backward)
+        return Built({"forward": driver.compile(forward_train, "forward_train", "forward", context),
+                      "backward": driver.compile(backward.graph, "backward", "backward", context)},
+                     {"sources": feeds.sources, "grad_of": feeds.grad_of, "outputs": len(forward.outputs)})
+
+    def bind(bindings: dict) -> tuple[BackwardFeeds, int]:
+        sources = tuple((kind, j) for kind, j in bindings["sources"])
+        if any(kind not in ("seed", "input", "output") or type(j) is not int for kind, j in sources):
+            raise ValueError("a backward input comes from a seed, a forward input or a forward output")
+        outputs = bindings["outputs"]
+        if not isinstance(outputs, int) or outputs < 0:
+            raise ValueError("a forward has a count of outputs")
+        return BackwardFeeds(sources, _positions(bindings["grad_of"], len(program.graph.inputs))), outputs
+
+    built = driver.build(program.graph, ("differentiable", tuple(wrt)), context, make, bind)
+    feeds, outputs = built.bound
+    return DifferentiableRunner(program, built.compiled["forward"], built.compiled["backward"], feeds, outputs)
+
+
+def _positions(values: Any, count: int) -> tuple[int, ...]:
+    """`values` as positions among `count` inputs; ValueError for anything else (a record's
+    bindings are checked before they bind anything)."""
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < count
+                                               for v in values):
+        raise ValueError(f"expected positions among {count} inputs, got {values!r}")
+    return tuple(values)
 
 
 def trainable_inputs(program: Program, params: Sequence[str], user: Sequence[Tensor] = ()) -> list[int]:

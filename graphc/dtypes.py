@@ -27,6 +27,8 @@ _default = float32
 
 def canonical(value: object) -> dtype:
     """Accept graphc/numpy/PyTorch spellings of a supported dtype."""
+    if value.__class__ is dtype:  # the common case, on every op a trace records
+        return value
     name = str(value).removeprefix("torch.").removeprefix("graphc.")
     name = {"float": "float32", "double": "float64", "long": "int64", "int32": "int64"}.get(name, name)
     try:

@@ -14,14 +14,15 @@ data flows one way: graphc -> runtime.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import numpy as np
 
-from runtime.abi import Artifact, BufferSpec
-from runtime.cache import enabled as cache_enabled, load_artifact, load_cached, store_artifact
+from runtime.abi import Artifact, BufferSpec, build_from_record, build_record
+from runtime.cache import enabled as cache_enabled, load_cached, load_record, store_record
 from runtime.executor import CompiledGraph
 
 from .autodiff import BackwardGraph
@@ -78,11 +79,72 @@ def log_stage(stage: Stage) -> None:
         log(1, f"{stage.label} {stage.name} in {stage.seconds * 1e3:.2f} ms")
 
 
+Bound = TypeVar("Bound")
+
+
+@dataclass(frozen=True)
+class Built(Generic[Bound]):
+    """What a build made of one traced program: its compiled graphs by label, and how they meet
+    the program (which input feeds which, by position and role), as plain JSON data
+    (`bindings`) so a build record can keep it; `bound` is that data checked and typed by the
+    builder's `bind`."""
+
+    compiled: dict[str, CompiledGraph]
+    bindings: dict
+    bound: Any = None
+
+
 class Driver:
     """Runs stages and reports each one to `observe`."""
 
     def __init__(self, observe: Callable[[Stage], None] = log_stage):
         self.observe = observe
+
+    def build(self, traced: Graph, what: tuple, context: str, make: Callable[[], Built],
+              bind: Callable[[dict], Bound]) -> Built[Bound]:
+        """`make()`'s build of `traced`, or the one the disk cache recorded for it.
+
+        A build record is keyed on the traced graph's digest (with the compiler's sources, the
+        thread count and `what`: the kind of build and whatever else besides the graph decides
+        it, such as the optimizer's class), so a hit skips the graph passes, autodiff, the
+        kernel passes and lowering: it only loads object code. It is used when nobody watches
+        those stages (the default observer below GRAPHC_DEBUG=2). `bind` turns the recorded
+        bindings back into what the runner needs, raising ValueError, TypeError, KeyError or
+        IndexError when they do not fit the traced program: then, as when any object entry it
+        names is gone, the record is a miss and the build runs afresh."""
+        use_record = self.observe is log_stage and debug_level() < 2 and cache_enabled()
+        source = graph_digest(traced, "build", *what, num_threads()) if use_record else None
+        if source is not None:
+            start = time.perf_counter()
+            found = self._recorded(source, context, bind)
+            if found is not None:
+                for label, compiled in found.compiled.items():
+                    self._emit("native", label, compiled, start)
+                return found
+        built = make()
+        if source is not None and all(c.artifact.source for c in built.compiled.values()):
+            store_record(source, "build", build_record(
+                {label: replace(c.artifact, ir_text="") for label, c in built.compiled.items()}, built.bindings))
+        return replace(built, bound=bind(json.loads(json.dumps(built.bindings))))  # as a record gives them
+
+    @staticmethod
+    def _recorded(source: str, context: str, bind: Callable[[dict], Bound]) -> Built[Bound] | None:
+        text = load_record(source, "build")
+        if text is None:
+            return None
+        try:
+            artifacts, bindings = build_from_record(text)
+            bound = bind(bindings)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            log(1, "compile cache: a build record that does not fit its program: rebuilding")
+            return None
+        compiled = {}
+        for label, artifact in artifacts.items():
+            native = load_cached(artifact.source, artifact.signature(), artifact.entry)
+            if native is None:
+                return None
+            compiled[label] = CompiledGraph(artifact, context, native)
+        return Built(compiled, bindings, bound)
 
     def _emit(self, name: str, label: str, value: Any, start: float) -> Any:
         self.observe(Stage(name, label, value, time.perf_counter() - start))
@@ -141,35 +203,21 @@ class Driver:
         return _artifact(program.graph, name, lowered.ir_text, lowered.workspace_bytes, lowered.checks)
 
     def compile(self, graph: Graph, name: str, label: str, context: str = "") -> CompiledGraph:
-        """lower, then native code (CompiledGraph loads the artifact). With the default observer
-        below GRAPHC_DEBUG=3 nobody reads the kernel graph, its plan or the LLVM IR, so the disk
-        cache is asked first, keyed on `graph` itself: a hit skips the kernel passes and lowering
-        (the artifact is recorded beside the object code). At GRAPHC_DEBUG=3 the kernel graph is
-        made first, then the cache is asked, keyed on it; from 4 on, the IR is always made."""
-        start = time.perf_counter()
-        quiet = self.observe is log_stage and debug_level() < 3 and cache_enabled()
-        before_kernels = graph_digest(graph, name, num_threads()) if quiet else None
-        if before_kernels is not None:
-            recorded = load_artifact(before_kernels)
-            native = None if recorded is None else load_cached(recorded.source, recorded.signature(), name)
-            if native is not None:
-                return self._emit("native", label, CompiledGraph(recorded, context, native), start)
+        """lower, then native code (CompiledGraph loads the artifact). The kernel program is
+        made first; below GRAPHC_DEBUG=4 (nobody reads the LLVM IR) the disk cache is asked
+        then, keyed on the kernel graph, so a hit skips lowering. (A whole build recorded under
+        its traced graph, see `build`, skips even the kernel passes.)"""
         program = self._kernels(graph, label)
         start = time.perf_counter()
         source = graph_digest(program.graph, name, num_threads())
-        compiled = None
         if self.observe is log_stage and debug_level() < 4:
             expected = _artifact(program.graph, name, "", workspace_bytes(program), check_specs(program), source)
             native = load_cached(source, expected.signature(), name)
             if native is not None:
-                compiled = self._emit("native", label, CompiledGraph(expected, context, native), start)
-        if compiled is None:
-            artifact = replace(self._lower(program, name, label), source=source)
-            start = time.perf_counter()
-            compiled = self._emit("native", label, CompiledGraph(artifact, context), start)
-        if before_kernels is not None:
-            store_artifact(before_kernels, replace(compiled.artifact, ir_text=""))
-        return compiled
+                return self._emit("native", label, CompiledGraph(expected, context, native), start)
+        artifact = replace(self._lower(program, name, label), source=source)
+        start = time.perf_counter()
+        return self._emit("native", label, CompiledGraph(artifact, context), start)
 
 
 def _artifact(kernels: Graph, name: str, ir_text: str, workspace: int, checks: tuple, source: str | None = None

@@ -9,6 +9,8 @@ computes them once per group and the executor reuses their pointers (runners.Tra
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import operator
 from typing import Any
 
@@ -16,10 +18,11 @@ import numpy as np
 
 from .autodiff import backprop
 from .compiled import training_modes
-from .ir import GraphBuilder
+from .ir import Graph, GraphBuilder
+from .ir.digest import source_identity
 from .ops.dispatch import recording
 from .runners import Trained, TrainStepRunner
-from .stages import Driver
+from .stages import Built, Driver
 from .optim.optimizer import Optimizer
 from .tensor import Tensor, rebinds
 from .nn.module import HooksSignature, hooks_version
@@ -30,6 +33,17 @@ from .trace import Tracer, trace
 _SWITCHES = ("momentum", "nesterov", "amsgrad", "weight_decay", "maximize", "dampening", "centered",
              "decoupled_weight_decay")
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
+_ROLE_KINDS = ("user", "param", "buffer", "state", "hyper", "rng")
+
+
+def _code_identity(cls: type) -> str:
+    """The optimizer's classes by name, and the identity of the sources of those outside graphc
+    (whose own sources are in the compiler digest): a subclass with an edited update rule
+    must not meet the build recorded for the old one."""
+    names = [f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__]
+    outside = [inspect.getsourcefile(c) for c in cls.__mro__
+               if c.__module__.split(".")[0] not in ("graphc", "builtins")]
+    return ";".join(names) + "|" + hashlib.sha256(source_identity([f or "?" for f in outside])).hexdigest()
 
 
 class TrainStep:
@@ -80,7 +94,43 @@ class TrainStep:
         if len(program.graph.outputs) != 1 or loss_node.shape != ():
             raise ValueError("compile_train_step: the loss function must return one scalar tensor")
         driver = driver or Driver()
-        forward = driver.optimize(program.graph, "train step")
+        groups = optimizer.param_groups
+
+        def make() -> Built:
+            forward = driver.optimize(program.graph, "train step")
+            joint, trained = self._joint(program, forward)
+            joint = driver.differentiated(joint, "train step")
+            compiled = driver.compile(joint, "train_step", "train step", type(model).__name__)
+            index = {id(g): i for i, g in enumerate(groups)}
+            return Built({"train step": compiled},
+                         {"roles": [(n.role.kind, n.role.key) for n in joint.inputs],
+                          "trained": [(t.name, index[id(t.group)], t.hyper) for t in trained]})
+
+        def bind(bindings: dict) -> tuple[list[Trained], tuple]:
+            trained = []
+            for name, group, hyper in bindings["trained"]:
+                param = program.params[name]
+                if member.get(id(param)) != group or not all(isinstance(h, str) for h in hyper):
+                    raise ValueError(f"a recorded train step trains {name!r} in another group")
+                trained.append(Trained(name, param, groups[group], tuple(hyper)))
+            roles = tuple((kind, tuple(key) if isinstance(key, list) else key) for kind, key in bindings["roles"])
+            if any(kind not in _ROLE_KINDS for kind, _ in roles):
+                raise ValueError("a recorded train step has an input of no known role")
+            return trained, roles
+
+        member = {id(q): i for i, g in enumerate(groups) for q in g["params"]}
+        what = ("train step", _code_identity(type(optimizer)), self._structure(),
+                tuple(member.get(id(p), -1) for p in program.params.values()))  # each parameter's group
+        built = driver.build(program.graph, what, type(model).__name__, make, bind)
+        trained, roles = built.bound
+        return TrainStepRunner(program, built.compiled["train step"], trained, roles)
+
+    def _joint(self, program: Any, forward: Graph) -> tuple[Graph, list[Trained]]:
+        """The graph of one whole step: `forward` (model and loss), the gradient rules
+        (autodiff.backprop) and the optimizer's update traced on symbolic tensors, whose new
+        parameter and state values are the graph's updates; and the parameters it trains."""
+        optimizer = self.optimizer
+        loss_node = forward.nodes[forward.outputs[0]]
         tracer = Tracer(builder=GraphBuilder(list(forward.nodes)))
         value = {n.id: Tensor._symbolic(tracer, n.id, n.shape, n.dtype) for n in forward.nodes}
         param_inputs = {n.role.key: n for n in forward.inputs if n.role.kind == "param"}
@@ -110,11 +160,7 @@ class TrainStep:
                 updates += [(tracer.value_of(new_state[s]), state[s]._node) for s in new_state]
                 trained.append(Trained(name, p, group, tuple(names)))
         tracer.provenance = None
-        joint = tracer.builder.finish([loss_id], ["loss"], updates)
-        joint = driver.differentiated(joint, "train step")
-        compiled = driver.compile(joint, "train_step", "train step", type(model).__name__)
-        roles = tuple((n.role.kind, n.role.key) for n in joint.inputs)
-        return TrainStepRunner(program, compiled, trained, roles)
+        return tracer.builder.finish([loss_id], ["loss"], updates), trained
 
 
 def compile_train_step(model: Any, loss_fn: Any, optimizer: Optimizer,

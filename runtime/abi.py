@@ -66,21 +66,49 @@ class Artifact:
                 f"workspace={self.workspace_bytes} checks={len(self.checks)}")
 
 
-def artifact_record(artifact: Artifact) -> str:
-    """The artifact without its IR text as JSON: what the compile cache keeps beside the object
-    code so a hit on the graph's digest needs no kernel passes (graphc/stages.py)."""
+def _fields(artifact: Artifact) -> dict:
     def buffers(specs: tuple[BufferSpec, ...]) -> list:
         return [[s.name, list(s.shape), s.dtype.str] for s in specs]
-    return json.dumps({"name": artifact.name, "entry": artifact.entry, "workspace_bytes": artifact.workspace_bytes,
-                       "inputs": buffers(artifact.inputs), "outputs": buffers(artifact.outputs),
-                       "updated": sorted(artifact.updated), "source": artifact.source,
-                       "checks": [[c.error, c.message, c.where] for c in artifact.checks]}, sort_keys=True)
+    return {"name": artifact.name, "entry": artifact.entry, "workspace_bytes": artifact.workspace_bytes,
+            "inputs": buffers(artifact.inputs), "outputs": buffers(artifact.outputs),
+            "updated": sorted(artifact.updated), "source": artifact.source,
+            "checks": [[c.error, c.message, c.where] for c in artifact.checks]}
+
+
+def artifact_record(artifact: Artifact) -> str:
+    """The artifact without its IR text as JSON: what a build record (build_record) holds of
+    each graph it compiled, beside the object code the cache keeps under `artifact.source`."""
+    return json.dumps(_fields(artifact), sort_keys=True)
 
 
 def artifact_from_record(text: str) -> Artifact:
     """The Artifact `artifact_record` wrote (empty IR text); ValueError unless every field has
     the type and range it must have."""
+    return _from_fields(json.loads(text))
+
+
+def build_record(compiled: dict[str, Artifact], bindings: dict) -> str:
+    """A whole build as JSON: per graph it compiled (by label) its artifact without IR text, and
+    the plain data (`bindings`) that says how its inputs and outputs meet the traced program.
+    The compile cache keeps it under the traced graph's digest, so a later process with the
+    same model skips every stage but tracing and loading (graphc/stages.py)."""
+    return json.dumps({"compiled": {label: _fields(a) for label, a in compiled.items()}, "bindings": bindings},
+                      sort_keys=True)
+
+
+def build_from_record(text: str) -> tuple[dict[str, Artifact], dict]:
+    """The artifacts and bindings `build_record` wrote; ValueError unless every artifact field is
+    sound (the bindings are checked by whoever made them)."""
     record = json.loads(text)
+    compiled, bindings = record["compiled"], record["bindings"]
+    if not isinstance(compiled, dict) or not compiled or not isinstance(bindings, dict):
+        raise ValueError("a build record holds compiled graphs by label and its bindings")
+    return {label: _from_fields(fields) for label, fields in compiled.items()}, bindings
+
+
+def _from_fields(record: dict) -> Artifact:
+    if not isinstance(record, dict):
+        raise ValueError("an artifact record is an object")
 
     def text_field(value: object) -> str:
         if not isinstance(value, str):

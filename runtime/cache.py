@@ -34,7 +34,6 @@ from pathlib import Path
 from graphc.config import env_bool, env_int, env_str
 from graphc.debug import log
 
-from .abi import Artifact, artifact_from_record, artifact_record
 from .jit import NativeModule, load_object, machine_description, object_code
 
 FORMAT = "graphc-object-2"
@@ -257,46 +256,42 @@ def load_cached(source: str, signature: str, entry: str, start_pool: bool = True
     return native
 
 
-ARTIFACT_SIGNATURE = "artifact record"  # the signature of the entries load_artifact reads
+def _record_path(folder: Path, source: str, kind: str) -> tuple[Path, str, str]:
+    signature = f"{kind} record"
+    key = key_text("", signature, source)
+    return folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", key, signature
 
 
-def _artifact_path(folder: Path, source: str) -> tuple[Path, str]:
-    key = key_text("", ARTIFACT_SIGNATURE, source)
-    return folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", key
-
-
-def load_artifact(source: str) -> Artifact | None:
-    """The artifact (without IR text) that `store_artifact` recorded for `source`, if its entry
-    is sound (the same checks as object entries: private folder, full key, digest, and every
-    field of the record); else None."""
+def load_record(source: str, kind: str) -> str | None:
+    """The text `store_record` kept for `source` and `kind` (a build record, say), if its entry is
+    sound (the same checks as object entries: private folder, full key, digest); else None.
+    What the text says is the caller's to check."""
     folder = _private_folder()
     if folder is None:
         return None
-    path, key = _artifact_path(folder, source)
-    record = _read_entry(path, _header(key, ARTIFACT_SIGNATURE))
+    path, key, signature = _record_path(folder, source, kind)
+    record = _read_entry(path, _header(key, signature))
     if record is None:
         return None
     try:
-        artifact = artifact_from_record(record.decode())
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
-        log(1, f"compile cache entry {path.name[:16]} is not an artifact record: ignored")
+        text = record.decode()
+    except UnicodeDecodeError:
         return None
     try:
-        os.utime(path, follow_symlinks=False)  # used with its object entry: evicted as late
+        os.utime(path, follow_symlinks=False)  # used with the object entries it names: evicted as late
     except OSError:
         pass
-    return artifact
+    return text
 
 
-def store_artifact(source: str, artifact: Artifact) -> None:
-    """Record `artifact` (its object code is an entry of its own, keyed on `artifact.source`)
-    under `source`, a digest of what it is made from taken before lowering, so a later
-    process finds it without the kernel passes. Best effort, like every cache write."""
+def store_record(source: str, kind: str, text: str) -> None:
+    """Keep `text` under `source` (a digest of what it was made from) and `kind`: best effort,
+    like every cache write."""
     folder = _private_folder()
     if folder is None:
         return
-    path, key = _artifact_path(folder, source)
-    _write(folder, path, encode_entry(key, ARTIFACT_SIGNATURE, artifact_record(artifact).encode()))
+    path, key, signature = _record_path(folder, source, kind)
+    _write(folder, path, encode_entry(key, signature, text.encode()))
 
 
 def compile_cached(ir_text: str, signature: str, entry: str, source: str | None = None,

@@ -1,5 +1,6 @@
-"""A disk-cache hit skips Python lowering (issue 6, item 8): found from the graph the driver is
-given (its artifact recorded beside the object code), it skips the kernel passes too."""
+"""A disk-cache hit skips Python lowering (issue 6, item 8): a whole build is recorded under its
+traced graph beside the object code, so a hit skips the graph passes, autodiff, the kernel
+passes and lowering; below that, object code is found from the kernel graph."""
 import json
 import os
 
@@ -12,7 +13,7 @@ import graphc.stages as stages
 from graphc.ir import GraphBuilder
 from graphc.ir.digest import graph_digest
 from runtime import cache
-from runtime.abi import Artifact, BufferSpec, CheckSpec, artifact_from_record, artifact_record
+from runtime.abi import Artifact, BufferSpec, CheckSpec, artifact_from_record, artifact_record, build_from_record, build_record
 
 
 @pytest.fixture
@@ -72,55 +73,119 @@ def _no_kernel_passes(monkeypatch):
     monkeypatch.setattr(stages.Driver, "_kernels", refuse)
 
 
-def test_a_hit_on_the_graph_skips_the_kernel_passes(cache_dir, monkeypatch):
+def _no_graph_passes(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("ran the graph passes although the cache holds this build")
+    monkeypatch.setattr(stages.Driver, "optimize", refuse)
+    monkeypatch.setattr(stages.Driver, "differentiated", refuse)
+
+
+def test_a_hit_on_the_traced_graph_skips_every_pass(cache_dir, monkeypatch):
     model, x = _model(), graphc.randn(4, 6)
     expected = _compile_and_run(model, x)
+    _no_graph_passes(monkeypatch)
     _no_kernel_passes(monkeypatch)
     np.testing.assert_array_equal(_compile_and_run(model, x), expected)
-    with pytest.raises(AssertionError, match="kernel passes"):  # another shape is another graph
+    with pytest.raises(AssertionError, match="graph passes"):  # another shape is another graph
         _compile_and_run(model, graphc.randn(5, 6))
 
 
-def test_a_train_step_hit_skips_the_kernel_passes(cache_dir, monkeypatch):
+def test_a_prepared_build_records_both_graphs(cache_dir, monkeypatch):
+    """An inference graph with a prepare graph (packed weights, say) loads both."""
+    graphc.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(64, 96), nn.ReLU(), nn.Linear(96, 32)).eval(), graphc.randn(64, 64)
+    expected = _compile_and_run(model, x)
+    (record,) = _records(cache_dir)
+    assert set(json.loads(_record_text(record))["compiled"]) == {"forward", "prepare"}
+    _no_graph_passes(monkeypatch)
+    np.testing.assert_array_equal(_compile_and_run(model, x), expected)
+    with graphc.no_grad():  # weights changed after the build are still used: prepare runs again
+        model[0].weight.mul_(2.0)
+    np.testing.assert_allclose(_compile_and_run(model, x), model(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_train_step_hit_skips_every_pass(cache_dir, monkeypatch):
     x, y = graphc.randn(4, 6), graphc.randn(4, 3)
 
-    def steps():
+    def steps(optimizer=graphc.optim.Adam):
         model = _model().train()
-        step = graphc.compile_train_step(model, nn.MSELoss(), graphc.optim.Adam(model.parameters(), lr=0.1))
+        step = graphc.compile_train_step(model, nn.MSELoss(), optimizer(model.parameters(), lr=0.1))
         return [step(x, y).item() for _ in range(3)]
     expected = steps()
+    _no_graph_passes(monkeypatch)
     _no_kernel_passes(monkeypatch)
     assert steps() == expected
+    with pytest.raises(AssertionError, match="graph passes"):  # another optimizer is another build
+        steps(graphc.optim.SGD)
 
 
-def test_the_thread_count_and_debug_level_3_ask_after_the_kernel_passes(cache_dir, monkeypatch):
+def test_a_differentiable_hit_gives_the_same_gradients(cache_dir, monkeypatch):
+    x = graphc.randn(4, 6)
+
+    def grads():
+        model = _model().train()
+        graphc.compile(model)(x).sum().backward()
+        return [p.grad.numpy() for p in model.parameters()]
+    expected = grads()
+    _no_graph_passes(monkeypatch)
+    for got, want in zip(grads(), expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_optimizer_defined_outside_graphc_is_known_by_its_source(tmp_path, monkeypatch):
+    """A user's optimizer subclass with an edited update rule must not meet the old build."""
+    from graphc.train_step import _code_identity
+    source = tmp_path / "my_optim.py"
+    source.write_text("import graphc\nclass MySGD(graphc.optim.SGD):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_optim
+    before = _code_identity(my_optim.MySGD)
+    assert _code_identity(my_optim.MySGD) == before
+    assert _code_identity(graphc.optim.SGD) != before
+    source.write_text("import graphc\nclass MySGD(graphc.optim.SGD):\n    pass  # edited\n")
+    assert _code_identity(my_optim.MySGD) != before
+
+
+def test_the_thread_count_and_debug_level_2_build_afresh(cache_dir, monkeypatch):
     model, x = _model(), graphc.randn(4, 6)
     _compile_and_run(model, x)
     calls = []
-    kernels = stages.Driver._kernels
-    monkeypatch.setattr(stages.Driver, "_kernels", lambda self, *a: calls.append(1) or kernels(self, *a))
+    optimize = stages.Driver.optimize
+    monkeypatch.setattr(stages.Driver, "optimize", lambda self, *a: calls.append(1) or optimize(self, *a))
     monkeypatch.setattr(stages, "num_threads", lambda: 7)  # code made for another thread count
     _compile_and_run(model, x)
-    monkeypatch.undo()
-    monkeypatch.setattr(stages.Driver, "_kernels", lambda self, *a: calls.append(1) or kernels(self, *a))
-    monkeypatch.setenv("GRAPHC_DEBUG", "3")  # shows the kernel graph and its plan
+    monkeypatch.setattr(stages, "num_threads", lambda: 1)
+    monkeypatch.setenv("GRAPHC_DEBUG", "2")  # shows the graphs after each pass
     _compile_and_run(model, x)
     assert len(calls) == 2
 
 
+def test_at_debug_level_3_the_kernel_graph_is_made_then_the_object_found(cache_dir, monkeypatch):
+    model, x = _model(), graphc.randn(4, 6)
+    _compile_and_run(model, x)
+    monkeypatch.setenv("GRAPHC_DEBUG", "3")
+    monkeypatch.setattr(stages, "lower", lambda *a, **k: (_ for _ in ()).throw(AssertionError("lowered")))
+    _compile_and_run(model, x)
+
+
 def _records(folder):
-    return [p for p in folder.iterdir() if f'"signature": "{cache.ARTIFACT_SIGNATURE}"'.encode() in p.read_bytes()[:4096]]
+    return [p for p in folder.iterdir() if b'"signature": "build record"' in p.read_bytes()[:4096]]
 
 
-def _rewrite_record(path, change):
-    """Change the record's fields and give it a matching digest: only the checks of its
-    fields (or of the object entry it names) stand between it and native code."""
-    header, _, record = path.read_bytes().partition(b"\nsha256 ")
-    record = record.partition(b"\n")[2]
+def _record_text(path):
+    return path.read_bytes().partition(b"\nsha256 ")[2].partition(b"\n")[2].decode()
+
+
+def _rewrite_record(path, change, artifacts=True):
+    """Change the record's fields (each artifact's, or the whole record's) and give it a matching
+    digest: only the checks of its fields (or of the object entries it names) stand between it
+    and native code."""
+    header = path.read_bytes().partition(b"\nsha256 ")[0]
     key = json.loads(header.split(b"\n")[1])["key"]
-    fields = json.loads(record)
-    change(fields)
-    path.write_bytes(cache.encode_entry(key, cache.ARTIFACT_SIGNATURE, json.dumps(fields).encode()))
+    fields = json.loads(_record_text(path))
+    for target in (fields["compiled"].values() if artifacts else [fields]):
+        change(target)
+    path.write_bytes(cache.encode_entry(key, "build record", json.dumps(fields).encode()))
 
 
 @pytest.mark.parametrize("change", [
@@ -132,12 +197,44 @@ def _rewrite_record(path, change):
     lambda r: r.update(inputs="x"),
     lambda r: r.pop("source"),
 ], ids=["workspace", "shape", "negative", "updated", "error", "inputs", "source"])
-def test_a_record_that_does_not_fit_is_a_miss(cache_dir, monkeypatch, change):
+def test_a_record_that_does_not_fit_is_a_miss(cache_dir, change):
     model, x = _model(), graphc.randn(4, 6)
     expected = _compile_and_run(model, x)
     for record in _records(cache_dir):
         _rewrite_record(record, change)
     np.testing.assert_array_equal(_compile_and_run(model, x), expected)
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r["bindings"].update(prepare_inputs=[99]),
+    lambda r: r["bindings"].update(prepare_inputs="x"),
+    lambda r: r["bindings"].pop("prepare_inputs"),
+    lambda r: r.update(compiled={}),
+    lambda r: r.update(bindings=[]),
+], ids=["out of range", "not a list", "missing", "no graphs", "bindings"])
+def test_bindings_that_do_not_fit_the_program_are_a_miss(cache_dir, monkeypatch, change):
+    model, x = _model(), graphc.randn(4, 6)
+    expected = _compile_and_run(model, x)
+    for record in _records(cache_dir):
+        _rewrite_record(record, change, artifacts=False)
+    calls = []
+    optimize = stages.Driver.optimize
+    monkeypatch.setattr(stages.Driver, "optimize", lambda self, *a: calls.append(1) or optimize(self, *a))
+    np.testing.assert_array_equal(_compile_and_run(model, x), expected)
+    assert calls  # built afresh
+
+
+def test_a_train_step_record_naming_another_group_is_a_miss(cache_dir):
+    x, y = graphc.randn(4, 6), graphc.randn(4, 3)
+
+    def steps():
+        model = _model().train()
+        step = graphc.compile_train_step(model, nn.MSELoss(), graphc.optim.SGD(model.parameters(), lr=0.1))
+        return [step(x, y).item() for _ in range(3)]
+    expected = steps()
+    for record in _records(cache_dir):
+        _rewrite_record(record, lambda r: r["bindings"]["trained"][0].__setitem__(1, 5), artifacts=False)
+    assert steps() == expected
 
 
 def test_a_damaged_record_is_a_miss(cache_dir):
@@ -150,6 +247,15 @@ def test_a_damaged_record_is_a_miss(cache_dir):
     np.testing.assert_array_equal(_compile_and_run(model, x), expected)
 
 
+def test_a_record_whose_object_entry_is_gone_is_a_miss(cache_dir):
+    model, x = _model(), graphc.randn(4, 6)
+    expected = _compile_and_run(model, x)
+    for path in cache_dir.iterdir():
+        if path not in _records(cache_dir):
+            path.unlink()
+    np.testing.assert_array_equal(_compile_and_run(model, x), expected)
+
+
 def test_an_artifact_record_round_trips_without_its_ir():
     artifact = Artifact("forward", "define void @f() {}", "forward", 256,
                         (BufferSpec("x", (4, 6), np.dtype("float32")), BufferSpec("i", (4,), np.dtype("int64"))),
@@ -159,6 +265,8 @@ def test_an_artifact_record_round_trips_without_its_ir():
     loaded = artifact_from_record(artifact_record(artifact))
     assert loaded == Artifact(**{**artifact.__dict__, "ir_text": ""})
     assert loaded.signature() == artifact.signature()
+    (label, again), = build_from_record(build_record({"forward": artifact}, {"k": [1]}))[0].items()
+    assert (label, again) == ("forward", loaded)
 
 
 @pytest.mark.parametrize("change, loads", [
@@ -171,15 +279,22 @@ def test_an_artifact_record_round_trips_without_its_ir():
     (lambda r: r.update(inputs="x"), False),
     (lambda r: r.pop("source"), False),
 ], ids=["unchanged", "negative", "bool", "updated", "error", "dtype", "inputs", "source"])
-def test_load_artifact_checks_every_field(cache_dir, change, loads):
+def test_a_build_record_checks_every_artifact_field(cache_dir, change, loads):
     model, x = _model(), graphc.randn(4, 6)
     _compile_and_run(model, x)
     (record,) = _records(cache_dir)
     key = json.loads(record.read_bytes().split(b"\n")[1])["key"]
     source = key.rpartition("\n")[2]
-    assert cache.load_artifact(source) is not None
+
+    def sound():
+        try:
+            build_from_record(cache.load_record(source, "build"))
+            return True
+        except (ValueError, TypeError, KeyError):
+            return False
+    assert sound()
     _rewrite_record(record, change)
-    assert (cache.load_artifact(source) is not None) == loads
+    assert sound() == loads
 
 
 def test_a_record_is_used_as_recently_as_its_object_entry(cache_dir):

@@ -36,9 +36,9 @@ def markdown(results: dict) -> str:
         lines += _table(["median time (peer / graphc)", "graphc", *(peers[key]["title"] for key in shown)], rows)
         lines += ["", "A ratio above 1x means graphc takes less time than that peer.", ""]
     if results["compile"]:
-        rows = [[c["title"], duration(c["cold_s"] * 1e6), duration(c["warm_s"] * 1e6)]
-                for c in results["compile"].values()]
-        lines += _table(["graphc compile, call to first result", "cold (empty cache)", "warm (disk cache)"], rows)
+        rows = [[c["title"], *(f"{duration(c[f'{kind}_compile_s'] * 1e6)} ({duration(c[f'{kind}_s'] * 1e6)})"
+                                for kind in ("cold", "warm"))] for c in results["compile"].values()]
+        lines += _table(["graphc compile (call to first result)", "cold (empty cache)", "warm (disk cache)"], rows)
         lines.append("")
     if results["targets"]:
         rows = []

@@ -19,7 +19,7 @@ SPEED = (
     ("W4_inference_b16", "torch", 1.5),
     ("W4_inference_b16", "onnxruntime", 0.9),
 )
-# (compile case, "cold" or "warm", the most seconds to its first result)
+# (compile case, "cold" or "warm", the most seconds of compiling: the first call less a steady one)
 COMPILE = (
     ("W1_inference_b1", "cold", 0.15),
     ("W1_train_b128", "cold", 0.4),
@@ -36,7 +36,7 @@ def evaluate(results: dict) -> list[dict]:
         if ratio is not None:
             rows.append({"case": case, "peer": peer, "at_least": least, "measured": ratio, "margin": ratio / least})
     for case, kind, most in COMPILE:
-        seconds = results["compile"].get(case, {}).get(f"{kind}_s")
+        seconds = results["compile"].get(case, {}).get(f"{kind}_compile_s")
         if seconds is not None:
             rows.append({"case": case, "compile": kind, "at_most_s": most, "measured": seconds,
                          "margin": most / seconds})

@@ -233,5 +233,5 @@ def test_static_arguments_specialise_even_when_unhashable():
     x = batch(2, 3)
     with graphc.no_grad():
         for scales in ([1.0], [2.0], [2.0]):
-            np.testing.assert_allclose(compiled(x, scales).numpy(), model(x, scales).numpy(), rtol=1e-6)
+            np.testing.assert_allclose(compiled(x, scales).numpy(), model(x, scales).numpy(), rtol=1e-5, atol=1e-6)  # FMA contraction: an output near 0 has no 1e-6 relative agreement
     assert compiled.specializations() == 2

@@ -65,13 +65,13 @@ def max_bytes() -> int:
     return env_int("GRAPHC_CACHE_MAX_BYTES", DEFAULT_MAX_BYTES, minimum=0)
 
 
-def key_text(ir_text: str, signature: str, source: str | None = None) -> str:
+def key_text(ir_text: str, signature: str, source: str | None = None, opt: int = 3) -> str:
     """Everything an entry must match, in full. `source` names what the machine code is made
     from: by default the IR text's digest; the driver passes its graph digest instead, so a hit
-    can skip lowering (graphc/stages.py)."""
+    can skip lowering (graphc/stages.py). `opt` is object_code's optimisation level."""
     from graphc import __version__
     source = source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
-    return "\n".join((f"format={FORMAT}", f"graphc={__version__}", f"machine={machine_description()}",
+    return "\n".join((f"format={FORMAT}", f"graphc={__version__}", f"machine={machine_description(opt)}",
                       f"signature={signature}", source))
 
 
@@ -233,13 +233,14 @@ def _has_symbol(native: NativeModule, entry: str) -> bool:
         return False
 
 
-def load_cached(source: str, signature: str, entry: str, start_pool: bool = True) -> NativeModule | None:
+def load_cached(source: str, signature: str, entry: str, start_pool: bool = True, opt: int = 3
+                ) -> NativeModule | None:
     """The entry made from `source` (see key_text) for this ABI `signature` and machine, loaded,
     if one exists and defines `entry`; else None."""
     folder = _private_folder()
     if folder is None:
         return None
-    key = key_text("", signature, source)
+    key = key_text("", signature, source, opt)
     path = folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}"
     obj = _read_entry(path, _header(key, signature))
     if obj is None:
@@ -295,20 +296,20 @@ def store_record(source: str, kind: str, text: str) -> None:
 
 
 def compile_cached(ir_text: str, signature: str, entry: str, source: str | None = None,
-                   start_pool: bool = True) -> NativeModule:
-    """Native code for `ir_text`, loaded from the cache when an entry for exactly this source
-    (the IR, or the graph the driver names), ABI `signature` and machine exists and defines
-    `entry`; else compiled and stored."""
+                   start_pool: bool = True, opt: int = 3) -> NativeModule:
+    """Native code for `ir_text` (compiled by object_code at level `opt`), loaded from the cache
+    when an entry for exactly this source (the IR, or the graph the driver names), ABI
+    `signature`, level and machine exists and defines `entry`; else compiled and stored."""
     folder = _private_folder()
     if folder is None:
-        return load_object(object_code(ir_text), ir_text, start_pool)
+        return load_object(object_code(ir_text, opt), ir_text, start_pool)
     source = source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
-    native = load_cached(source, signature, entry, start_pool)
+    native = load_cached(source, signature, entry, start_pool, opt)
     if native is not None:
         native.source_ir = ir_text
         return native
-    key = key_text(ir_text, signature, source)
-    obj = object_code(ir_text)
+    key = key_text(ir_text, signature, source, opt)
+    obj = object_code(ir_text, opt)
     _write(folder, folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", encode_entry(key, signature, obj))
     return load_object(obj, ir_text, start_pool)
 

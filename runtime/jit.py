@@ -54,7 +54,8 @@ def _parse(ir_text: str, machine: llvm.TargetMachine) -> llvm.ModuleRef:
     return module
 
 
-OPTIMIZATION = "O3 vectorize slp interleave no-unroll"  # must name what optimize() below does
+# per level object_code() takes, what it does (the cache key names it)
+OPTIMIZATION = {3: "O3 vectorize slp interleave no-unroll", 0: "no IR passes, codegen O0"}
 
 
 def optimize(ir_text: str) -> llvm.ModuleRef:
@@ -120,8 +121,13 @@ def assembly(ir_text: str) -> str:
     return host_target_machine().emit_assembly(optimize(ir_text))
 
 
-def object_code(ir_text: str) -> bytes:
-    """Relocatable object code of the optimised IR: what the on-disk cache stores."""
+def object_code(ir_text: str, opt: int = 3) -> bytes:
+    """Relocatable object code of the optimised IR: what the on-disk cache stores. `opt=0` skips
+    the IR passes and codegens at O0, for code whose speed is not in its instructions (the
+    thread pool waits on atomics and futexes: its O3 compile cost 25 ms of every cold start)."""
+    if opt == 0:
+        machine = host_target_machine(opt=0)
+        return machine.emit_object(_parse(ir_text, machine))
     return host_target_machine().emit_object(optimize(ir_text))
 
 
@@ -142,7 +148,8 @@ def load_object(obj: bytes, source_ir: str = "", start_pool: bool = True) -> Nat
 
 
 @functools.cache
-def machine_description() -> str:
-    """Everything about this host and toolchain that changes the machine code for one IR text."""
+def machine_description(opt: int = 3) -> str:
+    """Everything about this host and toolchain that changes the machine code for one IR text
+    compiled by object_code(ir_text, opt)."""
     import llvmlite
-    return "|".join((llvmlite.__version__, llvm.get_process_triple(), *_host_cpu(), OPTIMIZATION))
+    return "|".join((llvmlite.__version__, llvm.get_process_triple(), *_host_cpu(), OPTIMIZATION[opt]))

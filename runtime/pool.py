@@ -241,9 +241,10 @@ def ensure_started() -> None:
     if _started >= wanted:
         return
     with _lock:
-        if _engine is None:  # through the disk cache: compiling it at O3 cost each new process ~50 ms
+        if _engine is None:  # through the disk cache, and at O0: its loops wait on atomics and futexes
             from .cache import compile_cached
-            _engine = compile_cached(pool_ir(), "pool entry=graphc_pool_start", "graphc_pool_start", start_pool=False)
+            _engine = compile_cached(pool_ir(), "pool entry=graphc_pool_start", "graphc_pool_start",
+                                     start_pool=False, opt=0)
             signatures = {"graphc_pool_start": ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64),
                           "graphc_pool_stop": ctypes.CFUNCTYPE(None),
                           "graphc_pool_forget": ctypes.CFUNCTYPE(None)}

@@ -23,18 +23,25 @@ float, double, long = float32, float64, int64  # noqa: A001  (PyTorch's aliases)
 
 _KNOWN = {"float32": float32, "float64": float64, "int64": int64, "bool": bool_}
 _default = float32
+_SEEN: dict[np.dtype, dtype] = {}  # numpy dtypes already named, as arrays' dtypes are asked again and again
 
 
 def canonical(value: object) -> dtype:
     """Accept graphc/numpy/PyTorch spellings of a supported dtype."""
-    if value.__class__ is dtype:  # the common case, on every op a trace records
+    if value.__class__ is dtype:  # the common cases, on every op a trace records
         return value
+    found = _SEEN.get(value) if isinstance(value, np.dtype) else None
+    if found is not None:
+        return found
     name = str(value).removeprefix("torch.").removeprefix("graphc.")
     name = {"float": "float32", "double": "float64", "long": "int64", "int32": "int64"}.get(name, name)
     try:
-        return _KNOWN[np.dtype(name).newbyteorder("=").name]  # either byte order names the dtype
+        found = _KNOWN[np.dtype(name).newbyteorder("=").name]  # either byte order names the dtype
     except (KeyError, TypeError):
         raise TypeError(f"unsupported dtype {value!r}; graphc supports float32, float64, int64 and bool") from None
+    if isinstance(value, np.dtype):
+        _SEEN[value] = found
+    return found
 
 
 def get_default_dtype() -> dtype:

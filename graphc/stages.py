@@ -22,7 +22,7 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 import numpy as np
 
 from runtime.abi import Artifact, BufferSpec, build_from_record, build_record
-from runtime.cache import enabled as cache_enabled, load_cached, load_record, store_record
+from runtime.cache import enabled as cache_enabled, load_all_cached, load_cached, load_record, store_record
 from runtime.executor import CompiledGraph
 
 from .autodiff import BackwardGraph
@@ -138,13 +138,10 @@ class Driver:
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             log(1, "compile cache: a build record that does not fit its program: rebuilding")
             return None
-        compiled = {}
-        for label, artifact in artifacts.items():
-            native = load_cached(artifact.source, artifact.signature(), artifact.entry)
-            if native is None:
-                return None
-            compiled[label] = CompiledGraph(artifact, context, native)
-        return Built(compiled, bindings, bound)
+        native = load_all_cached([(a.source, a.signature(), a.entry) for a in artifacts.values()])
+        if native is None:
+            return None
+        return Built({label: CompiledGraph(a, context, native) for label, a in artifacts.items()}, bindings, bound)
 
     def _emit(self, name: str, label: str, value: Any, start: float) -> Any:
         self.observe(Stage(name, label, value, time.perf_counter() - start))

@@ -34,7 +34,7 @@ from pathlib import Path
 from graphc.config import env_bool, env_int, env_str
 from graphc.debug import log
 
-from .jit import NativeModule, load_object, machine_description, object_code
+from .jit import NativeModule, load_object, load_objects, machine_description, object_code
 
 FORMAT = "graphc-object-2"
 MAX_ENTRY_BYTES = 64 << 20  # larger files are not graphc entries: never read them
@@ -233,10 +233,9 @@ def _has_symbol(native: NativeModule, entry: str) -> bool:
         return False
 
 
-def load_cached(source: str, signature: str, entry: str, start_pool: bool = True, opt: int = 3
-                ) -> NativeModule | None:
-    """The entry made from `source` (see key_text) for this ABI `signature` and machine, loaded,
-    if one exists and defines `entry`; else None."""
+def read_cached(source: str, signature: str, opt: int = 3) -> bytes | None:
+    """The object code of the entry made from `source` (see key_text) for this ABI `signature`,
+    level and machine, if one exists and passes every check before LLVM sees it; else None."""
     folder = _private_folder()
     if folder is None:
         return None
@@ -245,15 +244,36 @@ def load_cached(source: str, signature: str, entry: str, start_pool: bool = True
     obj = _read_entry(path, _header(key, signature))
     if obj is None:
         return None
-    native = load_object(obj, start_pool=start_pool)
-    if not _has_symbol(native, entry):
-        log(1, f"compile cache entry {path.name[:16]} lacks {entry!r}: recompiling")
-        return None
-    log(1, f"compile cache hit {path.name[:16]}")
     try:
         os.utime(path, follow_symlinks=False)  # recently used: evicted last
     except OSError:
         pass
+    return obj
+
+
+def load_cached(source: str, signature: str, entry: str, start_pool: bool = True, opt: int = 3
+                ) -> NativeModule | None:
+    """The entry made from `source` (see key_text) for this ABI `signature` and machine, loaded,
+    if one exists and defines `entry`; else None."""
+    return load_all_cached([(source, signature, entry)], start_pool, opt)
+
+
+def load_all_cached(entries: list[tuple[str, str, str]], start_pool: bool = True, opt: int = 3
+                    ) -> NativeModule | None:
+    """The entries named by (source, ABI signature, entry symbol), loaded into one engine, if
+    every one exists and the loaded code defines every entry symbol; else None."""
+    objects = []
+    for source, signature, _ in entries:
+        obj = read_cached(source, signature, opt)
+        if obj is None:
+            return None
+        objects.append(obj)
+    native = load_objects(objects, start_pool)
+    for _, _, entry in entries:
+        if not _has_symbol(native, entry):
+            log(1, f"compile cache entry for {entry!r} lacks its entry point: recompiling")
+            return None
+    log(1, f"compile cache hit: {', '.join(entry for _, _, entry in entries)}")
     return native
 
 

@@ -98,7 +98,11 @@ def test_a_prepared_build_records_both_graphs(cache_dir, monkeypatch):
     (record,) = _records(cache_dir)
     assert set(json.loads(_record_text(record))["compiled"]) == {"forward", "prepare"}
     _no_graph_passes(monkeypatch)
+    engines = []
+    load_objects = cache.load_objects
+    monkeypatch.setattr(cache, "load_objects", lambda objects, *a: engines.append(len(objects)) or load_objects(objects, *a))
     np.testing.assert_array_equal(_compile_and_run(model, x), expected)
+    assert engines == [2]  # both graphs' code in one engine
     with graphc.no_grad():  # weights changed after the build are still used: prepare runs again
         model[0].weight.mul_(2.0)
     np.testing.assert_allclose(_compile_and_run(model, x), model(x).detach().numpy(), rtol=1e-5, atol=1e-5)

@@ -320,18 +320,30 @@ def compile_cached(ir_text: str, signature: str, entry: str, source: str | None 
     """Native code for `ir_text` (compiled by object_code at level `opt`), loaded from the cache
     when an entry for exactly this source (the IR, or the graph the driver names), ABI
     `signature`, level and machine exists and defines `entry`; else compiled and stored."""
-    folder = _private_folder()
-    if folder is None:
-        return load_object(object_code(ir_text, opt), ir_text, start_pool)
-    source = source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
-    native = load_cached(source, signature, entry, start_pool, opt)
+    native = load_cached(_source(ir_text, source), signature, entry, start_pool, opt)
     if native is not None:
         native.source_ir = ir_text
         return native
-    key = key_text(ir_text, signature, source, opt)
+    return load_object(_compile_and_store(ir_text, signature, source, opt), ir_text, start_pool)
+
+
+def cached_object(ir_text: str, signature: str, opt: int = 3) -> bytes:
+    """The object code of `ir_text`: the cache's entry for it if a sound one exists (its entry
+    points are the caller's to check), else compiled and stored."""
+    return read_cached(_source(ir_text), signature, opt) or _compile_and_store(ir_text, signature, None, opt)
+
+
+def _source(ir_text: str, source: str | None = None) -> str:
+    return source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
+
+
+def _compile_and_store(ir_text: str, signature: str, source: str | None, opt: int) -> bytes:
     obj = object_code(ir_text, opt)
-    _write(folder, folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", encode_entry(key, signature, obj))
-    return load_object(obj, ir_text, start_pool)
+    folder = _private_folder()
+    if folder is not None:
+        key = key_text(ir_text, signature, _source(ir_text, source), opt)
+        _write(folder, folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", encode_entry(key, signature, obj))
+    return obj
 
 
 def cache_info() -> dict:

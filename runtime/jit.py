@@ -147,9 +147,9 @@ def load_objects(objects: Sequence[bytes], start_pool: bool = True) -> NativeMod
     """Load several objects into one engine: the graphs of one build (a forward and its prepare
     graph, say) cost one engine's creation (about 1 ms) instead of one each. Their external
     symbols (the entry points) must differ; everything else they define is private."""
-    if start_pool:
-        from .pool import ensure_started
-        ensure_started()  # kernels that split across threads call the pool: resolve it first
+    if start_pool:  # kernels that split across threads call the pool: it resolves that symbol
+        from .pool import load_with_pool
+        return load_with_pool(objects)
     machine = host_target_machine(opt=0)  # its codegen only runs on the empty module: 0.9 -> 0.3 ms
     engine = llvm.create_mcjit_compiler(_parse("", machine), machine)
     for obj in objects:

@@ -19,11 +19,13 @@ import ctypes
 import os
 import platform
 import threading
+from typing import Callable, Sequence
 
 import llvmlite.binding as llvm
 
 from graphc.config import num_threads
 from .abi import PARALLEL_ENTRY as ENTRY
+from .jit import NativeModule, load_objects, object_code
 
 MAX_WORKERS = 64
 SPINS_BEFORE_SLEEP = 1 << 17  # a few ms of `pause` after the last part, then a futex sleep
@@ -227,32 +229,64 @@ def pool_ir(machine: str = platform.machine()) -> str:
             "declare void @llvm.x86.sse2.pause()\n", "")
     return text
 
+_SIGNATURES = {"graphc_pool_start": ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64),
+               "graphc_pool_stop": ctypes.CFUNCTYPE(None), "graphc_pool_forget": ctypes.CFUNCTYPE(None)}
 _lock = threading.Lock()
 _engine = None
 _functions: dict[str, object] = {}
 _started = -1  # workers running; -1 until the pool is compiled
 
 
+SIGNATURE = "pool entry=graphc_pool_start"
+
+
 def ensure_started() -> None:
-    """Compile the pool once, make `graphc_parallel` resolvable for kernels, and run as many
+    """Load the pool once, make `graphc_parallel` resolvable for kernels, and run as many
     workers as GRAPHC_NUM_THREADS (or the CPUs) asks beside the calling thread."""
-    global _engine, _started
+    if _started < num_threads() - 1:
+        with _lock:
+            if _engine is None:
+                _adopt(lambda pool: load_objects(pool, start_pool=False))
+            _start()
+
+
+def load_with_pool(objects: Sequence[bytes]) -> NativeModule:
+    """`objects` loaded into one engine with the pool started. The first time in a process the
+    pool's own object code joins them, which saves an engine's creation (about 1 ms of a warm
+    start); that engine then lives as long as the process, with the code it was loaded with."""
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                native = _adopt(lambda pool: load_objects([*pool, *objects], start_pool=False))
+                _start()
+                return native
+    ensure_started()
+    return load_objects(objects, start_pool=False)
+
+
+def _adopt(load: Callable[[Sequence[bytes]], NativeModule]) -> NativeModule:
+    """Load the pool (through the disk cache, at O0: its loops wait on atomics and futexes) with
+    `load`, and take its functions; a cached pool object lacking them is compiled afresh."""
+    global _engine
+    from .cache import cached_object
+    native = load([cached_object(pool_ir(), SIGNATURE, opt=0)])
+    try:
+        functions = {name: signature(native.address(name)) for name, signature in _SIGNATURES.items()}
+    except KeyError:
+        native = load([object_code(pool_ir(), 0)])
+        functions = {name: signature(native.address(name)) for name, signature in _SIGNATURES.items()}
+    _functions.update(functions)
+    llvm.add_symbol(ENTRY, native.address(ENTRY))  # for the engines loaded after this one
+    _engine = native
+    atexit.register(_stop)
+    os.register_at_fork(after_in_child=_forget)
+    return native
+
+
+def _start() -> None:
+    global _started
     wanted = num_threads() - 1
-    if _started >= wanted:
-        return
-    with _lock:
-        if _engine is None:  # through the disk cache, and at O0: its loops wait on atomics and futexes
-            from .cache import compile_cached
-            _engine = compile_cached(pool_ir(), "pool entry=graphc_pool_start", "graphc_pool_start",
-                                     start_pool=False, opt=0)
-            signatures = {"graphc_pool_start": ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64),
-                          "graphc_pool_stop": ctypes.CFUNCTYPE(None),
-                          "graphc_pool_forget": ctypes.CFUNCTYPE(None)}
-            for name, signature in signatures.items():
-                _functions[name] = signature(_engine.address(name))
-            llvm.add_symbol(ENTRY, _engine.address(ENTRY))
-            atexit.register(_stop)
-            os.register_at_fork(after_in_child=_forget)
+    if _started < wanted:
         _started = _functions["graphc_pool_start"](wanted if platform.machine() in FUTEX_SYSCALL else 0)
 
 

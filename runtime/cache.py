@@ -3,10 +3,10 @@
 What it trusts: files in a folder private to the user (mode 0700, owned by them). Everything
 else is recompiled. An entry is one file named by the sha256 of its key text:
 
-    graphc-object-2\\n
+    graphc-object-3\\n
     {"key": "<full key text>", "signature": "<ABI signature>"}\\n
-    sha256 <hex digest of the object bytes>\\n
-    <object bytes>
+    sha256 <hex digest of the payload>\\n
+    <payload: "objects <n> <size 1> ... <size n>\\n", then the n objects' bytes>
 
 The key text names everything that decides the machine code (cache format, graphc's version,
 llvmlite's version, target triple, CPU name and features, optimisation settings, the caller's
@@ -31,12 +31,13 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from graphc.config import env_bool, env_int, env_str
+from graphc.config import env_bool, env_int, env_str, num_threads
 from graphc.debug import log
 
-from .jit import NativeModule, load_object, load_objects, machine_description, object_code
+from .jit import NativeModule, load_objects, machine_description
+from .parallel_codegen import compile_objects
 
-FORMAT = "graphc-object-2"
+FORMAT = "graphc-object-3"  # 3: an entry holds one object per codegen partition (runtime/parallel_codegen.py)
 MAX_ENTRY_BYTES = 64 << 20  # larger files are not graphc entries: never read them
 DEFAULT_MAX_BYTES = 1 << 30
 SUFFIX = ".o"
@@ -233,22 +234,44 @@ def _has_symbol(native: NativeModule, entry: str) -> bool:
         return False
 
 
-def read_cached(source: str, signature: str, opt: int = 3) -> bytes | None:
-    """The object code of the entry made from `source` (see key_text) for this ABI `signature`,
+def pack_objects(objects: list[bytes]) -> bytes:
+    """An entry's payload: its objects (one per codegen partition) with their sizes in front."""
+    return f"objects {len(objects)} {' '.join(str(len(o)) for o in objects)}\n".encode() + b"".join(objects)
+
+
+def unpack_objects(payload: bytes) -> list[bytes] | None:
+    """The objects pack_objects packed, or None unless the payload is exactly that."""
+    line, newline, rest = payload.partition(b"\n")
+    fields = line.split(b" ")
+    if not newline or len(fields) < 3 or fields[0] != b"objects" or not all(f.isdigit() for f in fields[1:]):
+        return None
+    sizes = [int(f) for f in fields[2:]]
+    if int(fields[1]) != len(sizes) or sum(sizes) != len(rest) or not all(sizes):
+        return None
+    objects, start = [], 0
+    for size in sizes:
+        objects.append(rest[start:start + size])
+        start += size
+    return objects
+
+
+def read_cached(source: str, signature: str, opt: int = 3) -> list[bytes] | None:
+    """The objects of the entry made from `source` (see key_text) for this ABI `signature`,
     level and machine, if one exists and passes every check before LLVM sees it; else None."""
     folder = _private_folder()
     if folder is None:
         return None
     key = key_text("", signature, source, opt)
     path = folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}"
-    obj = _read_entry(path, _header(key, signature))
-    if obj is None:
+    payload = _read_entry(path, _header(key, signature))
+    objects = None if payload is None else unpack_objects(payload)
+    if objects is None:
         return None
     try:
         os.utime(path, follow_symlinks=False)  # recently used: evicted last
     except OSError:
         pass
-    return obj
+    return objects
 
 
 def load_cached(source: str, signature: str, entry: str, start_pool: bool = True, opt: int = 3
@@ -264,10 +287,10 @@ def load_all_cached(entries: list[tuple[str, str, str]], start_pool: bool = True
     every one exists and the loaded code defines every entry symbol; else None."""
     objects = []
     for source, signature, _ in entries:
-        obj = read_cached(source, signature, opt)
-        if obj is None:
+        found = read_cached(source, signature, opt)
+        if found is None:
             return None
-        objects.append(obj)
+        objects += found
     native = load_objects(objects, start_pool)
     for _, _, entry in entries:
         if not _has_symbol(native, entry):
@@ -317,33 +340,35 @@ def store_record(source: str, kind: str, text: str) -> None:
 
 def compile_cached(ir_text: str, signature: str, entry: str, source: str | None = None,
                    start_pool: bool = True, opt: int = 3) -> NativeModule:
-    """Native code for `ir_text` (compiled by object_code at level `opt`), loaded from the cache
-    when an entry for exactly this source (the IR, or the graph the driver names), ABI
-    `signature`, level and machine exists and defines `entry`; else compiled and stored."""
+    """Native code for `ir_text` (compiled at level `opt`, a large module on several cores:
+    runtime/parallel_codegen.py), loaded from the cache when an entry for exactly this source
+    (the IR, or the graph the driver names), ABI `signature`, level and machine exists and
+    defines `entry`; else compiled and stored."""
     native = load_cached(_source(ir_text, source), signature, entry, start_pool, opt)
-    if native is not None:
-        native.source_ir = ir_text
-        return native
-    return load_object(_compile_and_store(ir_text, signature, source, opt), ir_text, start_pool)
+    if native is None:
+        native = load_objects(_compile_and_store(ir_text, signature, source, opt, entry), start_pool)
+    native.source_ir = ir_text
+    return native
 
 
-def cached_object(ir_text: str, signature: str, opt: int = 3) -> bytes:
+def cached_objects(ir_text: str, signature: str, opt: int = 3) -> list[bytes]:
     """The object code of `ir_text`: the cache's entry for it if a sound one exists (its entry
-    points are the caller's to check), else compiled and stored."""
-    return read_cached(_source(ir_text), signature, opt) or _compile_and_store(ir_text, signature, None, opt)
+    points are the caller's to check), else compiled (whole) and stored."""
+    return read_cached(_source(ir_text), signature, opt) or _compile_and_store(ir_text, signature, None, opt, "")
 
 
 def _source(ir_text: str, source: str | None = None) -> str:
     return source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
 
 
-def _compile_and_store(ir_text: str, signature: str, source: str | None, opt: int) -> bytes:
-    obj = object_code(ir_text, opt)
+def _compile_and_store(ir_text: str, signature: str, source: str | None, opt: int, entry: str) -> list[bytes]:
+    objects = compile_objects(ir_text, opt, entry, num_threads())
     folder = _private_folder()
     if folder is not None:
         key = key_text(ir_text, signature, _source(ir_text, source), opt)
-        _write(folder, folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", encode_entry(key, signature, obj))
-    return obj
+        _write(folder, folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}",
+               encode_entry(key, signature, pack_objects(objects)))
+    return objects
 
 
 def cache_info() -> dict:

@@ -268,8 +268,8 @@ def _adopt(load: Callable[[Sequence[bytes]], NativeModule]) -> NativeModule:
     """Load the pool (through the disk cache, at O0: its loops wait on atomics and futexes) with
     `load`, and take its functions; a cached pool object lacking them is compiled afresh."""
     global _engine
-    from .cache import cached_object
-    native = load([cached_object(pool_ir(), SIGNATURE, opt=0)])
+    from .cache import cached_objects
+    native = load(cached_objects(pool_ir(), SIGNATURE, opt=0))
     try:
         functions = {name: signature(native.address(name)) for name, signature in _SIGNATURES.items()}
     except KeyError:

@@ -91,7 +91,8 @@ def folder(tmp_path, monkeypatch):
 def compiles(monkeypatch):
     """The IR texts compiled afresh (not loaded from the cache) during the test."""
     calls = []
-    monkeypatch.setattr(cache, "object_code", lambda ir_text, *opt: calls.append(ir_text) or object_code(ir_text, *opt))
+    compile_objects = cache.compile_objects
+    monkeypatch.setattr(cache, "compile_objects", lambda ir_text, *a: calls.append(ir_text) or compile_objects(ir_text, *a))
     return calls
 
 
@@ -144,9 +145,11 @@ def test_a_miss_writes_an_entry_and_a_hit_reuses_it(folder, compiles):
 def test_an_entry_names_its_format_full_key_signature_and_digest(folder):
     add_cached()
     lines = entry_path(folder).read_bytes().split(b"\n", 3)
-    assert lines[0] == b"graphc-object-2"
+    assert lines[0] == b"graphc-object-3"
     assert json.loads(lines[1]) == {"key": cache.key_text(ADD, SIG), "signature": SIG}
     assert lines[2] == b"sha256 " + hashlib.sha256(lines[3]).hexdigest().encode()
+    (obj,) = cache.unpack_objects(lines[3])  # a small module: one object
+    assert lines[3] == cache.pack_objects([obj])
 
 
 def test_the_key_follows_the_ir_the_signature_and_the_machine(monkeypatch):
@@ -206,7 +209,8 @@ def test_random_object_bytes_are_never_loaded(folder, fake):
 def test_an_entry_without_the_entry_symbol_is_recompiled(folder, compiles):
     entry = entry_path(folder)
     folder.mkdir(mode=0o700)
-    entry.write_bytes(cache.encode_entry(cache.key_text(ADD, SIG), SIG, object_code(ADD.replace("@add", "@other"))))
+    entry.write_bytes(cache.encode_entry(cache.key_text(ADD, SIG), SIG,
+                                        cache.pack_objects([object_code(ADD.replace("@add", "@other"))])))
     run_add(add_cached())
     assert len(compiles) == 1
     run_add(add_cached())
@@ -224,7 +228,7 @@ def test_an_entry_that_is_not_a_regular_file_is_replaced_not_followed(folder, tm
     else:
         entry.symlink_to("/dev/zero" if "zero" in kind else outside)
     isolated("run_add(add_cached())")  # opening a FIFO blocks; reading /dev/zero never ends
-    assert stat.S_ISREG(entry.lstat().st_mode) and entry.read_bytes().startswith(b"graphc-object-2\n")
+    assert stat.S_ISREG(entry.lstat().st_mode) and entry.read_bytes().startswith(b"graphc-object-3\n")
     assert outside.read_bytes() == b"not yours to overwrite"
 
 
@@ -257,7 +261,7 @@ def test_the_folder_and_its_missing_parents_are_created_private(tmp_path, monkey
 def test_a_folder_others_can_write_is_not_used(folder, compiles, monkeypatch, unsafe):
     folder.mkdir()
     # an entry someone else left for us: valid for this key, but it adds the first 32 floats only
-    planted = cache.encode_entry(cache.key_text(ADD, SIG), SIG, object_code(ADD.replace("64", "32")))
+    planted = cache.encode_entry(cache.key_text(ADD, SIG), SIG, cache.pack_objects([object_code(ADD.replace("64", "32"))]))
     entry_path(folder).write_bytes(planted)
     os.chmod(folder, {"group-writable": 0o770, "world-writable": 0o777, "another owner": 0o700}[unsafe])
     if unsafe == "another owner":

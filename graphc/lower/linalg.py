@@ -1,7 +1,8 @@
 """matmul and one_hot.
 
-matmul keeps a tile of outputs in vector registers. When M, N and K are all at least
-MIN_PACKED_SIZE it packs b into panels and runs one micro-kernel for every transpose
+matmul keeps a tile of outputs in vector registers, in the register-tile functions of
+microkernel.py that every matmul of a module shares. When M, N and K are all at least
+MIN_PACKED_SIZE it packs b into panels and runs the outer-product tile for every transpose
 (microkernel.py); smaller matmuls pick a form from which operand dim is unit-stride:
 - op(b) rows unit-stride (no transpose_b): outer products. An MR x (NV vectors) tile of
   out accumulates a[i, k] (broadcast) * b[k, j:j+NV*lanes] over k; columns left over go
@@ -16,12 +17,10 @@ remainder rows and columns become smaller tiles.
 
 matmul_epilogue is the same kernel with its body applied to each final value (`_finish`),
 reading the extra operands at that output's row and column. The body runs per element with the
-scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can be in it; on an
-outer-product tile it runs lane by lane just before the store and the SLP vectoriser packs the
-lanes back into vectors (the scalar expressions do not take vector operands). Dot-product tiles
-end in scalar sums, which would leave it scalar: they store the sums, then the body runs as a
-loop over the stored rows (`_finish_stored`), which the loop vectoriser widens, as do the
-packed and the i-k-j forms.
+scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can be in it, as a loop
+over values already stored (`finish_tile`), which the loop vectoriser widens: over each
+outer-product tile just stored (still in L1), over the whole output after the dot-product tiles
+(a few columns wide) and over each row of the i-k-j form.
 """
 from __future__ import annotations
 
@@ -33,9 +32,9 @@ import llvmlite.ir as ir
 
 from ..ops.linalg import epilogue_strides
 from .elementwise import emit_body
-from .microkernel import emit_packed, panel_tile
-from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, declare, for_range, i64,
-                     itemsize, llvm_type, load, masked_load, masked_store, splat, store, strided_loops, vector_unit)
+from .microkernel import dot_tile, emit_packed, outer_product, panel_tile
+from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, element, for_range, i64, itemsize, llvm_type,
+                     load, store, strided_loops, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
 MIN_ELEMENTS_PER_ROW_PART = 1 << 17
@@ -101,18 +100,12 @@ class _Out:
 
 
 def _finish(k: Kernel, value: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
-    """out[row, col] (or the vector of out[row, col:col+lanes]) as stored: the product itself for
-    matmul, the body applied to it for matmul_epilogue."""
+    """out[row, col] as stored: the product itself for matmul, the body applied to it for
+    matmul_epilogue."""
     node = k.node
     if node.op != "matmul_epilogue":
         return value
     bld = k.builder
-    if isinstance(value.type, ir.VectorType):
-        for lane in range(value.type.count):
-            lane_index = ir.Constant(ir.IntType(32), lane)
-            result = _finish(k, bld.extract_element(value, lane_index), row, add(bld, col, i64(lane)))
-            value = bld.insert_element(value, result, lane_index)
-        return value
     extras = []
     for ptr, operand in zip(k.ins[2:], k.operands[2:]):
         row_stride, col_stride = epilogue_strides(operand.shape, node.shape)
@@ -209,12 +202,17 @@ def _deep_part(k: Kernel, ops: _Operands, first: int, count: int, slot: int) -> 
             for row_count, rows, row_start in _blocks(ops.M, min(mr, ops.M)):
                 with for_range(b, row_count, "it") as it:
                     i0 = add(b, i64(row_start), it, rows)
+                    a_at = add(b, a0, i0, ops.a_row)
                     for col_count, group, col_start in _blocks(full, nv):
                         with for_range(b, col_count, "jt") as jt:
                             j0 = add(b, i64(col_start * lanes), jt, group * lanes)
-                            _outer_tile(k, part, a0, b0, out, i0, j0, rows, group, lanes, None, accumulate)
+                            out_at = add(b, add(b, out.offset, i0, ops.N), j0)
+                            outer_product(k, part, a_at, k.ins[1], add(b, b0, j0), ops.b_k, out_at, depth, rows,
+                                          group * lanes, accumulate)
                     if partial:  # the last columns: one masked vector
-                        _outer_tile(k, part, a0, b0, out, i0, i64(full * lanes), rows, 1, lanes, partial, accumulate)
+                        out_at = add(b, add(b, out.offset, i0, ops.N), i64(full * lanes))
+                        outer_product(k, part, a_at, k.ins[1], add(b, b0, i64(full * lanes)), ops.b_k, out_at,
+                                      depth, rows, partial, accumulate)
 
 
 def _row_parts(strategy, ops: _Operands) -> list:
@@ -266,42 +264,12 @@ def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Ou
             with for_range(bld, col_count, "jt") as jt, for_range(bld, row_count, "it") as it:
                 i0 = add(bld, i64(row_start), it, rows)
                 j0 = add(bld, i64(col_start * lanes), jt, vectors * lanes)
-                _outer_tile(k, ops, a0, b0, out, i0, j0, rows, vectors, lanes)
+                out_at = add(bld, add(bld, out.offset, i0, ops.N), j0)
+                outer_product(k, ops, add(bld, a0, i0, ops.a_row), k.ins[1], add(bld, b0, j0), ops.b_k, out_at, ops.K,
+                              rows, vectors * lanes)
+                finish_tile(k, out, i0, j0, ops.N, rows, vectors * lanes)
     if ops.N % lanes:
         _rows_times_rows(k, ops, a0, b0, out, ops.N - ops.N % lanes)
-
-
-def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out,
-                i0: ir.Value, j0: ir.Value, rows: int, vectors: int, lanes: int, last_used: int | None = None,
-                accumulate: bool = False) -> None:
-    """rows x vectors of out from outer products over k (added to out's values if `accumulate`);
-    the last vector's first `last_used` lanes only, when given (masked loads and stores: the
-    columns past N are neither read nor written)."""
-    bld, ty = k.builder, llvm_type(k.node.dtype)
-    used = [lanes] * (vectors - 1) + [lanes if last_used is None else last_used]
-    vector = ir.VectorType(ty, lanes)
-    accs = [[k.alloca(vector) for _ in range(vectors)] for _ in range(rows)]
-    for acc in (acc for row in accs for acc in row):
-        bld.store(ir.Constant(vector, None), acc)
-    a_rows = [add(bld, a0, add(bld, i0, i64(r)), ops.a_row) for r in range(rows)]
-    with for_range(bld, ops.K, "k") as kk:
-        b_row = add(bld, add(bld, b0, kk, ops.b_k), j0)
-        b_vals = [masked_load(bld, k.ins[1], ty, add(bld, b_row, i64(v * lanes)), [j < n for j in range(lanes)])
-                  for v, n in enumerate(used)]
-        for base, row in zip(a_rows, accs):
-            x = splat(bld, load(bld, k.ins[0], ty, add(bld, base, kk, ops.a_k)), lanes)
-            for y, acc in zip(b_vals, row):
-                bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=FAST), acc)
-    for r, row in enumerate(accs):
-        i = add(bld, i0, i64(r))
-        out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
-        for v, acc in enumerate(row):
-            j = add(bld, j0, i64(v * lanes))
-            value, dst = bld.load(acc, typ=vector), add(bld, out_row, i64(v * lanes))
-            if accumulate:
-                value = bld.fadd(value, masked_load(bld, k.out, ty, dst, [j < used[v] for j in range(lanes)]), flags=FAST)
-            value = _finish(k, value, add(bld, out.row, i), add(bld, out.col, j))
-            masked_store(bld, value, k.out, dst, used[v])
 
 
 def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out, first_col: int) -> None:
@@ -320,68 +288,36 @@ def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out:
                 dst = add(bld, row, j)
                 product = bld.fmul(a_ik, load(bld, k.ins[1], ty, add(bld, b_row, j)), flags=FAST)
                 store(bld, bld.fadd(load(bld, k.out, ty, dst), product, flags=FAST), k.out, dst)
-        if k.node.op == "matmul_epilogue":
-            _finish_stored(k, ops, out, i, first_col, width)
+        finish_tile(k, out, i, i64(first_col), ops.N, 1, width)
 
 
-def _finish_stored(k: Kernel, ops: _Operands, out: _Out, i: ir.Value, first_col: int, width: int) -> None:
-    """The epilogue over out's row i, columns first_col.. first_col+width-1, already stored: a
-    loop the loop vectoriser widens, so the body's math (fastmath.py) runs on whole vectors."""
+def finish_tile(k: Kernel, out: _Out, i0: ir.Value, j0: ir.Value, N: int, rows: int, cols: int) -> None:
+    """The epilogue over the rows x cols of out already stored from out[i0, j0] (out's row stride
+    N), still in L1: a loop the loop vectoriser widens, so the body's math (fastmath.py) runs on
+    whole vectors. Nothing for a plain matmul."""
+    if k.node.op != "matmul_epilogue":
+        return
     bld, ty = k.builder, llvm_type(k.node.dtype)
-    row = add(bld, add(bld, out.offset, i, ops.N), i64(first_col))
-    with for_range(bld, width, "je") as j:
-        dst = add(bld, row, j)
-        col = add(bld, add(bld, out.col, i64(first_col)), j)
-        store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), col), k.out, dst)
+    with for_range(bld, rows, "er") as r, for_range(bld, cols, "ec") as c:
+        i, j = add(bld, i0, r), add(bld, j0, c)
+        dst = add(bld, add(bld, out.offset, i, N), j)
+        store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), add(bld, out.col, j)), k.out, dst)
 
 
 def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
-    bld = k.builder
+    bld, ty = k.builder, llvm_type(k.node.dtype)
     mr, nr = SINGLE_ROW_DOT_TILE if ops.M == 1 else DOT_TILE[vector_unit().registers]
     for row_count, rows, row_start in _blocks(ops.M, mr):
         for col_count, cols, col_start in _blocks(ops.N, nr):
+            tile = dot_tile(bld.module, ty, rows, cols)
             with for_range(bld, row_count, "it") as it, for_range(bld, col_count, "jt") as jt:
                 i0, j0 = add(bld, i64(row_start), it, rows), add(bld, i64(col_start), jt, cols)
-                a_rows = [add(bld, a0, add(bld, i0, i64(r)), ops.a_row) for r in range(rows)]
-                b_rows = [add(bld, b0, add(bld, j0, i64(c)), ops.b_col) for c in range(cols)]
-                for r, row_sums in enumerate(_dot_tile(k, ops.K, a_rows, b_rows)):
-                    i = add(bld, i0, i64(r))
-                    out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
-                    for c, total in enumerate(row_sums):
-                        store(bld, total, k.out, add(bld, out_row, i64(c)))
-    if k.node.op == "matmul_epilogue":  # over the stored sums: applied to each sum, it stayed scalar
-        with for_range(bld, ops.M, "ie") as i:
-            _finish_stored(k, ops, out, i, 0, ops.N)
-
-
-def _dot_tile(k: Kernel, K: int, a_rows: list, b_rows: list) -> list[list[ir.Value]]:
-    """sum_k a[r, k] * b[c, k] for every pair of rows: SIMD vectors over k with one
-    accumulator per pair, summed across lanes at the end, then a scalar loop for the rest."""
-    bld, ty = k.builder, llvm_type(k.node.dtype)
-    lanes = vector_unit().lanes(ty)
-    sums = [[ir.Constant(ty, 0.0) for _ in b_rows] for _ in a_rows]
-    for width, start, count in ((lanes, 0, K // lanes), (1, K - K % lanes, K % lanes)):
-        if count == 0:
-            continue
-        acc_type = ir.VectorType(ty, width) if width > 1 else ty
-        accs = [[k.alloca(acc_type) for _ in b_rows] for _ in a_rows]
-        for slots, initial in zip(accs, sums):
-            for acc, value in zip(slots, initial):
-                bld.store(ir.Constant(acc_type, None) if width > 1 else value, acc)
-        with for_range(bld, count, "kv" if width > 1 else "k") as step:
-            kk = add(bld, i64(start), step, width)
-            b_vals = [load(bld, k.ins[1], ty, add(bld, base, kk), width) for base in b_rows]
-            for base, slots in zip(a_rows, accs):
-                x = load(bld, k.ins[0], ty, add(bld, base, kk), width)
-                for y, acc in zip(b_vals, slots):
-                    product = bld.fmul(x, y, flags=FAST)
-                    bld.store(bld.fadd(bld.load(acc, typ=acc_type), product, flags=REASSOC), acc)
-        sums = [[bld.load(acc, typ=acc_type) for acc in slots] for slots in accs]
-        if width > 1:
-            suffix = f"v{width}{'f32' if isinstance(ty, ir.FloatType) else 'f64'}"
-            across = declare(bld.module, f"llvm.vector.reduce.fadd.{suffix}", ty, [ty, acc_type])
-            sums = [[bld.call(across, [ir.Constant(ty, -0.0), v], fastmath=REASSOC) for v in row] for row in sums]
-    return sums
+                pointers = [element(bld, k.out, ty, add(bld, add(bld, out.offset, i0, ops.N), j0)),
+                            element(bld, k.ins[0], ty, add(bld, a0, i0, ops.a_row)),
+                            element(bld, k.ins[1], ty, add(bld, b0, j0, ops.b_col))]
+                bld.call(tile, [*pointers, i64(ops.K), i64(ops.a_row), i64(ops.b_col), i64(ops.N)])
+    # over the stored sums: applied to each sum, it stayed scalar
+    finish_tile(k, out, i64(0), i64(0), ops.N, ops.M, ops.N)
 
 
 def _plain(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:

@@ -1,25 +1,35 @@
-"""The packed-panel matmul: one register-tiled micro-kernel for every transpose combination.
+"""The matmul micro-kernels, shared by every matmul of a module, and the packed-panel matmul.
 
-BLIS-style: a block of op(b), at most PACK_BYTES, is copied into contiguous panels of NR columns
-(K rows each, zero-padded past N) in a stack buffer; then an MR x NR tile of out accumulates in
-MR * NV vector registers, each step broadcasting MR elements of op(a) against NV vectors of the
-panel. Packing is what makes the transposes one kernel: op(b)[k, j] is read through its strides
-once, while copying, and op(a)[i, k] is one strided scalar load per FMA row. Blocks run
+Register tiles. An outer-product tile accumulates rows x (vectors of columns) of out in vector
+registers, each step broadcasting one element of op(a) per row against the vectors of a row of
+b; a dot-product tile accumulates rows x cols SIMD vectors along k (rows of a against rows of b,
+both unit-stride in k) and sums each across lanes at the end. Each is one private noinline
+function per module and register-tile shape (dtype, rows, columns, and whether a's k-stride is
+1), whatever the kernel calling it: the depth and the strides of a, b and out are i64
+arguments and the pointers point at the tile's first elements. LLVM's time grows with every
+function and line, so the matmuls of a train step share three tile functions instead of one per
+(kernel, depth block, tile, last block); a call costs little beside rows x cols x depth FMAs.
+The epilogue (`linalg.finish_tile`) is the caller's, a loop over the tile just stored, still in L1.
+
+Packed panels (BLIS-style): a block of op(b), at most PACK_BYTES, is copied into contiguous
+panels of NR columns (K rows each, zero-padded past N) in a stack buffer; then an MR x NR
+outer-product tile runs over each panel. Packing is what makes the transposes one kernel:
+op(b)[k, j] is read through its strides once, while copying, and op(a)[i, k] is one strided
+scalar load per FMA row. Blocks run
   columns of out (NC) > depth (KC, one packed block) > rows (MR tiles) > panels (NR columns),
 so the tile's rows of a stay in L1 while every panel of the block (in L2) passes under them.
-Each tile shape is one private noinline function, called from every depth block, column block and
-thread part (emitted once, it keeps the module and LLVM's O3 work small): every depth block starts
-from zero and, unless it is the first (a runtime flag), adds out's partial sums; the last block
-then runs the epilogue (`linalg._finish`) as a loop over the tile it just stored, still in L1.
-Shapes are static, so remainder rows, panels, columns and depths are smaller tile functions.
+Every depth block starts from zero and, unless it is the first (a runtime flag), adds out's
+partial sums; the last block then runs the epilogue.
 """
 from __future__ import annotations
 
 import weakref
+from typing import Callable
 
 import llvmlite.ir as ir
 
-from .kernel import FAST, I64, PTR, Kernel, add, for_range, i64, llvm_type, load, splat, store, vector_unit
+from .kernel import (FAST, I64, NOWRAP, PTR, REASSOC, Kernel, add, declare, element, for_range, i64, llvm_type, load,
+                     masked_load, masked_store, splat, store, vector_unit)
 
 # rows x vectors of columns: MR * NV accumulators + NV vectors of b + 1 broadcast of a must fit
 PANEL_TILE = {16: (6, 2), 32: (8, 3)}
@@ -27,7 +37,7 @@ PACK_BYTES = 256 << 10  # the packed block of b; on the stack, so threads each h
 MAX_DEPTH = 256  # KC: a tile's rows of a (MR x KC) stay in L1 across a block's panels
 
 _pack_buffers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_tile_functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> {tile shape: function}
+_tiles: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> {tile key: function}
 BOOL = ir.IntType(1)
 
 
@@ -42,6 +52,136 @@ def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
     """(count, size, start) of the full blocks of `size` and of the remainder block."""
     blocks = [(total // size, size, 0), (1, total % size, total - total % size)]
     return [block for block in blocks if block[0] and block[1]]
+
+
+def _shared(module: ir.Module, key: tuple, name: str, args: list[tuple[str, ir.Type]],
+            emit: Callable[..., None]) -> ir.Function:
+    """The module's tile function for `key`, emitted on first use by emit(builder, *arguments).
+    Its pointers never overlap (out is no operand of a matmul), so they are noalias."""
+    tiles = _tiles.setdefault(module, {})
+    if key not in tiles:
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ty for _, ty in args]), module.get_unique_name(name))
+        fn.linkage = "private"  # a helper of the matmul kernels, not a kernel (no symbol at all)
+        fn.attributes.add("noinline")
+        fn.attributes.add("nounwind")
+        for arg, (arg_name, _) in zip(fn.args, args):
+            arg.name = arg_name
+            if arg.type == PTR:
+                arg.add_attribute("noalias")
+        bld = ir.IRBuilder(fn.append_basic_block("entry"))
+        emit(bld, *fn.args)
+        bld.ret_void()
+        tiles[key] = fn
+    return tiles[key]
+
+
+def _suffix(ty: ir.Type) -> str:
+    return "f32" if isinstance(ty, ir.FloatType) else "f64"
+
+
+def _times(bld: ir.IRBuilder, count: int, stride: ir.Value) -> ir.Value:
+    """count * stride for a Python int count and a runtime stride, folding 0 and 1."""
+    return i64(0) if count == 0 else stride if count == 1 else bld.mul(i64(count), stride, flags=NOWRAP)
+
+
+def _zeroed(bld: ir.IRBuilder, ty: ir.Type, rows: int, cols: int) -> list[list[ir.Value]]:
+    """rows x cols stack slots of `ty` set to zero (SROA turns them into registers)."""
+    slots = [[bld.alloca(ty) for _ in range(cols)] for _ in range(rows)]
+    for slot in (slot for row in slots for slot in row):
+        bld.store(ir.Constant(ty, None), slot)
+    return slots
+
+
+def outer_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int, unit_a_k: bool) -> ir.Function:
+    """`void (ptr out, ptr a, ptr b, i64 depth, i64 a_row, i64 a_k, i64 b_row, i64 out_row, i1
+    accumulate)`: out[r * out_row + c] = (that value, if accumulate) + sum over kk < depth of
+    a[r * a_row + kk * a_k] * b[kk * b_row + c], for r < rows and c < cols (at most the host's NV
+    vectors). A partial last vector is masked, so b's and out's columns past cols are neither read
+    nor written: b may be a packed panel or a row-major matrix. With unit_a_k, a_k is 1."""
+    lanes = vector_unit().lanes(ty)
+    vector = ir.VectorType(ty, lanes)
+    used = [min(lanes, cols - v * lanes) for v in range(-(-cols // lanes))]
+    bits = [[lane < n for lane in range(lanes)] for n in used]
+
+    def emit(bld, out, a, b, depth, a_row, a_k, b_row, out_row, accumulate):
+        accs = _zeroed(bld, vector, rows, len(used))
+        a_rows = [_times(bld, r, a_row) for r in range(rows)]
+        with bld.if_then(bld.icmp_unsigned("!=", depth, i64(0))), for_range(bld, depth, "k") as kk:
+            b_at = bld.mul(kk, b_row, flags=NOWRAP)
+            b_vals = [masked_load(bld, b, ty, add(bld, b_at, i64(v * lanes)), lane_bits)
+                      for v, lane_bits in enumerate(bits)]
+            a_at = kk if unit_a_k else bld.mul(kk, a_k, flags=NOWRAP)
+            for base, row_accs in zip(a_rows, accs):
+                x = splat(bld, load(bld, a, ty, add(bld, base, a_at)), lanes)
+                for y, acc in zip(b_vals, row_accs):
+                    bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=FAST), acc)
+        out_rows = [_times(bld, r, out_row) for r in range(rows)]
+        with bld.if_then(accumulate):  # a later depth block: add out's partial sums
+            for start, row_accs in zip(out_rows, accs):
+                for v, acc in enumerate(row_accs):
+                    partial = masked_load(bld, out, ty, add(bld, start, i64(v * lanes)), bits[v])
+                    bld.store(bld.fadd(bld.load(acc, typ=vector), partial, flags=FAST), acc)
+        for start, row_accs in zip(out_rows, accs):
+            for v, acc in enumerate(row_accs):
+                masked_store(bld, bld.load(acc, typ=vector), out, add(bld, start, i64(v * lanes)), used[v])
+
+    name = f"outer_tile_{_suffix(ty)}_{rows}x{cols}{'' if unit_a_k else '_strided'}"
+    args = [("out", PTR), ("a", PTR), ("b", PTR), ("depth", I64), ("a_row", I64), ("a_k", I64), ("b_row", I64),
+            ("out_row", I64), ("accumulate", BOOL)]
+    return _shared(module, ("outer", str(ty), lanes, rows, cols, unit_a_k), name, args, emit)
+
+
+def outer_product(k: Kernel, ops, a_at: ir.Value, b: ir.Value, b_at: ir.Value, b_row: int, out_at: ir.Value,
+                  depth: int, rows: int, cols: int, accumulate: ir.Value | bool = False) -> None:
+    """One call of the shared outer-product tile: out[out_at + r * N + c] (+)= sum over
+    kk < depth of op(a)[a_at + r * a_row + kk * a_k] * b[b_at + kk * b_row + c] (ops from
+    linalg._layout: its N is out's row stride)."""
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    tile = outer_tile(bld.module, ty, rows, cols, ops.a_k == 1)
+    if isinstance(accumulate, bool):
+        accumulate = ir.Constant(BOOL, accumulate)
+    bld.call(tile, [element(bld, k.out, ty, out_at), element(bld, k.ins[0], ty, a_at), element(bld, b, ty, b_at),
+                    i64(depth), i64(ops.a_row), i64(ops.a_k), i64(b_row), i64(ops.N), accumulate])
+
+
+def dot_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int) -> ir.Function:
+    """`void (ptr out, ptr a, ptr b, i64 depth, i64 a_row, i64 b_row, i64 out_row)`:
+    out[r * out_row + c] = sum over kk < depth of a[r * a_row + kk] * b[c * b_row + kk]: SIMD
+    vectors along k with one accumulator per pair of rows (each vector of a used cols times,
+    each of b rows times), the last partial vector masked, then summed across lanes."""
+    lanes = vector_unit().lanes(ty)
+    vector = ir.VectorType(ty, lanes)
+    across = declare(module, f"llvm.vector.reduce.fadd.v{lanes}{_suffix(ty)}", ty, [ty, vector])
+
+    def emit(bld, out, a, b, depth, a_row, b_row, out_row):
+        accs = _zeroed(bld, vector, rows, cols)
+        a_rows = [_times(bld, r, a_row) for r in range(rows)]
+        b_rows = [_times(bld, c, b_row) for c in range(cols)]
+
+        def step(at: ir.Value, mask: ir.Value | None) -> None:
+            everywhere = [True] * lanes
+            b_vals = [masked_load(bld, b, ty, add(bld, base, at), everywhere, mask) for base in b_rows]
+            for base, slots in zip(a_rows, accs):
+                x = masked_load(bld, a, ty, add(bld, base, at), everywhere, mask)
+                for y, acc in zip(b_vals, slots):
+                    bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=REASSOC), acc)
+
+        steps = bld.lshr(depth, i64(lanes.bit_length() - 1))
+        with bld.if_then(bld.icmp_unsigned("!=", steps, i64(0))), for_range(bld, steps, "kv") as s:
+            step(bld.mul(s, i64(lanes), flags=NOWRAP), None)
+        rest = bld.and_(depth, i64(lanes - 1))
+        with bld.if_then(bld.icmp_unsigned("!=", rest, i64(0))):  # the last depths: one masked vector
+            lane_index = ir.Constant(ir.VectorType(I64, lanes), [i64(lane) for lane in range(lanes)])
+            mask = bld.icmp_unsigned("<", lane_index, splat(bld, rest, lanes))
+            step(bld.mul(steps, i64(lanes), flags=NOWRAP), mask)
+        for r, slots in enumerate(accs):
+            start = _times(bld, r, out_row)
+            for c, acc in enumerate(slots):
+                total = bld.call(across, [ir.Constant(ty, -0.0), bld.load(acc, typ=vector)], fastmath=REASSOC)
+                store(bld, total, out, add(bld, start, i64(c)))
+
+    args = [("out", PTR), ("a", PTR), ("b", PTR), ("depth", I64), ("a_row", I64), ("b_row", I64), ("out_row", I64)]
+    return _shared(module, ("dot", str(ty), lanes, rows, cols), f"dot_tile_{_suffix(ty)}_{rows}x{cols}", args, emit)
 
 
 def _pack_buffer(k: Kernel, ty: ir.Type) -> ir.Value:
@@ -118,13 +258,15 @@ def _pack(k: Kernel, ops, b0, buf, k0, j0, depth: int, cols: int, nr: int) -> No
 def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumulate: ir.Value, last: bool,
            prepacked: bool = False) -> None:
     """Every tile of out rows 0..M-1, columns j0..j0+cols-1 over one packed depth block (rows
-    k0.. of the panels of all of op(b) when `prepacked`, else the block just packed into buf)."""
+    k0.. of the panels of all of op(b) when `prepacked`, else the block just packed into buf),
+    then the epilogue over each tile of the last block."""
+    from .linalg import finish_tile
+
     bld, ty = k.builder, llvm_type(k.node.dtype)
     mr, nv, lanes = panel_tile(ty)
     nr = nv * lanes
     for row_count, rows, row_start in _blocks(ops.M, mr):
         for panel_count, panel_cols, panel_start in _blocks(cols, nr):
-            tile = _tile_function(k, ops, depth, rows, panel_cols, last)
             with for_range(bld, row_count, "ir") as it, for_range(bld, panel_count, "jr") as jp:
                 i0 = add(bld, i64(row_start), it, rows)
                 panel = add(bld, i64(panel_start // nr), jp)
@@ -133,87 +275,8 @@ def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumula
                     start = add(bld, add(bld, i64(0), bld.udiv(j, i64(nr)), ops.K * nr), k0, nr)
                 else:
                     start = add(bld, i64(0), panel, depth * nr)
-                bld.call(tile, [k.out, k.ins[0], buf, *k.ins[2:],
-                                add(bld, add(bld, a0, i0, ops.a_row), k0, ops.a_k),
-                                start,
-                                add(bld, add(bld, out.offset, i0, ops.N), j),
-                                add(bld, out.row, i0), add(bld, out.col, j), accumulate])
-
-
-def _tile_function(k: Kernel, ops, depth: int, rows: int, cols: int, last: bool) -> ir.Function:
-    """The micro-kernel as one internal function per shape of tile, called by every tile of that
-    shape in every depth block, column block and thread part: emitted once, it keeps the module
-    (and LLVM's work on it) small; its call costs little beside rows x cols x depth FMAs.
-    `void (ptr out, ptr a, ptr packed, ptr extras..., i64 a_start, i64 panel, i64 out_start,
-    i64 row, i64 col, i1 accumulate)`: out[rows, cols] = (out if accumulate) + op(a) @ panel."""
-    module = k.builder.module
-    last = last and k.node.op == "matmul_epilogue"  # without an epilogue the last block is like the others
-    key = (k.node, k.operands, ops.a_row, ops.a_k, ops.N, depth, rows, cols, last, panel_tile(llvm_type(k.node.dtype)))
-    tiles = _tile_functions.setdefault(module, {})
-    if key not in tiles:
-        extras = len(k.ins) - 2
-        kind = ir.FunctionType(ir.VoidType(), [PTR] * (3 + extras) + [I64] * 5 + [BOOL])
-        name = module.get_unique_name(f"{k.builder.function.name}.tile{rows}x{cols}x{depth}{'.last' if last else ''}")
-        fn = ir.Function(module, kind, name)
-        fn.linkage = "private"  # a helper of its kernel, not a kernel (no symbol at all)
-        fn.attributes.add("noinline")
-        fn.attributes.add("nounwind")
-        out_ptr, a_ptr, buf, *rest = fn.args
-        extra_ptrs, (a_start, panel, out_start, row, col, accumulate) = rest[:extras], rest[extras:]
-        bld = ir.IRBuilder(fn.append_basic_block("entry"))
-        tile = Kernel(bld, k.node, k.operands, out_ptr, (a_ptr, buf, *extra_ptrs))
-        _tile(tile, ops, a_start, buf, out_start, row, col, panel, depth, rows, cols, accumulate, last)
-        bld.ret_void()
-        tiles[key] = fn
-    return tiles[key]
-
-
-def _tile(k: Kernel, ops, a_start, buf, out_start, row, col, panel, depth: int, rows: int, cols: int,
-          accumulate: ir.Value, last: bool) -> None:
-    """The micro-kernel: out[rows, cols] (+)= op(a)[rows, depth] @ panel, where op(a)[r, kk] is
-    a at a_start + r * a_row + kk * a_k and out[r, c] is out at out_start + r * N + c (output row
-    row + r, column col + c for the epilogue)."""
-    from .linalg import _finish
-
-    bld, ty = k.builder, llvm_type(k.node.dtype)
-    _, nv, lanes = panel_tile(ty)
-    nr = nv * lanes
-    vectors = -(-cols // lanes)
-    vector = ir.VectorType(ty, lanes)
-    accs = [[k.alloca(vector) for _ in range(vectors)] for _ in range(rows)]
-    for acc in (acc for row_accs in accs for acc in row_accs):
-        bld.store(ir.Constant(vector, None), acc)
-    a_rows = [add(bld, a_start, i64(r), ops.a_row) for r in range(rows)]
-    with for_range(bld, depth, "k") as kk:
-        step = add(bld, panel, kk, nr)
-        b_vals = [load(bld, buf, ty, add(bld, step, i64(v * lanes)), lanes) for v in range(vectors)]
-        for base, row_accs in zip(a_rows, accs):
-            x = splat(bld, load(bld, k.ins[0], ty, add(bld, base, kk, ops.a_k)), lanes)
-            for y, acc in zip(b_vals, row_accs):
-                bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=FAST), acc)
-    with bld.if_then(accumulate):  # a later depth block: add out's partial sums
-        for r, row_accs in enumerate(accs):
-            for v, acc in enumerate(row_accs):
-                dst = add(bld, out_start, i64(r * ops.N + v * lanes))
-                used = min(lanes, cols - v * lanes)
-                if used == lanes:
-                    bld.store(bld.fadd(bld.load(acc, typ=vector), load(bld, k.out, ty, dst, lanes), flags=FAST), acc)
-                    continue
-                value = ir.Constant(vector, None)
-                for lane in range(used):
-                    lane_index = ir.Constant(ir.IntType(32), lane)
-                    value = bld.insert_element(value, load(bld, k.out, ty, add(bld, dst, i64(lane))), lane_index)
-                bld.store(bld.fadd(bld.load(acc, typ=vector), value, flags=FAST), acc)
-    for r, row_accs in enumerate(accs):
-        for v, acc in enumerate(row_accs):
-            value, dst = bld.load(acc, typ=vector), add(bld, out_start, i64(r * ops.N + v * lanes))
-            used = min(lanes, cols - v * lanes)
-            if used == lanes:
-                store(bld, value, k.out, dst)
-                continue
-            for lane in range(used):  # the last columns of out: lane by lane
-                store(bld, bld.extract_element(value, ir.Constant(ir.IntType(32), lane)), k.out, add(bld, dst, i64(lane)))
-    if last:  # the epilogue over the tile just stored (in L1): a loop LLVM vectorises, not rows x cols copies
-        with for_range(bld, rows, "er") as r, for_range(bld, cols, "ec") as c:
-            dst = add(bld, add(bld, out_start, r, ops.N), c)
-            store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, row, r), add(bld, col, c)), k.out, dst)
+                a_at = add(bld, add(bld, a0, i0, ops.a_row), k0, ops.a_k)
+                out_at = add(bld, add(bld, out.offset, i0, ops.N), j)
+                outer_product(k, ops, a_at, buf, start, nr, out_at, depth, rows, panel_cols, accumulate)
+                if last:
+                    finish_tile(k, out, i0, j, ops.N, rows, panel_cols)

@@ -231,28 +231,45 @@ def _depths(K: int, kc: int) -> list[tuple[int, int, int, bool]]:
 
 
 def _pack(k: Kernel, ops, b0, buf, k0, j0, depth: int, cols: int, nr: int) -> None:
-    """buf[(p * depth + kk) * nr + c] = op(b)[k0 + kk, j0 + p * nr + c], zero past `cols`."""
+    """buf[(p * depth + kk) * nr + c] = op(b)[k0 + kk, j0 + p * nr + c], zero past `cols`: one
+    call of the module's shared packing function."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
-    for panel_count, panel_cols, panel_start in _blocks(cols, nr):
-        with for_range(bld, panel_count, "pp") as p:
-            first = add(bld, i64(panel_start // nr), p)
-            base = add(bld, i64(0), first, depth * nr)
-            if ops.b_col == 1:  # rows of op(b) are unit-stride: copy rows of the panel
+    pack = pack_function(bld.module, ty, nr, ops.b_col == 1)
+    source = element(bld, k.ins[1], ty, add(bld, add(bld, b0, k0, ops.b_k), j0, ops.b_col))
+    bld.call(pack, [buf, source, i64(depth), i64(cols), i64(ops.b_k if ops.b_col == 1 else ops.b_col)])
+
+
+def pack_function(module: ir.Module, ty: ir.Type, nr: int, unit_cols: bool) -> ir.Function:
+    """`void (ptr buf, ptr b, i64 depth, i64 cols, i64 stride)`: the panels of NR columns of a
+    depth x cols block of op(b), buf[(p * depth + kk) * nr + c] = op(b)[kk, p * nr + c], zero
+    past cols. op(b)[kk, j] is b[kk * stride + j] when unit_cols (rows of each panel are copied),
+    else b[j * stride + kk] (b transposed: columns are copied)."""
+    def emit(bld, buf, b, depth, cols, stride):
+        panels = bld.udiv(bld.add(cols, i64(nr - 1), flags=NOWRAP), i64(nr))
+        with for_range(bld, panels, "p") as p:  # cols >= 1, so at least one panel
+            first = bld.mul(p, i64(nr), flags=NOWRAP)
+            left = bld.sub(cols, first, flags=NOWRAP)
+            width = bld.select(bld.icmp_unsigned("<", left, i64(nr)), left, i64(nr))
+            base = bld.mul(bld.mul(p, depth, flags=NOWRAP), i64(nr), flags=NOWRAP)
+            if unit_cols:
                 with for_range(bld, depth, "kk") as kk:
-                    src = add(bld, add(bld, b0, add(bld, k0, kk), ops.b_k), add(bld, j0, first, nr))
+                    src = bld.add(bld.mul(kk, stride, flags=NOWRAP), first, flags=NOWRAP)
                     dst = add(bld, base, kk, nr)
-                    with for_range(bld, panel_cols, "c") as c:
-                        store(bld, load(bld, k.ins[1], ty, add(bld, src, c)), buf, add(bld, dst, c))
-            else:  # columns of op(b) are unit-stride (b transposed): copy columns of the panel
-                with for_range(bld, panel_cols, "c") as c:
-                    src = add(bld, add(bld, b0, add(bld, add(bld, j0, first, nr), c), ops.b_col), k0, ops.b_k)
+                    with for_range(bld, width, "c") as c:
+                        store(bld, load(bld, b, ty, add(bld, src, c)), buf, add(bld, dst, c))
+            else:
+                with for_range(bld, width, "c") as c:
+                    src = bld.mul(bld.add(first, c, flags=NOWRAP), stride, flags=NOWRAP)
                     with for_range(bld, depth, "kk") as kk:
-                        value = load(bld, k.ins[1], ty, add(bld, src, kk, ops.b_k))
-                        store(bld, value, buf, add(bld, add(bld, base, kk, nr), c))
-            if panel_cols < nr:
-                with for_range(bld, depth, "kz") as kk:
-                    with for_range(bld, nr - panel_cols, "cz") as c:
-                        store(bld, ir.Constant(ty, 0.0), buf, add(bld, add(bld, base, kk, nr), add(bld, c, i64(panel_cols))))
+                        store(bld, load(bld, b, ty, add(bld, src, kk)), buf, add(bld, add(bld, base, kk, nr), c))
+            with bld.if_then(bld.icmp_unsigned("<", width, i64(nr))), for_range(bld, depth, "kz") as kk:
+                start = add(bld, add(bld, base, kk, nr), width)  # the last panel's columns past cols: zeros
+                with for_range(bld, bld.sub(i64(nr), width, flags=NOWRAP), "cz") as c:
+                    store(bld, ir.Constant(ty, 0.0), buf, add(bld, start, c))
+
+    name = f"pack_{_suffix(ty)}_{nr}_{'rows' if unit_cols else 'columns'}"
+    args = [("buf", PTR), ("b", PTR), ("depth", I64), ("cols", I64), ("stride", I64)]
+    return _shared(module, ("pack", str(ty), nr, unit_cols), name, args, emit)
 
 
 def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumulate: ir.Value, last: bool,

@@ -153,14 +153,15 @@ def masked_load(b: ir.IRBuilder, ptr: ir.Value, ty: ir.Type, offset: ir.Value, b
     return b.call(_masked(b, "load", vector), [address, ir.Constant(I32, _align(ty)), mask, ir.Constant(vector, None)])
 
 
-def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value, used: int) -> None:
-    """The first `used` lanes of a vector stored to consecutive elements at `offset`."""
-    if used == value.type.count:
+def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value, used: int | ir.Value) -> None:
+    """The first `used` lanes of a vector stored to consecutive elements at `offset` (or the
+    lanes of a runtime vector of i1)."""
+    if isinstance(used, int) and used == value.type.count:
         return store(b, value, ptr, offset)
     ty = value.type.element
     address = b.gep(ptr, [offset], inbounds=True, source_etype=ty)
-    bits = [lane < used for lane in range(value.type.count)]
-    b.call(_masked(b, "store", value.type), [value, address, ir.Constant(I32, _align(ty)), lane_mask(bits)])
+    mask = used if isinstance(used, ir.Value) else lane_mask([lane < used for lane in range(value.type.count)])
+    b.call(_masked(b, "store", value.type), [value, address, ir.Constant(I32, _align(ty)), mask])
 
 
 def splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:

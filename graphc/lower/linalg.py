@@ -32,7 +32,7 @@ import llvmlite.ir as ir
 
 from ..ops.linalg import epilogue_strides
 from .elementwise import emit_body
-from .microkernel import dot_tile, emit_packed, outer_product, panel_tile
+from .microkernel import dot_products, emit_packed, outer_product, panel_tile
 from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, element, for_range, i64, itemsize, llvm_type,
                      load, store, strided_loops, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
@@ -305,17 +305,7 @@ def finish_tile(k: Kernel, out: _Out, i0: ir.Value, j0: ir.Value, N: int, rows: 
 
 
 def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
-    bld, ty = k.builder, llvm_type(k.node.dtype)
-    mr, nr = SINGLE_ROW_DOT_TILE if ops.M == 1 else DOT_TILE[vector_unit().registers]
-    for row_count, rows, row_start in _blocks(ops.M, mr):
-        for col_count, cols, col_start in _blocks(ops.N, nr):
-            tile = dot_tile(bld.module, ty, rows, cols)
-            with for_range(bld, row_count, "it") as it, for_range(bld, col_count, "jt") as jt:
-                i0, j0 = add(bld, i64(row_start), it, rows), add(bld, i64(col_start), jt, cols)
-                pointers = [element(bld, k.out, ty, add(bld, add(bld, out.offset, i0, ops.N), j0)),
-                            element(bld, k.ins[0], ty, add(bld, a0, i0, ops.a_row)),
-                            element(bld, k.ins[1], ty, add(bld, b0, j0, ops.b_col))]
-                bld.call(tile, [*pointers, i64(ops.K), i64(ops.a_row), i64(ops.b_col), i64(ops.N)])
+    dot_products(k, ops, a0, b0, out.offset)
     # over the stored sums: applied to each sum, it stayed scalar
     finish_tile(k, out, i64(0), i64(0), ops.N, ops.M, ops.N)
 

@@ -93,24 +93,29 @@ def _zeroed(bld: ir.IRBuilder, ty: ir.Type, rows: int, cols: int) -> list[list[i
     return slots
 
 
-def outer_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int) -> ir.Function:
+def outer_tile(module: ir.Module, ty: ir.Type, rows: int, vectors: int, partial: bool) -> ir.Function:
     """`void (ptr out, ptr a, ptr b, i64 depth, i64 a_row, i64 a_k, i64 b_row, i64 out_row, i1
-    accumulate)`: out[r * out_row + c] = (that value, if accumulate) + sum over kk < depth of
-    a[r * a_row + kk * a_k] * b[kk * b_row + c], for r < rows and c < cols (at most the host's NV
-    vectors). A partial last vector is masked, so b's and out's columns past cols are neither read
-    nor written: b may be a packed panel or a row-major matrix."""
+    accumulate, i64 used_cols)`: out[r * out_row + c] = (that value, if accumulate) + sum over
+    kk < depth of a[r * a_row + kk * a_k] * b[kk * b_row + c], for r < rows and c < vectors *
+    lanes, or c < used_cols (within the last vector) when `partial`: that vector's lanes past it
+    are masked, so b's and out's columns there are neither read nor written (b may be a packed
+    panel or a row-major matrix); every remainder width of a tile shares one function."""
     lanes = vector_unit().lanes(ty)
     vector = ir.VectorType(ty, lanes)
-    used = [min(lanes, cols - v * lanes) for v in range(-(-cols // lanes))]
-    bits = [[lane < n for lane in range(lanes)] for n in used]
 
-    def emit(bld, out, a, b, depth, a_row, a_k, b_row, out_row, accumulate):
-        accs = _zeroed(bld, vector, rows, len(used))
+    def emit(bld, out, a, b, depth, a_row, a_k, b_row, out_row, accumulate, used_cols):
+        masks = [None] * vectors
+        if partial:  # the last vector's lanes below used_cols
+            lane_index = ir.Constant(ir.VectorType(I64, lanes), [i64(lane) for lane in range(lanes)])
+            left = bld.sub(used_cols, i64((vectors - 1) * lanes), flags=NOWRAP)
+            masks[-1] = bld.icmp_unsigned("<", lane_index, splat(bld, left, lanes))
+        everywhere = [True] * lanes
+        accs = _zeroed(bld, vector, rows, vectors)
         a_rows = [_times(bld, r, a_row) for r in range(rows)]
         with bld.if_then(bld.icmp_unsigned("!=", depth, i64(0))), for_range(bld, depth, "k") as kk:
             b_at = bld.mul(kk, b_row, flags=NOWRAP)
-            b_vals = [masked_load(bld, b, ty, add(bld, b_at, i64(v * lanes)), lane_bits)
-                      for v, lane_bits in enumerate(bits)]
+            b_vals = [masked_load(bld, b, ty, add(bld, b_at, i64(v * lanes)), everywhere, mask)
+                      for v, mask in enumerate(masks)]
             a_at = bld.mul(kk, a_k, flags=NOWRAP)
             for base, row_accs in zip(a_rows, accs):
                 x = splat(bld, load(bld, a, ty, add(bld, base, a_at)), lanes)
@@ -119,45 +124,52 @@ def outer_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int) -> ir.Funct
         out_rows = [_times(bld, r, out_row) for r in range(rows)]
         with bld.if_then(accumulate):  # a later depth block: add out's partial sums
             for start, row_accs in zip(out_rows, accs):
-                for v, acc in enumerate(row_accs):
-                    partial = masked_load(bld, out, ty, add(bld, start, i64(v * lanes)), bits[v])
-                    bld.store(bld.fadd(bld.load(acc, typ=vector), partial, flags=FAST), acc)
+                for v, (acc, mask) in enumerate(zip(row_accs, masks)):
+                    partial_sums = masked_load(bld, out, ty, add(bld, start, i64(v * lanes)), everywhere, mask)
+                    bld.store(bld.fadd(bld.load(acc, typ=vector), partial_sums, flags=FAST), acc)
         for start, row_accs in zip(out_rows, accs):
-            for v, acc in enumerate(row_accs):
-                masked_store(bld, bld.load(acc, typ=vector), out, add(bld, start, i64(v * lanes)), used[v])
+            for v, (acc, mask) in enumerate(zip(row_accs, masks)):
+                value = bld.load(acc, typ=vector)
+                masked_store(bld, value, out, add(bld, start, i64(v * lanes)), lanes if mask is None else mask)
 
-    name = f"outer_tile_{_suffix(ty)}_{rows}x{cols}"
+    name = f"outer_tile_{_suffix(ty)}_{rows}x{vectors * lanes}{'_partial' if partial else ''}"
     args = [("out", PTR), ("a", PTR), ("b", PTR), ("depth", I64), ("a_row", I64), ("a_k", I64), ("b_row", I64),
-            ("out_row", I64), ("accumulate", BOOL)]
-    return _shared(module, ("outer", str(ty), lanes, rows, cols), name, args, emit)
+            ("out_row", I64), ("accumulate", BOOL), ("used_cols", I64)]
+    return _shared(module, ("outer", str(ty), lanes, rows, vectors, partial), name, args, emit)
 
 
 def outer_product(k: Kernel, ops, a_at: ir.Value, b: ir.Value, b_at: ir.Value, b_row: int, out_at: ir.Value,
                   depth: int, rows: int, cols: int, accumulate: ir.Value | bool = False) -> None:
     """One call of the shared outer-product tile: out[out_at + r * N + c] (+)= sum over
     kk < depth of op(a)[a_at + r * a_row + kk * a_k] * b[b_at + kk * b_row + c] (ops from
-    linalg._layout: its N is out's row stride)."""
+    linalg._layout: its N is out's row stride). A tile narrower than the host's NV vectors is a
+    remainder: it calls the partial function of its vector count."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
-    tile = outer_tile(bld.module, ty, rows, cols)
+    _, nv, lanes = panel_tile(ty)
+    tile = outer_tile(bld.module, ty, rows, -(-cols // lanes), cols < nv * lanes)
     if isinstance(accumulate, bool):
         accumulate = ir.Constant(BOOL, accumulate)
     bld.call(tile, [element(bld, k.out, ty, out_at), element(bld, k.ins[0], ty, a_at), element(bld, b, ty, b_at),
-                    i64(depth), i64(ops.a_row), i64(ops.a_k), i64(b_row), i64(ops.N), accumulate])
+                    i64(depth), i64(ops.a_row), i64(ops.a_k), i64(b_row), i64(ops.N), accumulate, i64(cols)])
 
 
-def dot_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int) -> ir.Function:
-    """`void (ptr out, ptr a, ptr b, i64 depth, i64 a_row, i64 b_row, i64 out_row)`:
-    out[r * out_row + c] = sum over kk < depth of a[r * a_row + kk] * b[c * b_row + kk]: SIMD
-    vectors along k with one accumulator per pair of rows (each vector of a used cols times,
-    each of b rows times), the last partial vector masked, then summed across lanes."""
+def dot_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int, partial_depth: bool) -> ir.Function:
+    """`void (ptr out, ptr a, ptr b, i64 depth, i64 a_row, i64 b_row, i64 out_row, i64 used_rows,
+    i64 used_cols)`: out[r * out_row + c] = sum over kk < depth of a[r * a_row + kk] *
+    b[c * b_row + kk] for r < used_rows <= rows and c < used_cols <= cols: SIMD vectors along k
+    with one accumulator per pair of rows (each vector of a used cols times, each of b rows
+    times), a last partial vector masked when `partial_depth` (depth % lanes may be nonzero),
+    then summed across lanes. Rows and columns past the used ones repeat the last used one, so
+    they compute and store its value again: a remainder tile needs no function of its own."""
     lanes = vector_unit().lanes(ty)
     vector = ir.VectorType(ty, lanes)
     across = declare(module, f"llvm.vector.reduce.fadd.v{lanes}{_suffix(ty)}", ty, [ty, vector])
 
-    def emit(bld, out, a, b, depth, a_row, b_row, out_row):
+    def emit(bld, out, a, b, depth, a_row, b_row, out_row, used_rows, used_cols):
         accs = _zeroed(bld, vector, rows, cols)
-        a_rows = [_times(bld, r, a_row) for r in range(rows)]
-        b_rows = [_times(bld, c, b_row) for c in range(cols)]
+        row_of = [_clamped(bld, r, used_rows) for r in range(rows)]
+        a_rows = [bld.mul(r, a_row, flags=NOWRAP) for r in row_of]
+        b_rows = [bld.mul(_clamped(bld, c, used_cols), b_row, flags=NOWRAP) for c in range(cols)]
 
         def step(at: ir.Value, mask: ir.Value | None) -> None:
             everywhere = [True] * lanes
@@ -170,19 +182,63 @@ def dot_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int) -> ir.Functio
         steps = bld.lshr(depth, i64(lanes.bit_length() - 1))
         with bld.if_then(bld.icmp_unsigned("!=", steps, i64(0))), for_range(bld, steps, "kv") as s:
             step(bld.mul(s, i64(lanes), flags=NOWRAP), None)
-        rest = bld.and_(depth, i64(lanes - 1))
-        with bld.if_then(bld.icmp_unsigned("!=", rest, i64(0))):  # the last depths: one masked vector
-            lane_index = ir.Constant(ir.VectorType(I64, lanes), [i64(lane) for lane in range(lanes)])
-            mask = bld.icmp_unsigned("<", lane_index, splat(bld, rest, lanes))
-            step(bld.mul(steps, i64(lanes), flags=NOWRAP), mask)
-        for r, slots in enumerate(accs):
-            start = _times(bld, r, out_row)
-            for c, acc in enumerate(slots):
+        if partial_depth:
+            rest = bld.and_(depth, i64(lanes - 1))
+            with bld.if_then(bld.icmp_unsigned("!=", rest, i64(0))):  # the last depths: one masked vector
+                lane_index = ir.Constant(ir.VectorType(I64, lanes), [i64(lane) for lane in range(lanes)])
+                mask = bld.icmp_unsigned("<", lane_index, splat(bld, rest, lanes))
+                step(bld.mul(steps, i64(lanes), flags=NOWRAP), mask)
+        columns = [_clamped(bld, c, used_cols) for c in range(cols)]
+        for r, slots in zip(row_of, accs):
+            start = bld.mul(r, out_row, flags=NOWRAP)
+            for c, acc in zip(columns, slots):
                 total = bld.call(across, [ir.Constant(ty, -0.0), bld.load(acc, typ=vector)], fastmath=REASSOC)
-                store(bld, total, out, add(bld, start, i64(c)))
+                store(bld, total, out, add(bld, start, c))
 
-    args = [("out", PTR), ("a", PTR), ("b", PTR), ("depth", I64), ("a_row", I64), ("b_row", I64), ("out_row", I64)]
-    return _shared(module, ("dot", str(ty), lanes, rows, cols), f"dot_tile_{_suffix(ty)}_{rows}x{cols}", args, emit)
+    args = [("out", PTR), ("a", PTR), ("b", PTR), ("depth", I64), ("a_row", I64), ("b_row", I64), ("out_row", I64),
+            ("used_rows", I64), ("used_cols", I64)]
+    name = f"dot_tile_{_suffix(ty)}_{rows}x{cols}{'_partial' if partial_depth else ''}"
+    return _shared(module, ("dot", str(ty), lanes, rows, cols, partial_depth), name, args, emit)
+
+
+def _clamped(bld: ir.IRBuilder, index: int, used: ir.Value) -> ir.Value:
+    """min(index, used - 1): the row or column a tile's index `index` computes."""
+    if index == 0:
+        return i64(0)
+    last = bld.sub(used, i64(1), flags=NOWRAP)
+    return bld.select(bld.icmp_unsigned("<", i64(index), used), i64(index), last)
+
+
+def dot_products(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out_offset: ir.Value) -> None:
+    """out[i, j] = sum over k of op(a)[i, k] * op(b)[k, j] with both unit-stride in k, over
+    balanced tiles of the host's dot shape (ops.M == 1: one row of the widest, a duplicate dot
+    product costs nothing beside streaming b), calls of one shared dot tile."""
+    from .linalg import DOT_TILE, SINGLE_ROW_DOT_TILE
+
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    lanes = vector_unit().lanes(ty)
+    mr, nr = SINGLE_ROW_DOT_TILE if ops.M == 1 else DOT_TILE[vector_unit().registers]
+    rows = _balanced(ops.M, mr)
+    cols = nr if ops.M == 1 else _balanced(ops.N, nr)
+    tile = dot_tile(bld.module, ty, rows, cols, ops.K % lanes != 0)
+    row_tiles, col_tiles = -(-ops.M // rows), -(-ops.N // cols)
+    with for_range(bld, row_tiles, "it") as it, for_range(bld, col_tiles, "jt") as jt:
+        i0, j0 = bld.mul(it, i64(rows), flags=NOWRAP), bld.mul(jt, i64(cols), flags=NOWRAP)
+        used_rows = _at_most(bld, bld.sub(i64(ops.M), i0, flags=NOWRAP), rows)
+        used_cols = _at_most(bld, bld.sub(i64(ops.N), j0, flags=NOWRAP), cols)
+        pointers = [element(bld, k.out, ty, add(bld, add(bld, out_offset, i0, ops.N), j0)),
+                    element(bld, k.ins[0], ty, add(bld, a0, i0, ops.a_row)),
+                    element(bld, k.ins[1], ty, add(bld, b0, j0, ops.b_col))]
+        bld.call(tile, [*pointers, i64(ops.K), i64(ops.a_row), i64(ops.b_col), i64(ops.N), used_rows, used_cols])
+
+
+def _balanced(total: int, most: int) -> int:
+    """The tile size of at most `most` that splits `total` into the fewest, most equal tiles."""
+    return -(-total // -(-total // most))
+
+
+def _at_most(bld: ir.IRBuilder, value: ir.Value, most: int) -> ir.Value:
+    return bld.select(bld.icmp_unsigned("<", value, i64(most)), value, i64(most))
 
 
 def _pack_buffer(k: Kernel, ty: ir.Type) -> ir.Value:

@@ -35,7 +35,7 @@ from .elementwise import emit_body
 from .microkernel import dot_products, emit_packed, outer_product, panel_tile
 from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, element, for_range, i64, itemsize, llvm_type,
                      load, store, strided_loops, vector_unit)
-from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
+from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_indexed, run_parts, split
 
 MIN_ELEMENTS_PER_ROW_PART = 1 << 17
 # Packing b into panels (microkernel.py) pays once each packed element is used by 64 rows of a
@@ -139,10 +139,10 @@ def emit_matmul(k: Kernel) -> None:
     if prepacked or packs_b(ops.M, ops.N, ops.K):
         strategy = emit_packed
         if batch == 1:
-            run_parts(k, _packed_parts(k, ops))
+            _packed_parts(k, ops)
             return
     if batch == 1:
-        run_parts(k, _row_parts(strategy, ops))
+        _row_parts(k, strategy, ops)
         return
     b = k.builder
     with for_range(b, batch, "batch") as t:
@@ -215,7 +215,7 @@ def _deep_part(k: Kernel, ops: _Operands, first: int, count: int, slot: int) -> 
                                       depth, rows, partial, accumulate)
 
 
-def _row_parts(strategy, ops: _Operands) -> list:
+def _row_parts(k: Kernel, strategy, ops: _Operands) -> None:
     """One part per thread, each a block of rows of out (whole register tiles where possible).
     Rows of op(a) are a fixed stride apart whatever the transposes, so a block of rows is the
     same computation with M smaller and a and out offset. A single row (batch-1 inference)
@@ -223,32 +223,57 @@ def _row_parts(strategy, ops: _Operands) -> list:
     if ops.M == 1:
         threads = min(num_threads(), max(1, ops.N * ops.K // MIN_ELEMENTS_PER_ROW_PART))
         # with one row, ops.N is only the width: out's row stride is never multiplied by a row
-        return [functools.partial(_part, strategy, replace(ops, N=count), 0, start * ops.b_col, start, 0, start)
-                for start, count in split(ops.N, threads, 8)]
+        return _run_blocks(k, split(ops.N, threads, 8), lambda part, start, count: _part(
+            strategy, replace(ops, N=count), part, i64(0), _times(part, start, ops.b_col), start, i64(0), start))
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     tile = OUTER_TILE[vector_unit().registers][0] if strategy is _outer_tiles else DOT_TILE[vector_unit().registers][0]
-    return [functools.partial(_part, strategy, replace(ops, M=count), start * ops.a_row, 0, start * ops.N, start, 0)
-            for start, count in split(ops.M, threads, tile if ops.M >= 2 * tile else 1)]
+    _run_blocks(k, split(ops.M, threads, tile if ops.M >= 2 * tile else 1), functools.partial(_row_block, strategy, ops))
 
 
-def _packed_parts(k: Kernel, ops: _Operands) -> list:
-    """One part per thread: blocks of whole panels of columns, so each thread packs only its
-    share of b, or blocks of rows when out is too narrow for a few panels a thread."""
+def _packed_parts(k: Kernel, ops: _Operands) -> None:
+    """One part per thread: blocks of columns (equal ones if N splits evenly, else whole
+    panels), so each thread packs only its share of b, or blocks of rows when out is too narrow
+    for a few panels a thread."""
     mr, nv, lanes = panel_tile(llvm_type(k.node.dtype))
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     if ops.N >= 2 * threads * nv * lanes:
         origin = _Out(i64(0), i64(0), i64(0))
-        return [lambda k, start=start, count=count: emit_packed(k, ops, i64(0), i64(0), origin, start, count)
-                for start, count in split(ops.N, threads, nv * lanes)]
-    return [functools.partial(_part, emit_packed, replace(ops, M=count), start * ops.a_row, 0, start * ops.N, start, 0)
-            for start, count in split(ops.M, threads, mr)]
+        # prepacked panels start every NR columns: a part starts at one
+        even = ops.N % threads == 0 and not k.node.attr_dict.get("packed_n", 0)
+        columns = split(ops.N, threads) if even else split(ops.N, threads, nv * lanes)
+        return _run_blocks(k, columns, lambda part, start, count: emit_packed(part, ops, i64(0), i64(0), origin,
+                                                                              start, count))
+    _run_blocks(k, split(ops.M, threads, mr), functools.partial(_row_block, emit_packed, ops))
 
 
-def _part(strategy, ops: _Operands, a_offset: int, b_offset: int, out_offset: int, row: int, col: int,
-          k: Kernel) -> None:
+def _run_blocks(k: Kernel, blocks: list[tuple[int, int]], emit_block) -> None:
+    """emit_block(kernel, start, count) for each (start, count) block, one per thread: emitted
+    once with its start computed from the part's index when the blocks are equal (the common
+    case: the code of one part, not of each), else once per part."""
+    if len({count for _, count in blocks}) == 1:
+        count = blocks[0][1]
+        return run_indexed(k, len(blocks), lambda part, index: emit_block(part, _times(part, index, count), count))
+    run_parts(k, [functools.partial(lambda part, start, count: emit_block(part, i64(start), count), start=start,
+                                    count=count) for start, count in blocks])
+
+
+def _times(k: Kernel, index: ir.Value, stride: int) -> ir.Value:
+    """index * stride, folded when the index is a constant (a single part)."""
+    if isinstance(index, ir.Constant):
+        return i64(index.constant * stride)
+    return add(k.builder, i64(0), index, stride)
+
+
+def _row_block(strategy, ops: _Operands, k: Kernel, start: ir.Value, count: int) -> None:
+    """Rows start..start+count-1 of out."""
+    _part(strategy, replace(ops, M=count), k, _times(k, start, ops.a_row), i64(0), _times(k, start, ops.N), start, i64(0))
+
+
+def _part(strategy, ops: _Operands, k: Kernel, a_offset: ir.Value, b_offset: ir.Value, out_offset: ir.Value,
+          row: ir.Value, col: ir.Value) -> None:
     """One block of the matmul: `strategy` on `ops` with a, b and out starting at these elements,
     out's first element at output row `row`, column `col`."""
-    strategy(k, ops, i64(a_offset), i64(b_offset), _Out(i64(out_offset), i64(row), i64(col)))
+    strategy(k, ops, a_offset, b_offset, _Out(out_offset, row, col))
 
 
 def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:

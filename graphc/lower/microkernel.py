@@ -140,17 +140,22 @@ def outer_tile(module: ir.Module, ty: ir.Type, rows: int, vectors: int, partial:
 
 def outer_product(k: Kernel, ops, a_at: ir.Value, b: ir.Value, b_at: ir.Value, b_row: int, out_at: ir.Value,
                   depth: int, rows: int, cols: int, accumulate: ir.Value | bool = False) -> None:
-    """One call of the shared outer-product tile: out[out_at + r * N + c] (+)= sum over
+    """Calls of the shared outer-product tiles: out[out_at + r * N + c] (+)= sum over
     kk < depth of op(a)[a_at + r * a_row + kk * a_k] * b[b_at + kk * b_row + c] (ops from
     linalg._layout: its N is out's row stride). A tile narrower than the host's NV vectors is a
-    remainder: it calls the partial function of its vector count."""
+    remainder: one call per vector of the one-vector partial tile, so every remainder width
+    shares one function (two one-vector tiles cost an eighth more than a two-vector one)."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
     _, nv, lanes = panel_tile(ty)
-    tile = outer_tile(bld.module, ty, rows, -(-cols // lanes), cols < nv * lanes)
     if isinstance(accumulate, bool):
         accumulate = ir.Constant(BOOL, accumulate)
-    bld.call(tile, [element(bld, k.out, ty, out_at), element(bld, k.ins[0], ty, a_at), element(bld, b, ty, b_at),
-                    i64(depth), i64(ops.a_row), i64(ops.a_k), i64(b_row), i64(ops.N), accumulate, i64(cols)])
+    widths = [cols] if cols == nv * lanes else [min(lanes, cols - first) for first in range(0, cols, lanes)]
+    for v, width in enumerate(widths):
+        tile = outer_tile(bld.module, ty, rows, -(-width // lanes), width < nv * lanes)
+        shift = i64(v * lanes)
+        bld.call(tile, [element(bld, k.out, ty, add(bld, out_at, shift)), element(bld, k.ins[0], ty, a_at),
+                        element(bld, b, ty, add(bld, b_at, shift)), i64(depth), i64(ops.a_row), i64(ops.a_k),
+                        i64(b_row), i64(ops.N), accumulate, i64(width)])
 
 
 def dot_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int, partial_depth: bool) -> ir.Function:
@@ -252,13 +257,14 @@ def _pack_buffer(k: Kernel, ty: ir.Type) -> ir.Value:
     return _pack_buffers[fn]
 
 
-def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: int = 0, width: int | None = None) -> None:
+def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: ir.Value = i64(0),
+                width: int | None = None) -> None:
     """out[i, first_col:first_col + width] for all ops.M rows (ops from linalg._layout: its N is
-    out's row stride; `out` a linalg._Out)."""
+    out's row stride; `out` a linalg._Out; first_col may be a part's runtime offset)."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
     mr, nv, lanes = panel_tile(ty)
     nr = nv * lanes
-    width = ops.N - first_col if width is None else width
+    width = ops.N if width is None else width
     depth_blocks = -(-ops.K // MAX_DEPTH)
     kc = -(-ops.K // depth_blocks)
     nc = max(nr, PACK_BYTES // (kc * (4 if isinstance(ty, ir.FloatType) else 8)) // nr * nr)
@@ -267,7 +273,7 @@ def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: int 
     buf = k.ins[1] if prepacked else _pack_buffer(k, ty)
     for col_count, cols, col_start in _blocks(width, nc):
         with for_range(bld, col_count, "jc") as jc:
-            j0 = add(bld, i64(first_col + col_start), jc, cols)
+            j0 = add(bld, add(bld, first_col, i64(col_start)), jc, cols)
             for depth_count, depth, depth_start, last in _depths(ops.K, kc):
                 with for_range(bld, depth_count, "pc") as pc:
                     k0 = add(bld, i64(depth_start), pc, depth)

@@ -67,7 +67,9 @@ def is_float(ty: ir.Type) -> bool:
     return isinstance(ty, (ir.FloatType, ir.DoubleType))
 
 
+@functools.lru_cache(maxsize=4096)
 def i64(value: int) -> ir.Constant:
+    """The i64 constant `value`; constants are immutable operands, so one object serves every use."""
     return ir.Constant(I64, int(value))
 
 

@@ -224,10 +224,11 @@ def _row_parts(k: Kernel, strategy, ops: _Operands) -> None:
         threads = min(num_threads(), max(1, ops.N * ops.K // MIN_ELEMENTS_PER_ROW_PART))
         # with one row, ops.N is only the width: out's row stride is never multiplied by a row
         return _run_blocks(k, split(ops.N, threads, 8), lambda part, start, count: _part(
-            strategy, replace(ops, N=count), part, i64(0), _times(part, start, ops.b_col), start, i64(0), start))
+            strategy, replace(ops, N=count), part, i64(0), _scaled(part, start, ops.b_col), start, i64(0), start))
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     tile = OUTER_TILE[vector_unit().registers][0] if strategy is _outer_tiles else DOT_TILE[vector_unit().registers][0]
-    _run_blocks(k, split(ops.M, threads, tile if ops.M >= 2 * tile else 1), functools.partial(_row_block, strategy, ops))
+    rows = split(ops.M, threads, tile if ops.M >= 2 * tile else 1)
+    _run_blocks(k, rows, functools.partial(_row_block, strategy, ops))
 
 
 def _packed_parts(k: Kernel, ops: _Operands) -> None:
@@ -252,12 +253,12 @@ def _run_blocks(k: Kernel, blocks: list[tuple[int, int]], emit_block) -> None:
     case: the code of one part, not of each), else once per part."""
     if len({count for _, count in blocks}) == 1:
         count = blocks[0][1]
-        return run_indexed(k, len(blocks), lambda part, index: emit_block(part, _times(part, index, count), count))
+        return run_indexed(k, len(blocks), lambda part, index: emit_block(part, _scaled(part, index, count), count))
     run_parts(k, [functools.partial(lambda part, start, count: emit_block(part, i64(start), count), start=start,
                                     count=count) for start, count in blocks])
 
 
-def _times(k: Kernel, index: ir.Value, stride: int) -> ir.Value:
+def _scaled(k: Kernel, index: ir.Value, stride: int) -> ir.Value:
     """index * stride, folded when the index is a constant (a single part)."""
     if isinstance(index, ir.Constant):
         return i64(index.constant * stride)
@@ -266,7 +267,8 @@ def _times(k: Kernel, index: ir.Value, stride: int) -> ir.Value:
 
 def _row_block(strategy, ops: _Operands, k: Kernel, start: ir.Value, count: int) -> None:
     """Rows start..start+count-1 of out."""
-    _part(strategy, replace(ops, M=count), k, _times(k, start, ops.a_row), i64(0), _times(k, start, ops.N), start, i64(0))
+    a_offset, out_offset = _scaled(k, start, ops.a_row), _scaled(k, start, ops.N)
+    _part(strategy, replace(ops, M=count), k, a_offset, i64(0), out_offset, start, i64(0))
 
 
 def _part(strategy, ops: _Operands, k: Kernel, a_offset: ir.Value, b_offset: ir.Value, out_offset: ir.Value,

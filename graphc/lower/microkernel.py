@@ -4,13 +4,15 @@ Register tiles. An outer-product tile accumulates rows x (vectors of columns) of
 registers, each step broadcasting one element of op(a) per row against the vectors of a row of
 b; a dot-product tile accumulates rows x cols SIMD vectors along k (rows of a against rows of b,
 both unit-stride in k) and sums each across lanes at the end. Each is one private noinline
-function per module and register-tile shape (dtype, rows, columns), whatever the kernel
-calling it: the depth and the strides of a, b and out are i64 arguments and the pointers point
-at the tile's first elements. (A k-stride of a known to be 1 measured no faster than one read
-from an argument: 140 GFLOP/s both, 8 x 48 tiles on one Ice Lake core.) LLVM's time grows with every
-function and line, so the matmuls of a train step share three tile functions instead of one per
-(kernel, depth block, tile, last block); a call costs little beside rows x cols x depth FMAs.
-The epilogue (`linalg.finish_tile`) is the caller's, a loop over the tile just stored, still in L1.
+function per module and register-tile shape, whatever the kernel calling it: the depth and the
+strides of a, b and out are i64 arguments, the pointers point at the tile's first elements, and
+a remainder's width (and a dot tile's rows and columns) is an argument too. (A k-stride of a
+known to be 1 measured no faster than one read from an argument: 140 GFLOP/s both, 8 x 48 tiles
+on one Ice Lake core.) LLVM's time grows with every function and line: W1's train step went
+from 10,300 lines in 47 functions (a tile function per kernel, depth block, tile and last block)
+to about 3,100 in 40, its five matmul kernels sharing five tile functions; a call costs little
+beside rows x cols x depth FMAs. The epilogue (`linalg.finish_tile`) is the caller's, a loop
+over the tile just stored, still in L1.
 
 Packed panels (BLIS-style): a block of op(b), at most PACK_BYTES, is copied into contiguous
 panels of NR columns (K rows each, zero-padded past N) in a stack buffer; then an MR x NR

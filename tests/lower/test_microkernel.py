@@ -157,13 +157,17 @@ def test_matmuls_of_one_tile_shape_share_one_tile_function():
     check_matmuls(graph, specs)
 
 
-def test_every_remainder_width_shares_the_one_vector_tile():
-    """Column remainders of one and a half vectors and of half a vector run one-vector partial
-    tiles: one function for both, beside the whole tile."""
+def test_remainder_widths_of_one_vector_count_share_a_tile():
+    """Column remainders of one and a half vectors and of two vectors run the two-vector partial
+    tile, half a vector the one-vector one: two functions for three widths, beside the whole tile."""
     mr, nv, lanes = microkernel.panel_tile(microkernel.llvm_type("float32"))
     nr = nv * lanes
-    specs = [((mr, 70), (70, nr + lanes + lanes // 2), False, False), ((mr, 70), (nr + lanes // 2, 70), False, True)]
+    widths = [nr + lanes + lanes // 2, nr + 2 * lanes, nr + lanes // 2] if nv > 2 else [nr + lanes // 2, nr + lanes]
+    specs = [((mr, 70), (70, n), False, False) if j % 2 == 0 else ((mr, 70), (n, 70), False, True)
+             for j, n in enumerate(widths)]
     graph = matmuls_graph(specs)
-    assert sorted(tile_definitions(lower(graph).ir_text)) == [f"outer_tile_f32_{mr}x{lanes}_partial",
-                                                               f"outer_tile_f32_{mr}x{nr}"]
+    expected = {f"outer_tile_f32_{mr}x{nr}", f"outer_tile_f32_{mr}x{lanes}_partial"}
+    if nv > 2:
+        expected.add(f"outer_tile_f32_{mr}x{2 * lanes}_partial")
+    assert sorted(tile_definitions(lower(graph).ir_text)) == sorted(expected)
     check_matmuls(graph, specs)

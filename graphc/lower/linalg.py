@@ -284,9 +284,12 @@ def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Ou
     mr, nv = OUTER_TILE[vector_unit().registers]
     if ops.M < mr:  # too few rows to reuse b from registers: stream its rows instead
         return _rows_times_rows(k, ops, a0, b0, out, 0)
-    # whole tiles of nv vectors, then fewer vectors; the tile column loop is outermost so a
-    # panel of b stays in cache while all rows of a pass over it
-    for col_count, vectors, col_start in _blocks(ops.N // lanes, nv):
+    # whole tiles of nv vectors, then one-vector tiles (the function the packed remainders use
+    # too: for a small matmul one function fewer beats a two-vector tile); the tile column loop
+    # is outermost so a panel of b stays in cache while all rows of a pass over it
+    full, rest = divmod(ops.N // lanes, nv)
+    groups = [(count, vectors, start) for count, vectors, start in ((full, nv, 0), (rest, 1, full * nv)) if count]
+    for col_count, vectors, col_start in groups:
         for row_count, rows, row_start in _blocks(ops.M, mr):
             with for_range(bld, col_count, "jt") as jt, for_range(bld, row_count, "it") as it:
                 i0 = add(bld, i64(row_start), it, rows)

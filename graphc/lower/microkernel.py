@@ -10,7 +10,7 @@ a remainder's width (and a dot tile's rows and columns) is an argument too. (A k
 known to be 1 measured no faster than one read from an argument: 140 GFLOP/s both, 8 x 48 tiles
 on one Ice Lake core.) LLVM's time grows with every function and line: W1's train step went
 from 10,300 lines in 47 functions (a tile function per kernel, depth block, tile and last block)
-to about 3,100 in 40, its five matmul kernels sharing five tile functions; a call costs little
+to about 3,100 in 40, its eight matmul kernels sharing five tile functions; a call costs little
 beside rows x cols x depth FMAs. The epilogue (`linalg.finish_tile`) is the caller's, a loop
 over the tile just stored, still in L1.
 

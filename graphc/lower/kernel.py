@@ -2,7 +2,8 @@
 
 A kernel is one internal LLVM function `void k<id>_<op>_<module path>(ptr out, ptr in0, ...)`
 over contiguous row-major buffers of static shape. Emitters write its body with the helpers
-here; the trip counts are Python ints, so every loop bound and stride is a constant.
+here; the trip counts are Python ints, so every loop bound and stride is a constant (the matmul
+micro-kernels, shared by kernels of different shapes, take theirs as arguments: microkernel.py).
 """
 from __future__ import annotations
 
@@ -66,7 +67,9 @@ def is_float(ty: ir.Type) -> bool:
     return isinstance(ty, (ir.FloatType, ir.DoubleType))
 
 
+@functools.lru_cache(maxsize=4096)
 def i64(value: int) -> ir.Constant:
+    """The i64 constant `value`; constants are immutable operands, so one object serves every use."""
     return ir.Constant(I64, int(value))
 
 
@@ -134,10 +137,11 @@ def lane_mask(bits: Sequence[bool]) -> ir.Constant:
 
 def masked_load(b: ir.IRBuilder, ptr: ir.Value, ty: ir.Type, offset: ir.Value, bits: Sequence[bool],
                 condition: ir.Value | None = None) -> ir.Value:
-    """Lanes of `len(bits)` consecutive elements at `offset` where bits is true (and the i1
-    `condition`, when given, holds), zero elsewhere; the other lanes are not read, so they may lie
-    outside the buffer (the offset may even be negative). A runtime condition joins the mask
-    rather than a select, which LLVM turns into branches around each load."""
+    """Lanes of `len(bits)` consecutive elements at `offset` where bits is true (and the runtime
+    `condition`, when given, holds: an i1 for all lanes or a vector of i1, one per lane), zero
+    elsewhere; the other lanes are not read, so they may lie outside the buffer (the offset may
+    even be negative). A runtime condition joins the mask rather than a select, which LLVM turns
+    into branches around each load."""
     vector = ir.VectorType(ty, len(bits))
     if not any(bits):
         return ir.Constant(vector, None)
@@ -145,19 +149,21 @@ def masked_load(b: ir.IRBuilder, ptr: ir.Value, ty: ir.Type, offset: ir.Value, b
         return load(b, ptr, ty, offset, len(bits))
     mask = lane_mask(bits)
     if condition is not None:
-        mask = b.and_(mask, splat(b, condition, len(bits)))
+        per_lane = isinstance(condition.type, ir.VectorType)
+        mask = b.and_(mask, condition if per_lane else splat(b, condition, len(bits)))
     address = b.gep(ptr, [offset], source_etype=ty)  # not inbounds: it may point before the buffer
     return b.call(_masked(b, "load", vector), [address, ir.Constant(I32, _align(ty)), mask, ir.Constant(vector, None)])
 
 
-def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value, used: int) -> None:
-    """The first `used` lanes of a vector stored to consecutive elements at `offset`."""
-    if used == value.type.count:
+def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value, used: int | ir.Value) -> None:
+    """The first `used` lanes of a vector stored to consecutive elements at `offset` (or the
+    lanes of a runtime vector of i1)."""
+    if isinstance(used, int) and used == value.type.count:
         return store(b, value, ptr, offset)
     ty = value.type.element
     address = b.gep(ptr, [offset], inbounds=True, source_etype=ty)
-    bits = [lane < used for lane in range(value.type.count)]
-    b.call(_masked(b, "store", value.type), [value, address, ir.Constant(I32, _align(ty)), lane_mask(bits)])
+    mask = used if isinstance(used, ir.Value) else lane_mask([lane < used for lane in range(value.type.count)])
+    b.call(_masked(b, "store", value.type), [value, address, ir.Constant(I32, _align(ty)), mask])
 
 
 def splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
@@ -183,12 +189,13 @@ def add(b: ir.IRBuilder, base: ir.Value, index: ir.Value, stride: int = 1) -> ir
 
 
 @contextlib.contextmanager
-def for_range(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value]:
+def for_range(b: ir.IRBuilder, count: int | ir.Value, name: str = "i") -> Iterator[ir.Value]:
     """A counted loop 0..count-1 whose body is the with-block; yields the i64 index.
 
-    The trip count is static, so the loop is emitted bottom-tested (do-while): no guard
-    for count >= 1, no loop at all for count == 1, and for count == 0 the body is emitted
-    into an unreachable block that LLVM deletes.
+    The loop is emitted bottom-tested (do-while): no guard for count >= 1, no loop at all for
+    count == 1, and for count == 0 the body is emitted into an unreachable block that LLVM
+    deletes. A runtime i64 count (a micro-kernel shared by matmuls of several depths) must be
+    at least 1: the caller guards it.
     """
     if count == 1:
         yield i64(0)
@@ -210,7 +217,8 @@ def for_range(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value
     yield index
     following = b.add(index, i64(1), flags=NOWRAP)
     index.add_incoming(following, b.block)
-    b.cbranch(b.icmp_unsigned("<", following, i64(count)), body, done)
+    bound = count if isinstance(count, ir.Value) else i64(count)
+    b.cbranch(b.icmp_unsigned("<", following, bound), body, done)
     b.position_at_end(done)
 
 

@@ -1,7 +1,8 @@
 """matmul and one_hot.
 
-matmul keeps a tile of outputs in vector registers. When M, N and K are all at least
-MIN_PACKED_SIZE it packs b into panels and runs one micro-kernel for every transpose
+matmul keeps a tile of outputs in vector registers, in the register-tile functions of
+microkernel.py that every matmul of a module shares. When M, N and K are all at least
+MIN_PACKED_SIZE it packs b into panels and runs the outer-product tile for every transpose
 (microkernel.py); smaller matmuls pick a form from which operand dim is unit-stride:
 - op(b) rows unit-stride (no transpose_b): outer products. An MR x (NV vectors) tile of
   out accumulates a[i, k] (broadcast) * b[k, j:j+NV*lanes] over k; columns left over go
@@ -16,12 +17,10 @@ remainder rows and columns become smaller tiles.
 
 matmul_epilogue is the same kernel with its body applied to each final value (`_finish`),
 reading the extra operands at that output's row and column. The body runs per element with the
-scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can be in it; on an
-outer-product tile it runs lane by lane just before the store and the SLP vectoriser packs the
-lanes back into vectors (the scalar expressions do not take vector operands). Dot-product tiles
-end in scalar sums, which would leave it scalar: they store the sums, then the body runs as a
-loop over the stored rows (`_finish_stored`), which the loop vectoriser widens, as do the
-packed and the i-k-j forms.
+scalar expressions of elementwise.SCALAR_OPS, so every elementwise op can be in it, as a loop
+over values already stored (`finish_tile`), which the loop vectoriser widens: over each
+outer-product tile just stored (still in L1), over the whole output after the dot-product tiles
+(a few columns wide) and over each row of the i-k-j form.
 """
 from __future__ import annotations
 
@@ -33,10 +32,10 @@ import llvmlite.ir as ir
 
 from ..ops.linalg import epilogue_strides
 from .elementwise import emit_body
-from .microkernel import emit_packed, panel_tile
-from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, declare, for_range, i64,
-                     itemsize, llvm_type, load, masked_load, masked_store, splat, store, strided_loops, vector_unit)
-from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
+from .microkernel import dot_products, emit_packed, outer_product, panel_tile
+from .kernel import (FAST, PTR, REASSOC, Kernel, LoweringError, add, element, for_range, i64, itemsize, llvm_type,
+                     load, store, strided_loops, vector_unit)
+from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_indexed, run_parts, split
 
 MIN_ELEMENTS_PER_ROW_PART = 1 << 17
 # Packing b into panels (microkernel.py) pays once each packed element is used by 64 rows of a
@@ -101,18 +100,12 @@ class _Out:
 
 
 def _finish(k: Kernel, value: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
-    """out[row, col] (or the vector of out[row, col:col+lanes]) as stored: the product itself for
-    matmul, the body applied to it for matmul_epilogue."""
+    """out[row, col] as stored: the product itself for matmul, the body applied to it for
+    matmul_epilogue."""
     node = k.node
     if node.op != "matmul_epilogue":
         return value
     bld = k.builder
-    if isinstance(value.type, ir.VectorType):
-        for lane in range(value.type.count):
-            lane_index = ir.Constant(ir.IntType(32), lane)
-            result = _finish(k, bld.extract_element(value, lane_index), row, add(bld, col, i64(lane)))
-            value = bld.insert_element(value, result, lane_index)
-        return value
     extras = []
     for ptr, operand in zip(k.ins[2:], k.operands[2:]):
         row_stride, col_stride = epilogue_strides(operand.shape, node.shape)
@@ -146,10 +139,10 @@ def emit_matmul(k: Kernel) -> None:
     if prepacked or packs_b(ops.M, ops.N, ops.K):
         strategy = emit_packed
         if batch == 1:
-            run_parts(k, _packed_parts(k, ops))
+            _packed_parts(k, ops)
             return
     if batch == 1:
-        run_parts(k, _row_parts(strategy, ops))
+        _row_parts(k, strategy, ops)
         return
     b = k.builder
     with for_range(b, batch, "batch") as t:
@@ -209,15 +202,20 @@ def _deep_part(k: Kernel, ops: _Operands, first: int, count: int, slot: int) -> 
             for row_count, rows, row_start in _blocks(ops.M, min(mr, ops.M)):
                 with for_range(b, row_count, "it") as it:
                     i0 = add(b, i64(row_start), it, rows)
+                    a_at = add(b, a0, i0, ops.a_row)
                     for col_count, group, col_start in _blocks(full, nv):
                         with for_range(b, col_count, "jt") as jt:
                             j0 = add(b, i64(col_start * lanes), jt, group * lanes)
-                            _outer_tile(k, part, a0, b0, out, i0, j0, rows, group, lanes, None, accumulate)
+                            out_at = add(b, add(b, out.offset, i0, ops.N), j0)
+                            outer_product(k, part, a_at, k.ins[1], add(b, b0, j0), ops.b_k, out_at, depth, rows,
+                                          group * lanes, accumulate)
                     if partial:  # the last columns: one masked vector
-                        _outer_tile(k, part, a0, b0, out, i0, i64(full * lanes), rows, 1, lanes, partial, accumulate)
+                        out_at = add(b, add(b, out.offset, i0, ops.N), i64(full * lanes))
+                        outer_product(k, part, a_at, k.ins[1], add(b, b0, i64(full * lanes)), ops.b_k, out_at,
+                                      depth, rows, partial, accumulate)
 
 
-def _row_parts(strategy, ops: _Operands) -> list:
+def _row_parts(k: Kernel, strategy, ops: _Operands) -> None:
     """One part per thread, each a block of rows of out (whole register tiles where possible).
     Rows of op(a) are a fixed stride apart whatever the transposes, so a block of rows is the
     same computation with M smaller and a and out offset. A single row (batch-1 inference)
@@ -225,32 +223,59 @@ def _row_parts(strategy, ops: _Operands) -> list:
     if ops.M == 1:
         threads = min(num_threads(), max(1, ops.N * ops.K // MIN_ELEMENTS_PER_ROW_PART))
         # with one row, ops.N is only the width: out's row stride is never multiplied by a row
-        return [functools.partial(_part, strategy, replace(ops, N=count), 0, start * ops.b_col, start, 0, start)
-                for start, count in split(ops.N, threads, 8)]
+        return _run_blocks(k, split(ops.N, threads, 8), lambda part, start, count: _part(
+            strategy, replace(ops, N=count), part, i64(0), _scaled(part, start, ops.b_col), start, i64(0), start))
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     tile = OUTER_TILE[vector_unit().registers][0] if strategy is _outer_tiles else DOT_TILE[vector_unit().registers][0]
-    return [functools.partial(_part, strategy, replace(ops, M=count), start * ops.a_row, 0, start * ops.N, start, 0)
-            for start, count in split(ops.M, threads, tile if ops.M >= 2 * tile else 1)]
+    rows = split(ops.M, threads, tile if ops.M >= 2 * tile else 1)
+    _run_blocks(k, rows, functools.partial(_row_block, strategy, ops))
 
 
-def _packed_parts(k: Kernel, ops: _Operands) -> list:
-    """One part per thread: blocks of whole panels of columns, so each thread packs only its
-    share of b, or blocks of rows when out is too narrow for a few panels a thread."""
+def _packed_parts(k: Kernel, ops: _Operands) -> None:
+    """One part per thread: blocks of columns (equal ones if N splits evenly, else whole
+    panels), so each thread packs only its share of b, or blocks of rows when out is too narrow
+    for a few panels a thread."""
     mr, nv, lanes = panel_tile(llvm_type(k.node.dtype))
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     if ops.N >= 2 * threads * nv * lanes:
         origin = _Out(i64(0), i64(0), i64(0))
-        return [lambda k, start=start, count=count: emit_packed(k, ops, i64(0), i64(0), origin, start, count)
-                for start, count in split(ops.N, threads, nv * lanes)]
-    return [functools.partial(_part, emit_packed, replace(ops, M=count), start * ops.a_row, 0, start * ops.N, start, 0)
-            for start, count in split(ops.M, threads, mr)]
+        # prepacked panels start every NR columns: a part starts at one
+        even = ops.N % threads == 0 and not k.node.attr_dict.get("packed_n", 0)
+        columns = split(ops.N, threads) if even else split(ops.N, threads, nv * lanes)
+        return _run_blocks(k, columns, lambda part, start, count: emit_packed(part, ops, i64(0), i64(0), origin,
+                                                                              start, count))
+    _run_blocks(k, split(ops.M, threads, mr), functools.partial(_row_block, emit_packed, ops))
 
 
-def _part(strategy, ops: _Operands, a_offset: int, b_offset: int, out_offset: int, row: int, col: int,
-          k: Kernel) -> None:
+def _run_blocks(k: Kernel, blocks: list[tuple[int, int]], emit_block) -> None:
+    """emit_block(kernel, start, count) for each (start, count) block, one per thread: emitted
+    once with its start computed from the part's index when the blocks are equal (the common
+    case: the code of one part, not of each), else once per part."""
+    if len({count for _, count in blocks}) == 1:
+        count = blocks[0][1]
+        return run_indexed(k, len(blocks), lambda part, index: emit_block(part, _scaled(part, index, count), count))
+    run_parts(k, [functools.partial(lambda part, start, count: emit_block(part, i64(start), count), start=start,
+                                    count=count) for start, count in blocks])
+
+
+def _scaled(k: Kernel, index: ir.Value, stride: int) -> ir.Value:
+    """index * stride, folded when the index is a constant (a single part)."""
+    if isinstance(index, ir.Constant):
+        return i64(index.constant * stride)
+    return add(k.builder, i64(0), index, stride)
+
+
+def _row_block(strategy, ops: _Operands, k: Kernel, start: ir.Value, count: int) -> None:
+    """Rows start..start+count-1 of out."""
+    a_offset, out_offset = _scaled(k, start, ops.a_row), _scaled(k, start, ops.N)
+    _part(strategy, replace(ops, M=count), k, a_offset, i64(0), out_offset, start, i64(0))
+
+
+def _part(strategy, ops: _Operands, k: Kernel, a_offset: ir.Value, b_offset: ir.Value, out_offset: ir.Value,
+          row: ir.Value, col: ir.Value) -> None:
     """One block of the matmul: `strategy` on `ops` with a, b and out starting at these elements,
     out's first element at output row `row`, column `col`."""
-    strategy(k, ops, i64(a_offset), i64(b_offset), _Out(i64(out_offset), i64(row), i64(col)))
+    strategy(k, ops, a_offset, b_offset, _Out(out_offset, row, col))
 
 
 def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
@@ -259,49 +284,22 @@ def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Ou
     mr, nv = OUTER_TILE[vector_unit().registers]
     if ops.M < mr:  # too few rows to reuse b from registers: stream its rows instead
         return _rows_times_rows(k, ops, a0, b0, out, 0)
-    # whole tiles of nv vectors, then fewer vectors; the tile column loop is outermost so a
-    # panel of b stays in cache while all rows of a pass over it
-    for col_count, vectors, col_start in _blocks(ops.N // lanes, nv):
+    # whole tiles of nv vectors, then one-vector tiles (the function the packed remainders use
+    # too: for a small matmul one function fewer beats a two-vector tile); the tile column loop
+    # is outermost so a panel of b stays in cache while all rows of a pass over it
+    full, rest = divmod(ops.N // lanes, nv)
+    groups = [(count, vectors, start) for count, vectors, start in ((full, nv, 0), (rest, 1, full * nv)) if count]
+    for col_count, vectors, col_start in groups:
         for row_count, rows, row_start in _blocks(ops.M, mr):
             with for_range(bld, col_count, "jt") as jt, for_range(bld, row_count, "it") as it:
                 i0 = add(bld, i64(row_start), it, rows)
                 j0 = add(bld, i64(col_start * lanes), jt, vectors * lanes)
-                _outer_tile(k, ops, a0, b0, out, i0, j0, rows, vectors, lanes)
+                out_at = add(bld, add(bld, out.offset, i0, ops.N), j0)
+                outer_product(k, ops, add(bld, a0, i0, ops.a_row), k.ins[1], add(bld, b0, j0), ops.b_k, out_at, ops.K,
+                              rows, vectors * lanes)
+                finish_tile(k, out, i0, j0, ops.N, rows, vectors * lanes)
     if ops.N % lanes:
         _rows_times_rows(k, ops, a0, b0, out, ops.N - ops.N % lanes)
-
-
-def _outer_tile(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out,
-                i0: ir.Value, j0: ir.Value, rows: int, vectors: int, lanes: int, last_used: int | None = None,
-                accumulate: bool = False) -> None:
-    """rows x vectors of out from outer products over k (added to out's values if `accumulate`);
-    the last vector's first `last_used` lanes only, when given (masked loads and stores: the
-    columns past N are neither read nor written)."""
-    bld, ty = k.builder, llvm_type(k.node.dtype)
-    used = [lanes] * (vectors - 1) + [lanes if last_used is None else last_used]
-    vector = ir.VectorType(ty, lanes)
-    accs = [[k.alloca(vector) for _ in range(vectors)] for _ in range(rows)]
-    for acc in (acc for row in accs for acc in row):
-        bld.store(ir.Constant(vector, None), acc)
-    a_rows = [add(bld, a0, add(bld, i0, i64(r)), ops.a_row) for r in range(rows)]
-    with for_range(bld, ops.K, "k") as kk:
-        b_row = add(bld, add(bld, b0, kk, ops.b_k), j0)
-        b_vals = [masked_load(bld, k.ins[1], ty, add(bld, b_row, i64(v * lanes)), [j < n for j in range(lanes)])
-                  for v, n in enumerate(used)]
-        for base, row in zip(a_rows, accs):
-            x = splat(bld, load(bld, k.ins[0], ty, add(bld, base, kk, ops.a_k)), lanes)
-            for y, acc in zip(b_vals, row):
-                bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=FAST), acc)
-    for r, row in enumerate(accs):
-        i = add(bld, i0, i64(r))
-        out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
-        for v, acc in enumerate(row):
-            j = add(bld, j0, i64(v * lanes))
-            value, dst = bld.load(acc, typ=vector), add(bld, out_row, i64(v * lanes))
-            if accumulate:
-                value = bld.fadd(value, masked_load(bld, k.out, ty, dst, [j < used[v] for j in range(lanes)]), flags=FAST)
-            value = _finish(k, value, add(bld, out.row, i), add(bld, out.col, j))
-            masked_store(bld, value, k.out, dst, used[v])
 
 
 def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out, first_col: int) -> None:
@@ -320,68 +318,26 @@ def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out:
                 dst = add(bld, row, j)
                 product = bld.fmul(a_ik, load(bld, k.ins[1], ty, add(bld, b_row, j)), flags=FAST)
                 store(bld, bld.fadd(load(bld, k.out, ty, dst), product, flags=FAST), k.out, dst)
-        if k.node.op == "matmul_epilogue":
-            _finish_stored(k, ops, out, i, first_col, width)
+        finish_tile(k, out, i, i64(first_col), ops.N, 1, width)
 
 
-def _finish_stored(k: Kernel, ops: _Operands, out: _Out, i: ir.Value, first_col: int, width: int) -> None:
-    """The epilogue over out's row i, columns first_col.. first_col+width-1, already stored: a
-    loop the loop vectoriser widens, so the body's math (fastmath.py) runs on whole vectors."""
+def finish_tile(k: Kernel, out: _Out, i0: ir.Value, j0: ir.Value, N: int, rows: int, cols: int) -> None:
+    """The epilogue over the rows x cols of out already stored from out[i0, j0] (out's row stride
+    N), still in L1: a loop the loop vectoriser widens, so the body's math (fastmath.py) runs on
+    whole vectors. Nothing for a plain matmul."""
+    if k.node.op != "matmul_epilogue":
+        return
     bld, ty = k.builder, llvm_type(k.node.dtype)
-    row = add(bld, add(bld, out.offset, i, ops.N), i64(first_col))
-    with for_range(bld, width, "je") as j:
-        dst = add(bld, row, j)
-        col = add(bld, add(bld, out.col, i64(first_col)), j)
-        store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), col), k.out, dst)
+    with for_range(bld, rows, "er") as r, for_range(bld, cols, "ec") as c:
+        i, j = add(bld, i0, r), add(bld, j0, c)
+        dst = add(bld, add(bld, out.offset, i, N), j)
+        store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, out.row, i), add(bld, out.col, j)), k.out, dst)
 
 
 def _dot_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
-    bld = k.builder
-    mr, nr = SINGLE_ROW_DOT_TILE if ops.M == 1 else DOT_TILE[vector_unit().registers]
-    for row_count, rows, row_start in _blocks(ops.M, mr):
-        for col_count, cols, col_start in _blocks(ops.N, nr):
-            with for_range(bld, row_count, "it") as it, for_range(bld, col_count, "jt") as jt:
-                i0, j0 = add(bld, i64(row_start), it, rows), add(bld, i64(col_start), jt, cols)
-                a_rows = [add(bld, a0, add(bld, i0, i64(r)), ops.a_row) for r in range(rows)]
-                b_rows = [add(bld, b0, add(bld, j0, i64(c)), ops.b_col) for c in range(cols)]
-                for r, row_sums in enumerate(_dot_tile(k, ops.K, a_rows, b_rows)):
-                    i = add(bld, i0, i64(r))
-                    out_row = add(bld, add(bld, out.offset, i, ops.N), j0)
-                    for c, total in enumerate(row_sums):
-                        store(bld, total, k.out, add(bld, out_row, i64(c)))
-    if k.node.op == "matmul_epilogue":  # over the stored sums: applied to each sum, it stayed scalar
-        with for_range(bld, ops.M, "ie") as i:
-            _finish_stored(k, ops, out, i, 0, ops.N)
-
-
-def _dot_tile(k: Kernel, K: int, a_rows: list, b_rows: list) -> list[list[ir.Value]]:
-    """sum_k a[r, k] * b[c, k] for every pair of rows: SIMD vectors over k with one
-    accumulator per pair, summed across lanes at the end, then a scalar loop for the rest."""
-    bld, ty = k.builder, llvm_type(k.node.dtype)
-    lanes = vector_unit().lanes(ty)
-    sums = [[ir.Constant(ty, 0.0) for _ in b_rows] for _ in a_rows]
-    for width, start, count in ((lanes, 0, K // lanes), (1, K - K % lanes, K % lanes)):
-        if count == 0:
-            continue
-        acc_type = ir.VectorType(ty, width) if width > 1 else ty
-        accs = [[k.alloca(acc_type) for _ in b_rows] for _ in a_rows]
-        for slots, initial in zip(accs, sums):
-            for acc, value in zip(slots, initial):
-                bld.store(ir.Constant(acc_type, None) if width > 1 else value, acc)
-        with for_range(bld, count, "kv" if width > 1 else "k") as step:
-            kk = add(bld, i64(start), step, width)
-            b_vals = [load(bld, k.ins[1], ty, add(bld, base, kk), width) for base in b_rows]
-            for base, slots in zip(a_rows, accs):
-                x = load(bld, k.ins[0], ty, add(bld, base, kk), width)
-                for y, acc in zip(b_vals, slots):
-                    product = bld.fmul(x, y, flags=FAST)
-                    bld.store(bld.fadd(bld.load(acc, typ=acc_type), product, flags=REASSOC), acc)
-        sums = [[bld.load(acc, typ=acc_type) for acc in slots] for slots in accs]
-        if width > 1:
-            suffix = f"v{width}{'f32' if isinstance(ty, ir.FloatType) else 'f64'}"
-            across = declare(bld.module, f"llvm.vector.reduce.fadd.{suffix}", ty, [ty, acc_type])
-            sums = [[bld.call(across, [ir.Constant(ty, -0.0), v], fastmath=REASSOC) for v in row] for row in sums]
-    return sums
+    dot_products(k, ops, a0, b0, out.offset)
+    # over the stored sums: applied to each sum, it stayed scalar
+    finish_tile(k, out, i64(0), i64(0), ops.N, ops.M, ops.N)
 
 
 def _plain(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:

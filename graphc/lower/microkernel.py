@@ -1,25 +1,38 @@
-"""The packed-panel matmul: one register-tiled micro-kernel for every transpose combination.
+"""The matmul micro-kernels, shared by every matmul of a module, and the packed-panel matmul.
 
-BLIS-style: a block of op(b), at most PACK_BYTES, is copied into contiguous panels of NR columns
-(K rows each, zero-padded past N) in a stack buffer; then an MR x NR tile of out accumulates in
-MR * NV vector registers, each step broadcasting MR elements of op(a) against NV vectors of the
-panel. Packing is what makes the transposes one kernel: op(b)[k, j] is read through its strides
-once, while copying, and op(a)[i, k] is one strided scalar load per FMA row. Blocks run
+Register tiles. An outer-product tile accumulates rows x (vectors of columns) of out in vector
+registers, each step broadcasting one element of op(a) per row against the vectors of a row of
+b; a dot-product tile accumulates rows x cols SIMD vectors along k (rows of a against rows of b,
+both unit-stride in k) and sums each across lanes at the end. Each is one private noinline
+function per module and register-tile shape, whatever the kernel calling it: the depth and the
+strides of a, b and out are i64 arguments, the pointers point at the tile's first elements, and
+a remainder's width (and a dot tile's rows and columns) is an argument too. (A k-stride of a
+known to be 1 measured no faster than one read from an argument: 140 GFLOP/s both, 8 x 48 tiles
+on one Ice Lake core.) LLVM's time grows with every function and line: W1's train step went
+from 10,300 lines in 47 functions (a tile function per kernel, depth block, tile and last block)
+to about 3,100 in 40, its eight matmul kernels sharing five tile functions; a call costs little
+beside rows x cols x depth FMAs. The epilogue (`linalg.finish_tile`) is the caller's, a loop
+over the tile just stored, still in L1.
+
+Packed panels (BLIS-style): a block of op(b), at most PACK_BYTES, is copied into contiguous
+panels of NR columns (K rows each, zero-padded past N) in a stack buffer; then an MR x NR
+outer-product tile runs over each panel. Packing is what makes the transposes one kernel:
+op(b)[k, j] is read through its strides once, while copying, and op(a)[i, k] is one strided
+scalar load per FMA row. Blocks run
   columns of out (NC) > depth (KC, one packed block) > rows (MR tiles) > panels (NR columns),
 so the tile's rows of a stay in L1 while every panel of the block (in L2) passes under them.
-Each tile shape is one private noinline function, called from every depth block, column block and
-thread part (emitted once, it keeps the module and LLVM's O3 work small): every depth block starts
-from zero and, unless it is the first (a runtime flag), adds out's partial sums; the last block
-then runs the epilogue (`linalg._finish`) as a loop over the tile it just stored, still in L1.
-Shapes are static, so remainder rows, panels, columns and depths are smaller tile functions.
+Every depth block starts from zero and, unless it is the first (a runtime flag), adds out's
+partial sums; the last block then runs the epilogue.
 """
 from __future__ import annotations
 
 import weakref
+from typing import Callable
 
 import llvmlite.ir as ir
 
-from .kernel import FAST, I64, PTR, Kernel, add, for_range, i64, llvm_type, load, splat, store, vector_unit
+from .kernel import (FAST, I64, NOWRAP, PTR, REASSOC, Kernel, add, declare, element, for_range, i64, llvm_type, load,
+                     masked_load, masked_store, splat, store, vector_unit)
 
 # rows x vectors of columns: MR * NV accumulators + NV vectors of b + 1 broadcast of a must fit
 PANEL_TILE = {16: (6, 2), 32: (8, 3)}
@@ -27,7 +40,7 @@ PACK_BYTES = 256 << 10  # the packed block of b; on the stack, so threads each h
 MAX_DEPTH = 256  # KC: a tile's rows of a (MR x KC) stay in L1 across a block's panels
 
 _pack_buffers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_tile_functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> {tile shape: function}
+_tiles: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> {tile key: function}
 BOOL = ir.IntType(1)
 
 
@@ -44,6 +57,193 @@ def _blocks(total: int, size: int) -> list[tuple[int, int, int]]:
     return [block for block in blocks if block[0] and block[1]]
 
 
+def _shared(module: ir.Module, key: tuple, name: str, args: list[tuple[str, ir.Type]],
+            emit: Callable[..., None]) -> ir.Function:
+    """The module's tile function for `key`, emitted on first use by emit(builder, *arguments).
+    Its pointers never overlap (out is no operand of a matmul), so they are noalias."""
+    tiles = _tiles.setdefault(module, {})
+    if key not in tiles:
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ty for _, ty in args]), module.get_unique_name(name))
+        fn.linkage = "private"  # a helper of the matmul kernels, not a kernel (no symbol at all)
+        fn.attributes.add("noinline")
+        fn.attributes.add("nounwind")
+        for arg, (arg_name, _) in zip(fn.args, args):
+            arg.name = arg_name
+            if arg.type == PTR:
+                arg.add_attribute("noalias")
+        bld = ir.IRBuilder(fn.append_basic_block("entry"))
+        emit(bld, *fn.args)
+        bld.ret_void()
+        tiles[key] = fn
+    return tiles[key]
+
+
+def _suffix(ty: ir.Type) -> str:
+    return "f32" if isinstance(ty, ir.FloatType) else "f64"
+
+
+def _times(bld: ir.IRBuilder, count: int, stride: ir.Value) -> ir.Value:
+    """count * stride for a Python int count and a runtime stride, folding 0 and 1."""
+    return i64(0) if count == 0 else stride if count == 1 else bld.mul(i64(count), stride, flags=NOWRAP)
+
+
+def _zeroed(bld: ir.IRBuilder, ty: ir.Type, rows: int, cols: int) -> list[list[ir.Value]]:
+    """rows x cols stack slots of `ty` set to zero (SROA turns them into registers)."""
+    slots = [[bld.alloca(ty) for _ in range(cols)] for _ in range(rows)]
+    for slot in (slot for row in slots for slot in row):
+        bld.store(ir.Constant(ty, None), slot)
+    return slots
+
+
+def outer_tile(module: ir.Module, ty: ir.Type, rows: int, vectors: int, partial: bool) -> ir.Function:
+    """`void (ptr out, ptr a, ptr b, i64 depth, i64 a_row, i64 a_k, i64 b_row, i64 out_row, i1
+    accumulate, i64 used_cols)`: out[r * out_row + c] = (that value, if accumulate) + sum over
+    kk < depth of a[r * a_row + kk * a_k] * b[kk * b_row + c], for r < rows and c < vectors *
+    lanes, or c < used_cols (within the last vector) when `partial`: that vector's lanes past it
+    are masked, so b's and out's columns there are neither read nor written (b may be a packed
+    panel or a row-major matrix); every remainder width of a tile shares one function."""
+    lanes = vector_unit().lanes(ty)
+    vector = ir.VectorType(ty, lanes)
+
+    def emit(bld, out, a, b, depth, a_row, a_k, b_row, out_row, accumulate, used_cols):
+        masks = [None] * vectors
+        if partial:  # the last vector's lanes below used_cols
+            lane_index = ir.Constant(ir.VectorType(I64, lanes), [i64(lane) for lane in range(lanes)])
+            left = bld.sub(used_cols, i64((vectors - 1) * lanes), flags=NOWRAP)
+            masks[-1] = bld.icmp_unsigned("<", lane_index, splat(bld, left, lanes))
+        everywhere = [True] * lanes
+        accs = _zeroed(bld, vector, rows, vectors)
+        a_rows = [_times(bld, r, a_row) for r in range(rows)]
+        with bld.if_then(bld.icmp_unsigned("!=", depth, i64(0))), for_range(bld, depth, "k") as kk:
+            b_at = bld.mul(kk, b_row, flags=NOWRAP)
+            b_vals = [masked_load(bld, b, ty, add(bld, b_at, i64(v * lanes)), everywhere, mask)
+                      for v, mask in enumerate(masks)]
+            a_at = bld.mul(kk, a_k, flags=NOWRAP)
+            for base, row_accs in zip(a_rows, accs):
+                x = splat(bld, load(bld, a, ty, add(bld, base, a_at)), lanes)
+                for y, acc in zip(b_vals, row_accs):
+                    bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=FAST), acc)
+        out_rows = [_times(bld, r, out_row) for r in range(rows)]
+        with bld.if_then(accumulate):  # a later depth block: add out's partial sums
+            for start, row_accs in zip(out_rows, accs):
+                for v, (acc, mask) in enumerate(zip(row_accs, masks)):
+                    partial_sums = masked_load(bld, out, ty, add(bld, start, i64(v * lanes)), everywhere, mask)
+                    bld.store(bld.fadd(bld.load(acc, typ=vector), partial_sums, flags=FAST), acc)
+        for start, row_accs in zip(out_rows, accs):
+            for v, (acc, mask) in enumerate(zip(row_accs, masks)):
+                value = bld.load(acc, typ=vector)
+                masked_store(bld, value, out, add(bld, start, i64(v * lanes)), lanes if mask is None else mask)
+
+    name = f"outer_tile_{_suffix(ty)}_{rows}x{vectors * lanes}{'_partial' if partial else ''}"
+    args = [("out", PTR), ("a", PTR), ("b", PTR), ("depth", I64), ("a_row", I64), ("a_k", I64), ("b_row", I64),
+            ("out_row", I64), ("accumulate", BOOL), ("used_cols", I64)]
+    return _shared(module, ("outer", str(ty), lanes, rows, vectors, partial), name, args, emit)
+
+
+def outer_product(k: Kernel, ops, a_at: ir.Value, b: ir.Value, b_at: ir.Value, b_row: int, out_at: ir.Value,
+                  depth: int, rows: int, cols: int, accumulate: ir.Value | bool = False) -> None:
+    """One call of a shared outer-product tile: out[out_at + r * N + c] (+)= sum over kk < depth
+    of op(a)[a_at + r * a_row + kk * a_k] * b[b_at + kk * b_row + c] (ops from linalg._layout:
+    its N is out's row stride). A tile narrower than the host's NV vectors is a remainder: the
+    partial function of its vector count, which every remainder width of that count shares
+    (two one-vector tiles in its place measured 3 % slower on 128 x 512 x 512 matmuls)."""
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    _, nv, lanes = panel_tile(ty)
+    tile = outer_tile(bld.module, ty, rows, -(-cols // lanes), cols < nv * lanes)
+    if isinstance(accumulate, bool):
+        accumulate = ir.Constant(BOOL, accumulate)
+    bld.call(tile, [element(bld, k.out, ty, out_at), element(bld, k.ins[0], ty, a_at), element(bld, b, ty, b_at),
+                    i64(depth), i64(ops.a_row), i64(ops.a_k), i64(b_row), i64(ops.N), accumulate, i64(cols)])
+
+
+def dot_tile(module: ir.Module, ty: ir.Type, rows: int, cols: int, partial_depth: bool) -> ir.Function:
+    """`void (ptr out, ptr a, ptr b, i64 depth, i64 a_row, i64 b_row, i64 out_row, i64 used_rows,
+    i64 used_cols)`: out[r * out_row + c] = sum over kk < depth of a[r * a_row + kk] *
+    b[c * b_row + kk] for r < used_rows <= rows and c < used_cols <= cols: SIMD vectors along k
+    with one accumulator per pair of rows (each vector of a used cols times, each of b rows
+    times), a last partial vector masked when `partial_depth` (depth % lanes may be nonzero),
+    then summed across lanes. Rows and columns past the used ones repeat the last used one, so
+    they compute and store its value again: a remainder tile needs no function of its own."""
+    lanes = vector_unit().lanes(ty)
+    vector = ir.VectorType(ty, lanes)
+    across = declare(module, f"llvm.vector.reduce.fadd.v{lanes}{_suffix(ty)}", ty, [ty, vector])
+
+    def emit(bld, out, a, b, depth, a_row, b_row, out_row, used_rows, used_cols):
+        accs = _zeroed(bld, vector, rows, cols)
+        row_of = [_clamped(bld, r, used_rows) for r in range(rows)]
+        a_rows = [bld.mul(r, a_row, flags=NOWRAP) for r in row_of]
+        b_rows = [bld.mul(_clamped(bld, c, used_cols), b_row, flags=NOWRAP) for c in range(cols)]
+
+        def step(at: ir.Value, mask: ir.Value | None) -> None:
+            everywhere = [True] * lanes
+            b_vals = [masked_load(bld, b, ty, add(bld, base, at), everywhere, mask) for base in b_rows]
+            for base, slots in zip(a_rows, accs):
+                x = masked_load(bld, a, ty, add(bld, base, at), everywhere, mask)
+                for y, acc in zip(b_vals, slots):
+                    bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=REASSOC), acc)
+
+        steps = bld.lshr(depth, i64(lanes.bit_length() - 1))
+        with bld.if_then(bld.icmp_unsigned("!=", steps, i64(0))), for_range(bld, steps, "kv") as s:
+            step(bld.mul(s, i64(lanes), flags=NOWRAP), None)
+        if partial_depth:
+            rest = bld.and_(depth, i64(lanes - 1))
+            with bld.if_then(bld.icmp_unsigned("!=", rest, i64(0))):  # the last depths: one masked vector
+                lane_index = ir.Constant(ir.VectorType(I64, lanes), [i64(lane) for lane in range(lanes)])
+                mask = bld.icmp_unsigned("<", lane_index, splat(bld, rest, lanes))
+                step(bld.mul(steps, i64(lanes), flags=NOWRAP), mask)
+        columns = [_clamped(bld, c, used_cols) for c in range(cols)]
+        for r, slots in zip(row_of, accs):
+            start = bld.mul(r, out_row, flags=NOWRAP)
+            for c, acc in zip(columns, slots):
+                total = bld.call(across, [ir.Constant(ty, -0.0), bld.load(acc, typ=vector)], fastmath=REASSOC)
+                store(bld, total, out, add(bld, start, c))
+
+    args = [("out", PTR), ("a", PTR), ("b", PTR), ("depth", I64), ("a_row", I64), ("b_row", I64), ("out_row", I64),
+            ("used_rows", I64), ("used_cols", I64)]
+    name = f"dot_tile_{_suffix(ty)}_{rows}x{cols}{'_partial' if partial_depth else ''}"
+    return _shared(module, ("dot", str(ty), lanes, rows, cols, partial_depth), name, args, emit)
+
+
+def _clamped(bld: ir.IRBuilder, index: int, used: ir.Value) -> ir.Value:
+    """min(index, used - 1): the row or column a tile's index `index` computes."""
+    if index == 0:
+        return i64(0)
+    last = bld.sub(used, i64(1), flags=NOWRAP)
+    return bld.select(bld.icmp_unsigned("<", i64(index), used), i64(index), last)
+
+
+def dot_products(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out_offset: ir.Value) -> None:
+    """out[i, j] = sum over k of op(a)[i, k] * op(b)[k, j] with both unit-stride in k, over
+    balanced tiles of the host's dot shape (ops.M == 1: one row of the widest, a duplicate dot
+    product costs nothing beside streaming b), calls of one shared dot tile."""
+    from .linalg import DOT_TILE, SINGLE_ROW_DOT_TILE
+
+    bld, ty = k.builder, llvm_type(k.node.dtype)
+    lanes = vector_unit().lanes(ty)
+    mr, nr = SINGLE_ROW_DOT_TILE if ops.M == 1 else DOT_TILE[vector_unit().registers]
+    rows = _balanced(ops.M, mr)
+    cols = nr if ops.M == 1 else _balanced(ops.N, nr)
+    tile = dot_tile(bld.module, ty, rows, cols, ops.K % lanes != 0)
+    row_tiles, col_tiles = -(-ops.M // rows), -(-ops.N // cols)
+    with for_range(bld, row_tiles, "it") as it, for_range(bld, col_tiles, "jt") as jt:
+        i0, j0 = bld.mul(it, i64(rows), flags=NOWRAP), bld.mul(jt, i64(cols), flags=NOWRAP)
+        used_rows = _at_most(bld, bld.sub(i64(ops.M), i0, flags=NOWRAP), rows)
+        used_cols = _at_most(bld, bld.sub(i64(ops.N), j0, flags=NOWRAP), cols)
+        pointers = [element(bld, k.out, ty, add(bld, add(bld, out_offset, i0, ops.N), j0)),
+                    element(bld, k.ins[0], ty, add(bld, a0, i0, ops.a_row)),
+                    element(bld, k.ins[1], ty, add(bld, b0, j0, ops.b_col))]
+        bld.call(tile, [*pointers, i64(ops.K), i64(ops.a_row), i64(ops.b_col), i64(ops.N), used_rows, used_cols])
+
+
+def _balanced(total: int, most: int) -> int:
+    """The tile size of at most `most` that splits `total` into the fewest, most equal tiles."""
+    return -(-total // -(-total // most))
+
+
+def _at_most(bld: ir.IRBuilder, value: ir.Value, most: int) -> ir.Value:
+    return bld.select(bld.icmp_unsigned("<", value, i64(most)), value, i64(most))
+
+
 def _pack_buffer(k: Kernel, ty: ir.Type) -> ir.Value:
     """One PACK_BYTES stack buffer per LLVM function (a threaded kernel's parts share a function)."""
     fn = k.builder.function
@@ -55,13 +255,14 @@ def _pack_buffer(k: Kernel, ty: ir.Type) -> ir.Value:
     return _pack_buffers[fn]
 
 
-def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: int = 0, width: int | None = None) -> None:
+def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: ir.Value = i64(0),
+                width: int | None = None) -> None:
     """out[i, first_col:first_col + width] for all ops.M rows (ops from linalg._layout: its N is
-    out's row stride; `out` a linalg._Out)."""
+    out's row stride; `out` a linalg._Out; first_col may be a part's runtime offset)."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
     mr, nv, lanes = panel_tile(ty)
     nr = nv * lanes
-    width = ops.N - first_col if width is None else width
+    width = ops.N if width is None else width
     depth_blocks = -(-ops.K // MAX_DEPTH)
     kc = -(-ops.K // depth_blocks)
     nc = max(nr, PACK_BYTES // (kc * (4 if isinstance(ty, ir.FloatType) else 8)) // nr * nr)
@@ -70,7 +271,7 @@ def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: int 
     buf = k.ins[1] if prepacked else _pack_buffer(k, ty)
     for col_count, cols, col_start in _blocks(width, nc):
         with for_range(bld, col_count, "jc") as jc:
-            j0 = add(bld, i64(first_col + col_start), jc, cols)
+            j0 = add(bld, add(bld, first_col, i64(col_start)), jc, cols)
             for depth_count, depth, depth_start, last in _depths(ops.K, kc):
                 with for_range(bld, depth_count, "pc") as pc:
                     k0 = add(bld, i64(depth_start), pc, depth)
@@ -91,40 +292,76 @@ def _depths(K: int, kc: int) -> list[tuple[int, int, int, bool]]:
 
 
 def _pack(k: Kernel, ops, b0, buf, k0, j0, depth: int, cols: int, nr: int) -> None:
-    """buf[(p * depth + kk) * nr + c] = op(b)[k0 + kk, j0 + p * nr + c], zero past `cols`."""
+    """buf[(p * depth + kk) * nr + c] = op(b)[k0 + kk, j0 + p * nr + c], zero past `cols`: one
+    call of the module's shared packing function."""
     bld, ty = k.builder, llvm_type(k.node.dtype)
-    for panel_count, panel_cols, panel_start in _blocks(cols, nr):
-        with for_range(bld, panel_count, "pp") as p:
-            first = add(bld, i64(panel_start // nr), p)
-            base = add(bld, i64(0), first, depth * nr)
-            if ops.b_col == 1:  # rows of op(b) are unit-stride: copy rows of the panel
-                with for_range(bld, depth, "kk") as kk:
-                    src = add(bld, add(bld, b0, add(bld, k0, kk), ops.b_k), add(bld, j0, first, nr))
-                    dst = add(bld, base, kk, nr)
-                    with for_range(bld, panel_cols, "c") as c:
-                        store(bld, load(bld, k.ins[1], ty, add(bld, src, c)), buf, add(bld, dst, c))
-            else:  # columns of op(b) are unit-stride (b transposed): copy columns of the panel
-                with for_range(bld, panel_cols, "c") as c:
-                    src = add(bld, add(bld, b0, add(bld, add(bld, j0, first, nr), c), ops.b_col), k0, ops.b_k)
-                    with for_range(bld, depth, "kk") as kk:
-                        value = load(bld, k.ins[1], ty, add(bld, src, kk, ops.b_k))
-                        store(bld, value, buf, add(bld, add(bld, base, kk, nr), c))
-            if panel_cols < nr:
-                with for_range(bld, depth, "kz") as kk:
-                    with for_range(bld, nr - panel_cols, "cz") as c:
-                        store(bld, ir.Constant(ty, 0.0), buf, add(bld, add(bld, base, kk, nr), add(bld, c, i64(panel_cols))))
+    pack = pack_function(bld.module, ty, nr, ops.b_col == 1)
+    source = element(bld, k.ins[1], ty, add(bld, add(bld, b0, k0, ops.b_k), j0, ops.b_col))
+    bld.call(pack, [buf, source, i64(depth), i64(cols), i64(ops.b_k if ops.b_col == 1 else ops.b_col)])
+
+
+def pack_function(module: ir.Module, ty: ir.Type, nr: int, unit_cols: bool) -> ir.Function:
+    """`void (ptr buf, ptr b, i64 depth, i64 cols, i64 stride)`: the panels of NR columns of a
+    depth x cols block of op(b), buf[(p * depth + kk) * nr + c] = op(b)[kk, p * nr + c], zero
+    past cols. op(b)[kk, j] is b[kk * stride + j] when unit_cols: each row of a panel is NR / lanes
+    vectors, masked past cols (the masked lanes load zeros, which pad the last panel); else
+    b[j * stride + kk] (b transposed): columns are copied, then the last panel padded."""
+    lanes = vector_unit().lanes(ty)
+    lane_index = ir.Constant(ir.VectorType(I64, lanes), [i64(lane) for lane in range(lanes)])
+
+    def emit(bld, buf, b, depth, cols, stride):
+        panels = bld.udiv(bld.add(cols, i64(nr - 1), flags=NOWRAP), i64(nr))
+        with for_range(bld, panels, "p") as p:  # cols >= 1, so at least one panel
+            first = bld.mul(p, i64(nr), flags=NOWRAP)
+            left = bld.sub(cols, first, flags=NOWRAP)
+            width = bld.select(bld.icmp_unsigned("<", left, i64(nr)), left, i64(nr))
+            base = bld.mul(bld.mul(p, depth, flags=NOWRAP), i64(nr), flags=NOWRAP)
+            if unit_cols:
+                _pack_rows(bld, ty, lane_index, buf, b, depth, stride, first, width, base, nr)
+            else:
+                _pack_columns(bld, ty, buf, b, depth, stride, first, width, base, nr)
+
+    name = f"pack_{_suffix(ty)}_{nr}_{'rows' if unit_cols else 'columns'}"
+    args = [("buf", PTR), ("b", PTR), ("depth", I64), ("cols", I64), ("stride", I64)]
+    return _shared(module, ("pack", str(ty), nr, unit_cols), name, args, emit)
+
+
+def _pack_rows(bld, ty, lane_index, buf, b, depth, stride, first, width, base, nr: int) -> None:
+    """One panel, row by row: vectors of b's row masked past `width` (lanes at or past it load zero)."""
+    lanes = lane_index.type.count
+    masks = [bld.icmp_signed("<", lane_index, splat(bld, bld.sub(width, i64(v), flags=("nsw",)), lanes))
+             for v in range(0, nr, lanes)]
+    with for_range(bld, depth, "kk") as kk:
+        src = bld.add(bld.mul(kk, stride, flags=NOWRAP), first, flags=NOWRAP)
+        dst = add(bld, base, kk, nr)
+        for v, mask in zip(range(0, nr, lanes), masks):
+            store(bld, masked_load(bld, b, ty, add(bld, src, i64(v)), [True] * lanes, mask), buf, add(bld, dst, i64(v)))
+
+
+def _pack_columns(bld, ty, buf, b, depth, stride, first, width, base, nr: int) -> None:
+    """One panel, column by column (each a unit-stride run of b), then zeros past `width`."""
+    with for_range(bld, width, "c") as c:
+        src = bld.mul(bld.add(first, c, flags=NOWRAP), stride, flags=NOWRAP)
+        with for_range(bld, depth, "kk") as kk:
+            store(bld, load(bld, b, ty, add(bld, src, kk)), buf, add(bld, add(bld, base, kk, nr), c))
+    with bld.if_then(bld.icmp_unsigned("<", width, i64(nr))), for_range(bld, depth, "kz") as kk:
+        start = add(bld, add(bld, base, kk, nr), width)
+        with for_range(bld, bld.sub(i64(nr), width, flags=NOWRAP), "cz") as c:
+            store(bld, ir.Constant(ty, 0.0), buf, add(bld, start, c))
 
 
 def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumulate: ir.Value, last: bool,
            prepacked: bool = False) -> None:
     """Every tile of out rows 0..M-1, columns j0..j0+cols-1 over one packed depth block (rows
-    k0.. of the panels of all of op(b) when `prepacked`, else the block just packed into buf)."""
+    k0.. of the panels of all of op(b) when `prepacked`, else the block just packed into buf),
+    then the epilogue over each tile of the last block."""
+    from .linalg import finish_tile
+
     bld, ty = k.builder, llvm_type(k.node.dtype)
     mr, nv, lanes = panel_tile(ty)
     nr = nv * lanes
     for row_count, rows, row_start in _blocks(ops.M, mr):
         for panel_count, panel_cols, panel_start in _blocks(cols, nr):
-            tile = _tile_function(k, ops, depth, rows, panel_cols, last)
             with for_range(bld, row_count, "ir") as it, for_range(bld, panel_count, "jr") as jp:
                 i0 = add(bld, i64(row_start), it, rows)
                 panel = add(bld, i64(panel_start // nr), jp)
@@ -133,87 +370,8 @@ def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumula
                     start = add(bld, add(bld, i64(0), bld.udiv(j, i64(nr)), ops.K * nr), k0, nr)
                 else:
                     start = add(bld, i64(0), panel, depth * nr)
-                bld.call(tile, [k.out, k.ins[0], buf, *k.ins[2:],
-                                add(bld, add(bld, a0, i0, ops.a_row), k0, ops.a_k),
-                                start,
-                                add(bld, add(bld, out.offset, i0, ops.N), j),
-                                add(bld, out.row, i0), add(bld, out.col, j), accumulate])
-
-
-def _tile_function(k: Kernel, ops, depth: int, rows: int, cols: int, last: bool) -> ir.Function:
-    """The micro-kernel as one internal function per shape of tile, called by every tile of that
-    shape in every depth block, column block and thread part: emitted once, it keeps the module
-    (and LLVM's work on it) small; its call costs little beside rows x cols x depth FMAs.
-    `void (ptr out, ptr a, ptr packed, ptr extras..., i64 a_start, i64 panel, i64 out_start,
-    i64 row, i64 col, i1 accumulate)`: out[rows, cols] = (out if accumulate) + op(a) @ panel."""
-    module = k.builder.module
-    last = last and k.node.op == "matmul_epilogue"  # without an epilogue the last block is like the others
-    key = (k.node, k.operands, ops.a_row, ops.a_k, ops.N, depth, rows, cols, last, panel_tile(llvm_type(k.node.dtype)))
-    tiles = _tile_functions.setdefault(module, {})
-    if key not in tiles:
-        extras = len(k.ins) - 2
-        kind = ir.FunctionType(ir.VoidType(), [PTR] * (3 + extras) + [I64] * 5 + [BOOL])
-        name = module.get_unique_name(f"{k.builder.function.name}.tile{rows}x{cols}x{depth}{'.last' if last else ''}")
-        fn = ir.Function(module, kind, name)
-        fn.linkage = "private"  # a helper of its kernel, not a kernel (no symbol at all)
-        fn.attributes.add("noinline")
-        fn.attributes.add("nounwind")
-        out_ptr, a_ptr, buf, *rest = fn.args
-        extra_ptrs, (a_start, panel, out_start, row, col, accumulate) = rest[:extras], rest[extras:]
-        bld = ir.IRBuilder(fn.append_basic_block("entry"))
-        tile = Kernel(bld, k.node, k.operands, out_ptr, (a_ptr, buf, *extra_ptrs))
-        _tile(tile, ops, a_start, buf, out_start, row, col, panel, depth, rows, cols, accumulate, last)
-        bld.ret_void()
-        tiles[key] = fn
-    return tiles[key]
-
-
-def _tile(k: Kernel, ops, a_start, buf, out_start, row, col, panel, depth: int, rows: int, cols: int,
-          accumulate: ir.Value, last: bool) -> None:
-    """The micro-kernel: out[rows, cols] (+)= op(a)[rows, depth] @ panel, where op(a)[r, kk] is
-    a at a_start + r * a_row + kk * a_k and out[r, c] is out at out_start + r * N + c (output row
-    row + r, column col + c for the epilogue)."""
-    from .linalg import _finish
-
-    bld, ty = k.builder, llvm_type(k.node.dtype)
-    _, nv, lanes = panel_tile(ty)
-    nr = nv * lanes
-    vectors = -(-cols // lanes)
-    vector = ir.VectorType(ty, lanes)
-    accs = [[k.alloca(vector) for _ in range(vectors)] for _ in range(rows)]
-    for acc in (acc for row_accs in accs for acc in row_accs):
-        bld.store(ir.Constant(vector, None), acc)
-    a_rows = [add(bld, a_start, i64(r), ops.a_row) for r in range(rows)]
-    with for_range(bld, depth, "k") as kk:
-        step = add(bld, panel, kk, nr)
-        b_vals = [load(bld, buf, ty, add(bld, step, i64(v * lanes)), lanes) for v in range(vectors)]
-        for base, row_accs in zip(a_rows, accs):
-            x = splat(bld, load(bld, k.ins[0], ty, add(bld, base, kk, ops.a_k)), lanes)
-            for y, acc in zip(b_vals, row_accs):
-                bld.store(bld.fadd(bld.load(acc, typ=vector), bld.fmul(x, y, flags=FAST), flags=FAST), acc)
-    with bld.if_then(accumulate):  # a later depth block: add out's partial sums
-        for r, row_accs in enumerate(accs):
-            for v, acc in enumerate(row_accs):
-                dst = add(bld, out_start, i64(r * ops.N + v * lanes))
-                used = min(lanes, cols - v * lanes)
-                if used == lanes:
-                    bld.store(bld.fadd(bld.load(acc, typ=vector), load(bld, k.out, ty, dst, lanes), flags=FAST), acc)
-                    continue
-                value = ir.Constant(vector, None)
-                for lane in range(used):
-                    lane_index = ir.Constant(ir.IntType(32), lane)
-                    value = bld.insert_element(value, load(bld, k.out, ty, add(bld, dst, i64(lane))), lane_index)
-                bld.store(bld.fadd(bld.load(acc, typ=vector), value, flags=FAST), acc)
-    for r, row_accs in enumerate(accs):
-        for v, acc in enumerate(row_accs):
-            value, dst = bld.load(acc, typ=vector), add(bld, out_start, i64(r * ops.N + v * lanes))
-            used = min(lanes, cols - v * lanes)
-            if used == lanes:
-                store(bld, value, k.out, dst)
-                continue
-            for lane in range(used):  # the last columns of out: lane by lane
-                store(bld, bld.extract_element(value, ir.Constant(ir.IntType(32), lane)), k.out, add(bld, dst, i64(lane)))
-    if last:  # the epilogue over the tile just stored (in L1): a loop LLVM vectorises, not rows x cols copies
-        with for_range(bld, rows, "er") as r, for_range(bld, cols, "ec") as c:
-            dst = add(bld, add(bld, out_start, r, ops.N), c)
-            store(bld, _finish(k, load(bld, k.out, ty, dst), add(bld, row, r), add(bld, col, c)), k.out, dst)
+                a_at = add(bld, add(bld, a0, i0, ops.a_row), k0, ops.a_k)
+                out_at = add(bld, add(bld, out.offset, i0, ops.N), j)
+                outer_product(k, ops, a_at, buf, start, nr, out_at, depth, rows, panel_cols, accumulate)
+                if last:
+                    finish_tile(k, out, i0, j, ops.N, rows, panel_cols)

@@ -39,30 +39,48 @@ def run_parts(k: Kernel, parts: Sequence[Callable[[Kernel], None]]) -> None:
     if len(parts) == 1:
         parts[0](k)
         return
+
+    def dispatch(part_kernel: Kernel, index: ir.Value) -> None:
+        b = part_kernel.builder
+        done = b.function.append_basic_block("done")
+        switch = b.switch(index, done)
+        for number, part in enumerate(parts):
+            block = b.function.append_basic_block(f"part{number}")
+            switch.add_case(i64(number), block)
+            b.position_at_end(block)
+            part(part_kernel)
+            b.branch(done)
+        b.position_at_end(done)
+    _run(k, dispatch, len(parts))
+
+
+def run_indexed(k: Kernel, count: int, part: Callable[[Kernel, ir.Value], None]) -> None:
+    """`count` parts that are one computation at offsets of their i64 index (equal blocks of a
+    kernel): emitted once, handed to the pool; one part runs inline with index 0."""
+    if count == 1:
+        part(k, i64(0))
+        return
+    _run(k, part, count)
+
+
+def _run(k: Kernel, body: Callable[[Kernel, ir.Value], None], count: int) -> None:
+    """Call the pool on `<kernel>_parts`, whose body runs part `index` of `count`."""
     b = k.builder
     pointers = (k.out, *k.ins)
     context = k.alloca(ir.ArrayType(PTR, len(pointers)), "context")
     for j, ptr in enumerate(pointers):
         b.store(ptr, b.gep(context, [i64(0), i64(j)], inbounds=True))
     parallel = declare(b.module, ENTRY, ir.VoidType(), [PTR, PTR, I64])
-    b.call(parallel, [_parts_function(k, parts, len(pointers)), context, i64(len(parts))])
+    b.call(parallel, [_parts_function(k, body, len(pointers)), context, i64(count)])
 
 
-def _parts_function(k: Kernel, parts: Sequence[Callable[[Kernel], None]], count: int) -> ir.Function:
+def _parts_function(k: Kernel, body: Callable[[Kernel, ir.Value], None], count: int) -> ir.Function:
     """`void <kernel>_parts(ptr context, i64 index)`: unpack the buffer pointers, run part `index`."""
     fn = ir.Function(k.builder.module, ir.FunctionType(ir.VoidType(), [PTR, I64]), f"{k.builder.function.name}_parts")
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     ptrs = [b.load(b.gep(fn.args[0], [i64(0), i64(j)], inbounds=True, source_etype=ir.ArrayType(PTR, count)), typ=PTR)
             for j in range(count)]
-    done = fn.append_basic_block("done")
-    switch = b.switch(fn.args[1], done)
-    for index, part in enumerate(parts):
-        block = fn.append_basic_block(f"part{index}")
-        switch.add_case(i64(index), block)
-        b.position_at_end(block)
-        part(Kernel(b, k.node, k.operands, ptrs[0], tuple(ptrs[1:])))
-        b.branch(done)
-    b.position_at_end(done)
+    body(Kernel(b, k.node, k.operands, ptrs[0], tuple(ptrs[1:])), fn.args[1])
     b.ret_void()
     return fn

@@ -10,9 +10,10 @@ import pytest
 import graphc.lower.linalg as linalg
 import graphc.lower.microkernel as microkernel
 from graphc.lower import lower
+from graphc.ir import GraphBuilder
 from graphc.lower.kernel import VectorUnit
 from graphc.ops.fused import Body
-from harness import op_graph, run_op
+from harness import Native, op_graph, run_op
 from test_linalg import operands
 
 rng = np.random.default_rng(11)
@@ -118,3 +119,55 @@ def test_tile_follows_the_vector_unit(monkeypatch, unit):
     assert f"<{lanes} x float>" in ir_text and f"<{other} x float>" not in ir_text
     assert mr * nv + nv + 1 <= unit.registers
     assert len(re.findall(rf"fmul contract <{lanes} x float>", ir_text)) >= mr * nv
+
+
+def matmuls_graph(specs):
+    """One graph of several matmuls, each (a shape, b shape, transpose_a, transpose_b) as stored."""
+    g, outputs = GraphBuilder(), []
+    for n, (a_shape, b_shape, ta, tb) in enumerate(specs):
+        a = g.input(f"a{n}", "data", a_shape, "float32")
+        b = g.input(f"b{n}", "data", b_shape, "float32")
+        m = a_shape[1] if ta else a_shape[0]
+        cols = b_shape[0] if tb else b_shape[1]
+        outputs.append(g.add("matmul", (a, b), {"transpose_a": ta, "transpose_b": tb}, (m, cols), "float32",
+                             module_path=f"layer{n}"))
+    return g.finish(outputs)
+
+
+def tile_definitions(ir_text):
+    return re.findall(r'define private void @"(outer_tile_[^"]*)"', ir_text)
+
+
+def check_matmuls(graph, specs):
+    inputs = [rng.uniform(-1, 1, shape).astype(np.float32) for spec in specs for shape in spec[:2]]
+    for n, native in enumerate(Native(graph)(*inputs)):
+        a, b = inputs[2 * n], inputs[2 * n + 1]
+        expected = (a.T if specs[n][2] else a) @ (b.T if specs[n][3] else b)
+        np.testing.assert_allclose(native, expected, **tolerance("float32", a.size // native.shape[0]))
+
+
+def test_matmuls_of_one_tile_shape_share_one_tile_function():
+    """Different depths (one and two depth blocks), strides and transposes, whole register
+    tiles only: the module holds one tile function, called by every kernel."""
+    mr, nv, lanes = microkernel.panel_tile(microkernel.llvm_type("float32"))
+    m, n = 8 * mr, 2 * nv * lanes
+    specs = [((m, 300), (300, n), False, False), ((m, 200), (n, 200), False, True), ((300, m), (300, n), True, False)]
+    graph = matmuls_graph(specs)
+    assert tile_definitions(lower(graph).ir_text) == [f"outer_tile_f32_{mr}x{nv * lanes}"]
+    check_matmuls(graph, specs)
+
+
+def test_remainder_widths_of_one_vector_count_share_a_tile():
+    """Column remainders of one and a half vectors and of two vectors run the two-vector partial
+    tile, half a vector the one-vector one: two functions for three widths, beside the whole tile."""
+    mr, nv, lanes = microkernel.panel_tile(microkernel.llvm_type("float32"))
+    nr = nv * lanes
+    widths = [nr + lanes + lanes // 2, nr + 2 * lanes, nr + lanes // 2] if nv > 2 else [nr + lanes // 2, nr + lanes]
+    specs = [((mr, 70), (70, n), False, False) if j % 2 == 0 else ((mr, 70), (n, 70), False, True)
+             for j, n in enumerate(widths)]
+    graph = matmuls_graph(specs)
+    expected = {f"outer_tile_f32_{mr}x{nr}", f"outer_tile_f32_{mr}x{lanes}_partial"}
+    if nv > 2:
+        expected.add(f"outer_tile_f32_{mr}x{2 * lanes}_partial")
+    assert sorted(tile_definitions(lower(graph).ir_text)) == sorted(expected)
+    check_matmuls(graph, specs)

@@ -46,3 +46,22 @@ def test_large_matmuls_start_threads_and_small_ones_do_not(monkeypatch):
     assert "graphc_parallel" in matmul_ir(1)  # one row: its columns split
     assert "graphc_parallel" not in matmul_ir(4, 64, 64)
     assert "graphc_parallel" not in matmul_ir(1, 64, 64)
+
+
+@pytest.mark.parametrize("threads, once", [("2", True), ("3", False)])
+def test_equal_parts_are_emitted_once(monkeypatch, threads, once):
+    """512 columns split in two equal blocks: one body offset by the part's index; in three
+    unequal blocks: a body per part behind a switch."""
+    import re
+
+    import graphc.config
+    from graphc.ir import GraphBuilder
+    monkeypatch.setattr(graphc.config, "usable_cpus", lambda: 4)
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", threads)
+    b = GraphBuilder()
+    x = b.input("x", "user", (128, 2048), "float32")
+    w = b.input("w", "user", (512, 2048), "float32")
+    out = b.add("matmul", [x, w], {"transpose_a": False, "transpose_b": True}, (128, 512), "float32")
+    text = lower(b.finish([out])).ir_text
+    parts = re.search(r'define internal void @"\w+_parts"\(.*?\n}\n', text, re.S).group(0)
+    assert ("switch" not in parts) == once

@@ -64,7 +64,8 @@ class Match:
     user: Node | None  # the elementwise user whose body joins, if any
 
 
-def _geometry(graph: Graph, gather: Node) -> Geometry | None:
+def gather_geometry(graph: Graph, gather: Node) -> Geometry | None:
+    """The zero-padding window geometry of a window_gather whose tables are constants, or None."""
     x = graph.nodes[gather.inputs[0]]
     found = []
     for t, size in zip(gather.inputs[1:], x.shape[2:]):
@@ -113,7 +114,7 @@ def match(graph: Graph, matmul: Node, users: dict[int, list[int]], pinned: set[i
         result = moved if moved.shape == expected else None  # 1-d: the permute is [N, O, out] already
     if result is None or (result is not moved and moved.id in pinned):
         return None
-    geometry = _geometry(graph, gather)
+    geometry = gather_geometry(graph, gather)
     if geometry is None or not direct_pays(x.shape, channels, geometry, x.dtype):
         return None
     user = graph.nodes[users[result.id][0]] if result.id not in pinned and len(users[result.id]) == 1 else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..ir import Graph, GraphBuilder, Node
 from ..lower.weight_gradient import direct_pays
-from .fuse_convolution import gather_geometry
+from .fuse_convolution import window_geometry
 from .rewrite import finish_like, live_nodes, rebuild
 
 
@@ -40,7 +40,7 @@ def match(graph: Graph, matmul: Node) -> tuple[int, int, dict, int] | None:
     dy, x = graph.nodes[moved.inputs[0]], graph.nodes[gather.inputs[0]]
     if dy.op == "reshape" and len(x.shape) > 3:  # [N, O, *out] grouped to [N, O, P]; a 1-d dy is that already
         dy = graph.nodes[dy.inputs[0]]
-    geometry = gather_geometry(graph, gather)
+    geometry = window_geometry(graph, gather)
     out = gather.shape[1:1 + len(x.shape) - 2]
     if geometry is None or dy.shape != (x.shape[0], matmul.shape[0]) + out or dy.dtype != x.dtype:
         return None

@@ -4,23 +4,14 @@ gradient sums dy unpermuted; results unchanged (reference interpreter), and what
 import numpy as np
 import pytest
 
-import graphc
 import graphc.nn as nn
 from graphc.ir import verify
-from graphc.partition import joint_graph
-from graphc.passes import KERNEL_PIPELINE, PIPELINE, optimize
 from graphc.passes.fuse_weight_gradient import fuse_weight_gradient
-from graphc.trace import trace
-from pass_graphs import assert_same_results, random_inputs, rng
+from pass_graphs import assert_same_results, joint_kernels, random_inputs
 
 
 def joint(model, *shape):
-    """The joint forward+backward graph w.r.t. the parameters, after PIPELINE and after KERNEL_PIPELINE."""
-    graphc.manual_seed(2)
-    program = trace(model, graphc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True))
-    wrt = [n.id for n in program.graph.inputs if n.role.kind == "param"]
-    graph = optimize(joint_graph(program.graph, wrt).graph, PIPELINE)
-    return graph, optimize(graph, KERNEL_PIPELINE)
+    return joint_kernels(model, shape, "param")
 
 
 @pytest.mark.parametrize("layer, shape", [

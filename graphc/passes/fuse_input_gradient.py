@@ -10,6 +10,13 @@ channel dims swapped: the direct kernel (lower/convolution.py) computes it from 
 neither the products nor dy's permute are stored, and nothing is scattered. The weight flip is
 a copy of the weights (O * C * prod(kernel) elements). Applies where the direct kernel does
 (`lower.convolution.direct_pays` over dy); strided convolutions keep col2im.
+
+Measured on a 2-vCPU Xeon (Ice Lake server, AVX-512), 2 threads, whole SGD train steps with and
+without this pass, alternating in one process (fastest of 100): 16x16x32x32 -> 32 3x3 p1 -> 32 3x3
+p1: 12.7 -> 9.1 ms; 16x8x24x48 -> 16 5x5 p2 -> 16 5x5 p2: 21.6 -> 11.5 ms; LeNet (the second conv
+6 -> 16 5x5 unpadded, so dy is padded by 4 on every side and a third of the products read zeros):
+3.0 ms either way. The direct kernel is never the slower one there, so no rule beyond the
+forward's picks between them.
 """
 from __future__ import annotations
 

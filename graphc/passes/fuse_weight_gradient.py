@@ -13,6 +13,10 @@ gradient, the permute's other reader, becomes a sum over the unpermuted dy by th
 (when the dims it keeps stay in order, so a reshape is all the permute was). Applies where the
 direct kernel does (`lower.weight_gradient.direct_pays`). Runs after fuse_convolution, so a
 gather left only for the weight gradient is dropped.
+
+Measured as fuse_input_gradient's figures (whole train steps with and without, fastest of 100):
+LeNet batch 64: 6.3 -> 4.7 ms; 16x16x32x32 -> 32 3x3 p1 -> 32 3x3 p1: 43 -> 19 ms; 16x8x24x48 ->
+16 5x5 p2 -> 16 5x5 p2: 23 -> 14 ms.
 """
 from __future__ import annotations
 

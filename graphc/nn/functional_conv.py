@@ -7,9 +7,10 @@
 - max and average pools: one `pool` op (graphc/ops/pool.py) with the window geometry in its
   attrs, read in place by its kernel: the maximum (padding -inf), or the sum times a constant of
   reciprocal divisors. Its gradient is one `pool_backward` op.
-- adaptive pools: each channel is a batch item of one channel, so the gather's [N * C, *out, 1,
-  *kernel] with PyTorch's variable bins as tables (shorter bins padded) is already [N, C, *out,
-  kernel] and a reduction over the last dim finishes it: amax (padding reads -inf) or sum.
+- adaptive pools: bins of one size (the input a multiple of the output) are that `pool`; else
+  each channel is a batch item of one channel, so the gather's [N * C, *out, 1, *kernel] with
+  PyTorch's variable bins as tables (shorter bins padded) is already [N, C, *out, kernel] and a
+  reduction over the last dim finishes it: amax (padding reads -inf) or sum.
 
 Tables and divisors depend on shapes only, so they are small constants of the traced graph.
 """
@@ -212,12 +213,27 @@ def _adaptive_sizes(input: Tensor, dims: int, output_size) -> list[int]:
     return [int(n if o is None else o) for n, o in zip(sizes, outs)]
 
 
+MAX_UNIFORM_BIN = 32  # a pool kernel unrolls a row of its window: wider bins stay gathered
+
+
+def _uniform_bins(sizes: Sequence[int], outs: Sequence[int]) -> tuple[int, ...] | None:
+    """The bin size per dim when every bin has it (the size a multiple of the output size): the
+    adaptive pool is then a plain pool with that kernel and stride."""
+    if any(n % o or n // o > MAX_UNIFORM_BIN for n, o in zip(sizes, outs)):
+        return None
+    return tuple(n // o for n, o in zip(sizes, outs))
+
+
 def adaptive_avg_pool(input: Tensor, dims: int, output_size) -> Tensor:
     """Sums over PyTorch's bins (start floor(i * n / out), end ceil((i + 1) * n / out)) over their lengths."""
     _checked_pool_input(f"adaptive_avg_pool{dims}d", input, dims)
     sizes, outs = input.shape[input.ndim - dims:], _adaptive_sizes(input, dims, output_size)
     if all(o == 1 for o in outs):  # global pooling: a mean over the spatial dims, no window copy
         return fn.mean(input, tuple(range(input.ndim - dims, input.ndim)), keepdim=True)
+    bins = _uniform_bins(sizes, outs)
+    if bins is not None:
+        sums = pool(input, "sum", bins, bins, (1,) * dims, ((0, 0),) * dims)
+        return fn.mul(sums, _reciprocal(input, np.asarray(float(math.prod(bins)))))
     tables = [as_tensor(adaptive_table(n, o)) for n, o in zip(sizes, outs)]
     sums = _pool(input, dims, tables, 0.0, fn.sum)
     lengths = [end - start for start, end in (adaptive_bins(n, o) for n, o in zip(sizes, outs))]
@@ -229,6 +245,9 @@ def adaptive_max_pool(input: Tensor, dims: int, output_size, return_indices=Fals
     _checked_pool_input(f"adaptive_max_pool{dims}d", input, dims)
     _no_indices(return_indices)
     sizes, outs = input.shape[input.ndim - dims:], _adaptive_sizes(input, dims, output_size)
+    bins = _uniform_bins(sizes, outs)
+    if bins is not None:
+        return pool(input, "max", bins, bins, (1,) * dims, ((0, 0),) * dims)
     tables = [as_tensor(adaptive_table(n, o)) for n, o in zip(sizes, outs)]
     return _pool(input, dims, tables, -math.inf, fn.amax)
 

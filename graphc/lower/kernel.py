@@ -166,7 +166,8 @@ def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Val
     mask = lane_mask(bits)
     if condition is not None:
         mask = b.and_(mask, splat(b, condition, count))
-    address = b.gep(ptr, [offset], source_etype=ty)  # not inbounds: it may point before the buffer
+    # the first lanes of a vector start inside the buffer; other masks may point before it
+    address = b.gep(ptr, [offset], inbounds=isinstance(used, int), source_etype=ty)
     b.call(_masked(b, "store", value.type), [value, address, ir.Constant(I32, _align(ty)), mask])
 
 

@@ -13,7 +13,9 @@ no windows array is stored. pool_backward zeroes the input gradient's plane, the
 outputs computes each window's share (g / count of elements equal to the maximum, counted over
 the same masked loads, or g itself for sum) and adds mask * share into the rows it came from,
 as masked read-modify-writes through the inverse shuffle. Within one offset the lanes write
-distinct columns, and the offsets run one after the other, so overlapping windows add up.
+distinct columns, and the offsets run one after the other, so overlapping windows add up. When
+the windows tile the input exactly (LeNet's 2x2 pools), each element is stored once instead:
+no zeroing, no read.
 
 Vectors whose loads are all in bounds and full (the interior of a wide row) run as a loop; the
 first and last vectors of a row, with their padding masks, are unrolled. Planes split across
@@ -66,6 +68,13 @@ class _Geometry:
         (KH, KW), (sh, sw), (dh, dw) = (two(node.attr(a), 1) for a in ("kernel", "stride", "dilation"))
         (ph, _), (pw, _) = two(node.attr("padding"), (0, 0))
         return _Geometry(math.prod(x_shape[:len(x_shape) - dims]), H, W, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, lanes)
+
+    @property
+    def tiles_exactly(self) -> bool:
+        """Whether the windows cover the input once each, no padding, no gaps, no overlap (a 2x2
+        pool of stride 2 over even sizes): then each input element is written once, not added to."""
+        return (self.dh == self.dw == 1 and self.ph == self.pw == 0 and (self.sh, self.sw) == (self.KH, self.KW)
+                and (self.H, self.W) == (self.OH * self.KH, self.OW * self.KW))
 
     @property
     def rows_may_pad(self) -> bool:
@@ -127,7 +136,8 @@ class _Row:
         return b.shuffle_vector(wide, ir.Constant(wide.type, None), self._picks())
 
     def add_into(self, ptr: ir.Value, ow: ir.Value, first: int, kw: int, value: ir.Value) -> None:
-        """ptr[window columns] += value's lanes, the inverse of `load`."""
+        """ptr[window columns] += value's lanes, the inverse of `load` (= when the windows tile
+        the input exactly)."""
         b, g = self.b, self.g
         bits = g.bits(first, kw)
         offset = add_constant(b, add(b, self.start, ow, g.sw), g.column(0, kw))
@@ -135,8 +145,9 @@ class _Row:
             spread = [i // g.sw if i % g.sw == 0 else g.lanes for i in range(g.lanes * g.sw)]  # lane `lanes`: zero
             value = b.shuffle_vector(value, ir.Constant(value.type, None),
                                      ir.Constant(ir.VectorType(ir.IntType(32), len(spread)), spread))
-        old = masked_load(b, ptr, self.ty, offset, bits, self.valid)
-        masked_store(b, b.fadd(old, value), ptr, offset, bits, self.valid)
+        if not g.tiles_exactly:
+            value = b.fadd(masked_load(b, ptr, self.ty, offset, bits, self.valid), value)
+        masked_store(b, value, ptr, offset, bits, self.valid)
 
 
 # emit(ow: i64 first output column, first: its compile-time value or of a full vector) for one vector of a row
@@ -202,8 +213,9 @@ def emit_pool_backward(k: Kernel) -> None:
     def part(k: Kernel, first: int, count: int) -> None:
         b = k.builder
         grad, saved = k.ins[0], k.ins[1:]
-        with for_range(b, count * g.H * g.W, "z") as z:
-            store(b, ir.Constant(ty, 0.0), k.out, add(b, i64(first * g.H * g.W), z))
+        if not g.tiles_exactly:
+            with for_range(b, count * g.H * g.W, "z") as z:
+                store(b, ir.Constant(ty, 0.0), k.out, add(b, i64(first * g.H * g.W), z))
         counted = k.alloca(vector_ty, "count")
         with for_range(b, count, "plane") as p, for_range(b, g.OH, "oh") as oh:
             plane = add(b, i64(first), p)

@@ -17,7 +17,9 @@ rng = np.random.default_rng(5)
 # (x shape, kernel, stride, padding, dilation, ceil_mode)
 GEOMETRIES = [
     ((2, 3, 8, 9), (2, 2), (2, 2), (0, 0), (1, 1), False),  # LeNet's, odd width: the tail is dropped
-    ((1, 6, 28, 28), (2, 2), (2, 2), (0, 0), (1, 1), False),  # batch 1
+    ((1, 6, 28, 28), (2, 2), (2, 2), (0, 0), (1, 1), False),  # batch 1; windows tile the input exactly
+    ((2, 2, 9, 12), (3, 3), (3, 3), (0, 0), (1, 1), False),  # tiling, stride 3
+    ((2, 3, 16), (2,), (2,), (0,), (1,), False),  # tiling, 1-d
     ((2, 2, 9, 11), (3, 3), (2, 2), (1, 1), (1, 1), False),  # padded, overlapping
     ((2, 2, 9, 11), (3, 3), (2, 2), (1, 1), (1, 1), True),  # ceil mode: the last window hangs over
     ((1, 3, 7, 8), (3, 2), (1, 2), (1, 1), (1, 1), True),
@@ -124,3 +126,12 @@ def test_infer_rejects_what_the_kernels_do_not_take():
         OPS["pool"].infer(TensorType((1, 1, 1, 4), "float32"), reduce="max", **attrs)
     with pytest.raises(ShapeError, match="pooled shape"):
         OPS["pool_backward"].infer(TensorType((1, 1, 3, 2), "float32"), reduce="sum", size=(4, 4), **attrs)
+
+
+def test_windows_that_tile_the_input_are_stored_once():
+    """2x2 windows of stride 2 over even sizes cover every element once: the backward stores
+    without zeroing; an odd size leaves a tail to zero, padding or overlap needs the adds."""
+    assert _Geometry(1, 28, 28, 14, 14, 2, 2, 2, 2, 1, 1, 0, 0, 16).tiles_exactly
+    assert not _Geometry(1, 28, 29, 14, 14, 2, 2, 2, 2, 1, 1, 0, 0, 16).tiles_exactly
+    assert not _Geometry(1, 28, 28, 14, 14, 2, 2, 2, 2, 1, 1, 1, 1, 16).tiles_exactly
+    assert not _Geometry(1, 28, 28, 27, 27, 2, 2, 1, 1, 1, 1, 0, 0, 16).tiles_exactly

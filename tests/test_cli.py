@@ -126,8 +126,9 @@ def test_passes_prints_the_graph_after_each_pass_in_order(capsys, model_file):
     headers = [line for line in out.splitlines() if line.startswith("== ")]
     assert headers[0] == "== traced =="
     names = [h.split()[2] for h in headers[1:]]
-    assert names[0] == "fold_constants" and names[-7:] == ["dead_code", "fuse_elementwise", "fuse_matmul_epilogue",
-                                                             "fuse_convolution", "fuse_reductions", "group_kernels",
+    assert names[0] == "fold_constants" and names[-9:] == ["dead_code", "fuse_elementwise", "fuse_matmul_epilogue",
+                                                             "fuse_convolution", "fuse_weight_gradient",
+                                                             "fuse_input_gradient", "fuse_reductions", "group_kernels",
                                                              "schedule_kernels"]
     assert out.index("after fold_constants") < out.index("after dead_code") < out.index("after fuse_elementwise")
     assert out.count("= matmul") == 2 * len(headers)

@@ -22,8 +22,8 @@ from typing import Sequence
 import llvmlite.ir as ir
 
 from .elementwise import broadcast_strides, emit_body
-from .kernel import (FAST, I64, PTR, Kernel, add, contiguous_strides, for_range, i64, llvm_type, load, masked_load,
-                     masked_store, splat, store, vector_unit)
+from .kernel import (FAST, I64, PTR, Kernel, add, add_constant, contiguous_strides, for_range, i64, llvm_type, load,
+                     masked_load, masked_store, splat, store, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
 MAX_UNROLLED_WIDTH = 16  # kernel columns unrolled in the tile's inner loop (a 16-wide kernel: 16 x tile code)
@@ -165,11 +165,6 @@ def _tile_function(k: Kernel, g: _Geometry, mr: int, rows: int, vectors: tuple[i
     return tiles[key]
 
 
-def _plus(b: ir.IRBuilder, value: ir.Value, constant: int) -> ir.Value:
-    """value + constant, where the constant may be negative (kernel.add's nuw would make that poison)."""
-    return b.add(value, i64(constant), flags=("nsw",)) if constant < 0 else add(b, value, i64(constant))
-
-
 def _lane_mask(g: _Geometry, first: int) -> list[bool]:
     """Lanes of a vector of x starting at column `first` (maybe negative) that lie inside its row."""
     return [0 <= first + j < g.W for j in range(g.lanes)]
@@ -185,7 +180,7 @@ def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tupl
         b.store(zero, acc)
     image = add(b, i64(0), n, g.C * g.H * g.W)
     weight_rows = [add(b, i64(m * g.K), o0, g.K) for m in range(mr)]
-    first_rows = [_plus(b, add(b, i64(0), oh0, g.sh), r * g.sh - g.ph) for r in range(rows)]
+    first_rows = [add_constant(b, add(b, i64(0), oh0, g.sh), r * g.sh - g.ph) for r in range(rows)]
     with contextlib.ExitStack() as loops:
         c = loops.enter_context(for_range(b, g.C, "c"))
         kh = loops.enter_context(for_range(b, g.KH, "kh"))
@@ -204,7 +199,7 @@ def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tupl
                 per_row = []
                 for v in vectors:
                     bits = _lane_mask(g, v * lanes + shift)
-                    per_row.append(masked_load(b, k.ins[0], ty, _plus(b, start, v * lanes + shift), bits, valid))
+                    per_row.append(masked_load(b, k.ins[0], ty, add_constant(b, start, v * lanes + shift), bits, valid))
                 loaded.append(per_row)
             weight_tap = add(b, tap, i64(kw))
             for m in range(mr):

@@ -15,6 +15,8 @@ from .index import emit_gather_rows, emit_scatter_add_rows
 from .elementwise import SCALAR_OPS, emit_elementwise, emit_fused
 from .kernel import Kernel
 from .linalg import emit_matmul, emit_one_hot, emit_pack_panels
+from .pool import emit_pool, emit_pool_backward
+from .weight_gradient import emit_convolution_weight_grad
 from .random import emit_random_uniform
 from .softmax import emit_row_softmax
 from .window import emit_window_gather, emit_window_scatter
@@ -48,12 +50,15 @@ EMITTERS: dict[str, Callable[[Kernel], None]] = {
     "matmul": emit_matmul,
     "matmul_epilogue": emit_matmul,  # the matmul kernel, its body applied before each store
     "convolution": emit_convolution,
+    "convolution_weight_grad": emit_convolution_weight_grad,
     "one_hot": emit_one_hot,
     "pack_panels": emit_pack_panels,
     "softmax": emit_row_softmax,
     "log_softmax": emit_row_softmax,
     "window_gather": emit_window_gather,
     "window_scatter": emit_window_scatter,
+    "pool": emit_pool,
+    "pool_backward": emit_pool_backward,
     "gather_rows": emit_gather_rows,
     "scatter_add_rows": emit_scatter_add_rows,
     "random_uniform": emit_random_uniform,

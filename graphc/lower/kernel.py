@@ -136,15 +136,16 @@ def lane_mask(bits: Sequence[bool]) -> ir.Constant:
 
 
 def masked_load(b: ir.IRBuilder, ptr: ir.Value, ty: ir.Type, offset: ir.Value, bits: Sequence[bool],
-                condition: ir.Value | None = None) -> ir.Value:
+                condition: ir.Value | None = None, fill: float | None = None) -> ir.Value:
     """Lanes of `len(bits)` consecutive elements at `offset` where bits is true (and the runtime
     `condition`, when given, holds: an i1 for all lanes or a vector of i1, one per lane), zero
-    elsewhere; the other lanes are not read, so they may lie outside the buffer (the offset may
-    even be negative). A runtime condition joins the mask rather than a select, which LLVM turns
-    into branches around each load."""
+    (or `fill`) elsewhere; the other lanes are not read, so they may lie outside the buffer (the
+    offset may even be negative). A runtime condition joins the mask rather than a select, which
+    LLVM turns into branches around each load."""
     vector = ir.VectorType(ty, len(bits))
+    passthrough = ir.Constant(vector, None if fill is None else [ir.Constant(ty, fill)] * len(bits))
     if not any(bits):
-        return ir.Constant(vector, None)
+        return passthrough
     if all(bits) and condition is None:
         return load(b, ptr, ty, offset, len(bits))
     mask = lane_mask(bits)
@@ -152,17 +153,28 @@ def masked_load(b: ir.IRBuilder, ptr: ir.Value, ty: ir.Type, offset: ir.Value, b
         per_lane = isinstance(condition.type, ir.VectorType)
         mask = b.and_(mask, condition if per_lane else splat(b, condition, len(bits)))
     address = b.gep(ptr, [offset], source_etype=ty)  # not inbounds: it may point before the buffer
-    return b.call(_masked(b, "load", vector), [address, ir.Constant(I32, _align(ty)), mask, ir.Constant(vector, None)])
+    return b.call(_masked(b, "load", vector), [address, ir.Constant(I32, _align(ty)), mask, passthrough])
 
 
-def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value, used: int | ir.Value) -> None:
-    """The first `used` lanes of a vector stored to consecutive elements at `offset` (or the
-    lanes of a runtime vector of i1)."""
-    if isinstance(used, int) and used == value.type.count:
-        return store(b, value, ptr, offset)
-    ty = value.type.element
-    address = b.gep(ptr, [offset], inbounds=True, source_etype=ty)
-    mask = used if isinstance(used, ir.Value) else lane_mask([lane < used for lane in range(value.type.count)])
+def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, offset: ir.Value,
+                 used: int | Sequence[bool] | ir.Value, condition: ir.Value | None = None) -> None:
+    """The first `used` lanes of a vector (or the lanes where bits `used` is true, or where the
+    runtime vector of i1 `used` is; and where the i1 `condition` holds) stored to consecutive
+    elements at `offset`; as in masked_load, lanes not stored may lie outside the buffer."""
+    count, ty = value.type.count, value.type.element
+    if isinstance(used, ir.Value):  # a runtime mask of a tile's first lanes: they start inside the buffer
+        mask, inbounds = used, True
+    else:
+        bits = [lane < used for lane in range(count)] if isinstance(used, int) else list(used)
+        if not any(bits):
+            return
+        if all(bits) and condition is None:
+            return store(b, value, ptr, offset)
+        # the first lanes of a vector start inside the buffer; other masks may point before it
+        mask, inbounds = lane_mask(bits), isinstance(used, int)
+    if condition is not None:
+        mask = b.and_(mask, splat(b, condition, count))
+    address = b.gep(ptr, [offset], inbounds=inbounds, source_etype=ty)
     b.call(_masked(b, "store", value.type), [value, address, ir.Constant(I32, _align(ty)), mask])
 
 
@@ -186,6 +198,11 @@ def add(b: ir.IRBuilder, base: ir.Value, index: ir.Value, stride: int = 1) -> ir
     if isinstance(base, ir.Constant) and base.constant == 0:
         return term
     return b.add(base, term, flags=flags)
+
+
+def add_constant(b: ir.IRBuilder, value: ir.Value, constant: int) -> ir.Value:
+    """value + constant, where the constant may be negative (add's nuw would make that poison)."""
+    return b.add(value, i64(constant), flags=("nsw",)) if constant < 0 else add(b, value, i64(constant))
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from ..ir import Node
 from .elementwise import SCALAR_OPS, broadcast_strides, element_of
 from .kernel import (FAST, REASSOC, Kernel, add, contiguous_strides, for_range, i64, llvm_type, load, store,
                      strided_loops)
-from .reduce import REDUCTIONS, _maximum
+from .reduce import REDUCTIONS, maximum
 
 
 def emit_row_softmax(k: Kernel) -> None:
@@ -35,7 +35,7 @@ def emit_row_softmax(k: Kernel) -> None:
                 body(offset, load(b, k.ins[0], ty, offset))
 
         b.store(ir.Constant(ty, float("-inf")), largest)
-        each(lambda offset, x: b.store(_maximum(b, b.load(largest, typ=ty), x), largest))
+        each(lambda offset, x: b.store(maximum(b, b.load(largest, typ=ty), x), largest))
         top = b.load(largest, typ=ty)
         b.store(ir.Constant(ty, 0.0), total)
 
@@ -79,7 +79,7 @@ def emit_log_softmax_reduction(k: Kernel, row: Node, x: ir.Value, row_out: ir.Va
                 body(d, offset, load(b, x, ty, offset))
 
         b.store(ir.Constant(ty, float("-inf")), largest)
-        each(lambda d, offset, v: b.store(_maximum(b, b.load(largest, typ=ty), v), largest))
+        each(lambda d, offset, v: b.store(maximum(b, b.load(largest, typ=ty), v), largest))
         top = b.load(largest, typ=ty)
         b.store(ir.Constant(ty, 0.0), total)
         each(lambda d, offset, v: b.store(b.fadd(b.load(total, typ=ty), exp(b, [b.fsub(v, top, flags=FAST)], row),

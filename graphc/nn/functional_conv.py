@@ -4,10 +4,13 @@
   [O, C * kernel] transposed (the Linear layer's form, so the bias is a matmul epilogue), and a
   permute to [N, O, *out]. Groups become a batched matmul over the group dim. Gradients come
   from the gather/scatter and matmul rules.
-- pools: each channel is a batch item of one channel, so the gather's [N * C, *out, 1, *kernel]
-  is already [N, C, *out, kernel] and a reduction over the last dim finishes it: amax for max
-  pools (padding reads -inf), sum times a constant of reciprocal divisors for average pools.
-  Adaptive pools are the same with PyTorch's variable bins as tables (shorter bins padded).
+- max and average pools: one `pool` op (graphc/ops/pool.py) with the window geometry in its
+  attrs, read in place by its kernel: the maximum (padding -inf), or the sum times a constant of
+  reciprocal divisors. Its gradient is one `pool_backward` op.
+- adaptive pools: bins of one size (the input a multiple of the output) are that `pool`; else
+  each channel is a batch item of one channel, so the gather's [N * C, *out, 1, *kernel] with
+  PyTorch's variable bins as tables (shorter bins padded) is already [N, C, *out, kernel] and a
+  reduction over the last dim finishes it: amax (padding reads -inf) or sum.
 
 Tables and divisors depend on shapes only, so they are small constants of the traced graph.
 """
@@ -19,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..ops import functions as fn
+from ..ops.pool import pool
 from ..ops.window import adaptive_bins, adaptive_table, window_gather, window_table
 from ..tensor import Tensor, as_tensor
 
@@ -140,7 +144,7 @@ def _pool_geometry(name: str, x: Tensor, dims: int, kernel_size, stride, padding
     if min(outs) < 1:
         raise RuntimeError(f"{name}: output size is too small for input of size {list(x.shape)}")
     # the high padding that makes the floor rule give `outs` (more than `padding` in ceil mode)
-    pads = [(p, (o - 1) * s + d * (k - 1) + 1 - n - p)
+    pads = [(p, max(0, (o - 1) * s + d * (k - 1) + 1 - n - p))  # below 0 the floor rule drops the tail anyway
             for n, o, k, s, p, d in zip(sizes, outs, kernel, stride, padding, dilation)]
     return kernel, stride, padding, dilation, pads
 
@@ -166,15 +170,14 @@ def _no_indices(return_indices: bool) -> None:
 
 def max_pool(input: Tensor, dims: int, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
              return_indices=False) -> Tensor:
-    """Windows padded with -inf, reduced by amax. The gradient of tied maxima is shared equally
-    among them (amax's rule); PyTorch gives it all to the first."""
+    """One `pool` op: the maximum of each window, padding -inf. The gradient of tied maxima is
+    shared equally among them (amax's rule over windows); PyTorch gives it all to the first."""
     name = f"max_pool{dims}d"
     _checked_pool_input(name, input, dims)
     _no_indices(return_indices)
     kernel, stride, _, dilation, pads = _pool_geometry(name, input, dims, kernel_size, stride, padding, dilation,
                                                        ceil_mode)
-    tables = _tables(input.shape[input.ndim - dims:], kernel, stride, pads, dilation)
-    return _pool(input, dims, tables, -math.inf, fn.amax)
+    return pool(input, "max", kernel, stride, dilation, pads)
 
 
 def _reciprocal(x: Tensor, divisors: np.ndarray) -> Tensor:
@@ -183,20 +186,19 @@ def _reciprocal(x: Tensor, divisors: np.ndarray) -> Tensor:
 
 def avg_pool(input: Tensor, dims: int, kernel_size, stride=None, padding=0, ceil_mode=False,
              count_include_pad=True, divisor_override=None) -> Tensor:
-    """Window sums times 1 / divisor, PyTorch's divisor per output position: the window clipped to
+    """Window sums (a `pool` op) times 1 / divisor, PyTorch's divisor per output position: the window clipped to
     the padded input (count_include_pad) or to the input itself, unless divisor_override."""
     name = f"avg_pool{dims}d"
     _checked_pool_input(name, input, dims)
     sizes = input.shape[input.ndim - dims:]
     kernel, stride, padding, dilation, pads = _pool_geometry(name, input, dims, kernel_size, stride, padding, 1,
                                                              ceil_mode)
-    tables = _tables(sizes, kernel, stride, pads, dilation)
-    sums = _pool(input, dims, tables, 0.0, fn.sum)
+    sums = pool(input, "sum", kernel, stride, dilation, pads)
     if divisor_override:
         return fn.mul(sums, _reciprocal(input, np.asarray(float(divisor_override))))
     lengths = []
-    for n, t, k, s, p in zip(sizes, tables, kernel, stride, padding):
-        start = np.arange(t.shape[0]) * s - p
+    for n, o, k, s, p in zip(sizes, sums.shape[sums.ndim - dims:], kernel, stride, padding):
+        start = np.arange(o) * s - p
         end = np.minimum(start + k, n + p)
         lengths.append(end - start if count_include_pad else np.minimum(end, n) - np.maximum(start, 0))
     divisors = lengths[0] if dims == 1 else np.multiply.outer(*lengths)
@@ -211,12 +213,27 @@ def _adaptive_sizes(input: Tensor, dims: int, output_size) -> list[int]:
     return [int(n if o is None else o) for n, o in zip(sizes, outs)]
 
 
+MAX_UNIFORM_BIN = 32  # a pool kernel unrolls a row of its window: wider bins stay gathered
+
+
+def _uniform_bins(sizes: Sequence[int], outs: Sequence[int]) -> tuple[int, ...] | None:
+    """The bin size per dim when every bin has it (the size a multiple of the output size): the
+    adaptive pool is then a plain pool with that kernel and stride."""
+    if any(n % o or n // o > MAX_UNIFORM_BIN for n, o in zip(sizes, outs)):
+        return None
+    return tuple(n // o for n, o in zip(sizes, outs))
+
+
 def adaptive_avg_pool(input: Tensor, dims: int, output_size) -> Tensor:
     """Sums over PyTorch's bins (start floor(i * n / out), end ceil((i + 1) * n / out)) over their lengths."""
     _checked_pool_input(f"adaptive_avg_pool{dims}d", input, dims)
     sizes, outs = input.shape[input.ndim - dims:], _adaptive_sizes(input, dims, output_size)
     if all(o == 1 for o in outs):  # global pooling: a mean over the spatial dims, no window copy
         return fn.mean(input, tuple(range(input.ndim - dims, input.ndim)), keepdim=True)
+    bins = _uniform_bins(sizes, outs)
+    if bins is not None:
+        sums = pool(input, "sum", bins, bins, (1,) * dims, ((0, 0),) * dims)
+        return fn.mul(sums, _reciprocal(input, np.asarray(float(math.prod(bins)))))
     tables = [as_tensor(adaptive_table(n, o)) for n, o in zip(sizes, outs)]
     sums = _pool(input, dims, tables, 0.0, fn.sum)
     lengths = [end - start for start, end in (adaptive_bins(n, o) for n, o in zip(sizes, outs))]
@@ -228,6 +245,9 @@ def adaptive_max_pool(input: Tensor, dims: int, output_size, return_indices=Fals
     _checked_pool_input(f"adaptive_max_pool{dims}d", input, dims)
     _no_indices(return_indices)
     sizes, outs = input.shape[input.ndim - dims:], _adaptive_sizes(input, dims, output_size)
+    bins = _uniform_bins(sizes, outs)
+    if bins is not None:
+        return pool(input, "max", bins, bins, (1,) * dims, ((0, 0),) * dims)
     tables = [as_tensor(adaptive_table(n, o)) for n, o in zip(sizes, outs)]
     return _pool(input, dims, tables, -math.inf, fn.amax)
 

@@ -9,6 +9,10 @@ the operands after x and weight broadcast to [N, O, *out] (numpy rules) are `in1
 The geometry (kernel, stride, dilation, padding as (low, high) per spatial dim) is in the attrs, so
 a kernel can be specialised to it. Made after autodiff, so no gradient rule: the traced graph keeps
 the gather and matmul, whose gradients (window_scatter, matmuls) the backward graph is built from.
+
+convolution_weight_grad: the weight gradient dyᵀ @ windows(x) of the same im2col form, [O, C *
+prod(kernel)], made by fuse_weight_gradient from the backward graph's matmul, so the windows are
+never gathered.
 """
 from __future__ import annotations
 
@@ -63,3 +67,30 @@ def _reference(x: np.ndarray, weight: np.ndarray, *extra: np.ndarray, kernel, st
 
 register(OpDef("convolution", "matmul", _infer, _reference,
                doc="convolution: body(conv(x, weight), extra...) channels first in one kernel (zero padding)"))
+
+
+def _weight_grad_infer(x: TensorType, dy: TensorType, kernel: tuple[int, ...], stride: tuple[int, ...],
+                       dilation: tuple[int, ...], padding: tuple[tuple[int, int], ...]) -> TensorType:
+    dims = len(kernel)
+    if x.ndim != dims + 2 or dy.ndim != dims + 2 or not (len(stride) == len(dilation) == len(padding) == dims):
+        raise ShapeError(f"convolution_weight_grad: x {list(x.shape)}, dy {list(dy.shape)} do not fit a {dims}-d "
+                         "kernel")
+    out = tuple(output_size(*args) for args in zip(x.shape[2:], kernel, stride, dilation, padding))
+    if dy.shape[0] != x.shape[0] or dy.shape[2:] != out or dy.dtype != x.dtype:
+        raise ShapeError(f"convolution_weight_grad: dy {dy.dtype}{list(dy.shape)} is not the output of a "
+                         f"{list(kernel)} convolution of x {x.dtype}{list(x.shape)}")
+    return TensorType((dy.shape[1], x.shape[1] * math.prod(kernel)), x.dtype)
+
+
+def _weight_grad_reference(x: np.ndarray, dy: np.ndarray, kernel, stride, dilation, padding) -> np.ndarray:
+    tables = [window_table(*args) for args in zip(x.shape[2:], kernel, stride, padding, dilation)]
+    windows = _gather_reference(x, *tables, pad_value=0.0)  # [N, *out, C, *kernel]
+    n, o = dy.shape[:2]
+    positions = math.prod(dy.shape[2:])
+    by_position = np.swapaxes(dy.reshape(n, o, positions), 1, 2).reshape(n * positions, o)
+    return by_position.T @ windows.reshape(n * positions, -1)
+
+
+register(OpDef("convolution_weight_grad", "matmul", _weight_grad_infer, _weight_grad_reference,
+               doc="a convolution's weight gradient [O, C * prod(kernel)] from x and dy [N, O, *out], the "
+                   "windows read from x in place (zero padding)"))

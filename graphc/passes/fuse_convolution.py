@@ -64,15 +64,16 @@ class Match:
     user: Node | None  # the elementwise user whose body joins, if any
 
 
-def _geometry(graph: Graph, gather: Node) -> Geometry | None:
-    x = graph.nodes[gather.inputs[0]]
+def window_geometry(graph: Graph, window: Node) -> Geometry | None:
+    """The zero-padding geometry of a window_gather's or window_scatter's constant tables, or None."""
+    sizes = window.attr("size") if window.op == "window_scatter" else graph.nodes[window.inputs[0]].shape[2:]
     found = []
-    for t, size in zip(gather.inputs[1:], x.shape[2:]):
+    for t, size in zip(window.inputs[1:], sizes):
         table = literal_value(graph.nodes[t])
         found.append(None if table is None else table_geometry(table, size))
     if None in found:
         return None
-    kernel = tuple(graph.nodes[t].shape[1] for t in gather.inputs[1:])
+    kernel = tuple(graph.nodes[t].shape[1] for t in window.inputs[1:])
     stride, dilation, padding = (tuple(f[i] for f in found) for i in range(3))
     return kernel, stride, dilation, padding
 
@@ -113,7 +114,7 @@ def match(graph: Graph, matmul: Node, users: dict[int, list[int]], pinned: set[i
         result = moved if moved.shape == expected else None  # 1-d: the permute is [N, O, out] already
     if result is None or (result is not moved and moved.id in pinned):
         return None
-    geometry = _geometry(graph, gather)
+    geometry = window_geometry(graph, gather)
     if geometry is None or not direct_pays(x.shape, channels, geometry, x.dtype):
         return None
     user = graph.nodes[users[result.id][0]] if result.id not in pinned and len(users[result.id]) == 1 else None

@@ -12,7 +12,9 @@ from .fold_constants import fold_constants
 from .fold_transpose import fold_transpose_into_matmul
 from .fuse_convolution import fuse_convolution
 from .fuse_elementwise import fuse_elementwise
+from .fuse_input_gradient import fuse_input_gradient
 from .fuse_matmul_epilogue import fuse_matmul_epilogue
+from .fuse_weight_gradient import fuse_weight_gradient
 from .simplify import simplify
 
 Pass = Callable[[Graph], Graph]
@@ -31,6 +33,8 @@ KERNEL_PIPELINE: tuple[Pass, ...] = (
     fuse_elementwise,
     fuse_matmul_epilogue,
     fuse_convolution,  # after fuse_matmul_epilogue: it extends the bias body
+    fuse_weight_gradient,  # after fuse_convolution: a gather it kept for the weight gradient goes
+    fuse_input_gradient,  # after fuse_weight_gradient: dy's permute, read by both, goes
 )
 
 PASSES: dict[str, Pass] = {p.__name__: p for p in PIPELINE + KERNEL_PIPELINE}

@@ -91,6 +91,17 @@ def cases(op, dtype):
         if op == "window_gather":
             return [values((2, 3, 5, 6), dtype), *tables], {"pad_value": 0.0}
         return [values((2, 3, 3, 3, 3, 3), dtype), *tables], {"size": (5, 6)}
+    if op in ("pool", "pool_backward"):  # 3x3 max windows, stride 2, one padded row and column each side
+        attrs = {"reduce": "max", "kernel": (3, 3), "stride": (2, 2), "dilation": (1, 1),
+                 "padding": ((1, 1), (1, 1))}
+        x = values((2, 3, 5, 6), dtype)
+        if op == "pool":
+            return [x], attrs
+        out = OPS["pool"].reference(x, **attrs)
+        return [values(out.shape, dtype), x, out], {**attrs, "size": (5, 6)}
+    if op == "convolution_weight_grad":  # 3x3, one padded row and column each side
+        return [values((2, 3, 5, 6), dtype), values((2, 4, 5, 6), dtype)], \
+            {"kernel": (3, 3), "stride": (1, 1), "dilation": (1, 1), "padding": ((1, 1), (1, 1))}
     if op == "convolution":  # relu(conv + bias): 3x3, one padded row and column each side
         from graphc.ops.fused import Body
         body = Body((("add", ("in0", "in1"), (), dtype), ("relu", ("s0",), (), dtype)))

@@ -116,3 +116,12 @@ def test_errors_match_pytorch(torch):
         torch.nn.functional.max_pool2d(torch.tensor(x), 2, padding=2)
     with pytest.raises(RuntimeError):
         F.max_pool2d(graphc.tensor(x[0, 0, 0]), 2)
+
+
+def test_adaptive_pools_with_bins_of_one_size_are_plain_pools():
+    """An input a multiple of the output: one pool op (no gathered bins); otherwise the bins' tables."""
+    x = graphc.tensor(data(2, 3, 8, 12))
+    for layer, op in ((gnn.AdaptiveMaxPool2d((4, 3)), "pool"), (gnn.AdaptiveAvgPool2d((2, 6)), "pool"),
+                      (gnn.AdaptiveMaxPool2d((3, 5)), "window_gather")):
+        ops = [n.op for n in graphc.trace(layer, x).graph.nodes]
+        assert op in ops and ("window_gather" in ops) == (op == "window_gather"), (layer, ops)

@@ -9,6 +9,7 @@ from graphc.autodiff import build_backward, with_saved_outputs
 from graphc.ir import interpret, verify
 from graphc.ops import OPS
 from graphc.ops import functions as F
+from graphc.ops.pool import pool, pool_backward
 from graphc.ops.window import adaptive_table, window_gather, window_scatter, window_table
 from graphc.trace import trace
 
@@ -23,6 +24,12 @@ def positive(*shape):
 def signed(*shape):
     values = rng.uniform(0.2, 1.5, shape) * rng.choice([-1, 1], shape)
     return values
+
+
+# 3x2 windows, stride (2, 1), dilation (1, 2), padded rows, a column of overhang (ceil mode)
+POOL = dict(kernel=(3, 2), stride=(2, 1), dilation=(1, 2), padding=((1, 1), (0, 1)))
+POOL_X = signed(2, 3, 5, 6)
+POOL_OUT = pool(graphc.tensor(POOL_X), "max", **POOL).numpy()
 
 
 # op name -> (function of tensors, list of float64 input arrays); each differentiable input is checked
@@ -69,6 +76,10 @@ CASES = {
     "slice": (lambda a: F.slice(a, (1, 2, 1), (2, -1, 2), (2, 3, 2)), [signed(5, 3, 4)]),
     "slice_scatter": (lambda g: F.slice_scatter(g, (1, 2), (2, 1), (5, 4)), [signed(2, 2)]),
     "cat": (lambda a, b, c: F.cat([a, b, c], 1), [signed(2, 3), signed(2, 1), signed(2, 2)]),
+    "pool": (lambda a: pool(a, "max", **POOL), [POOL_X]),
+    # the routing of g through fixed maxima (x and out are constants: they only pick)
+    "pool_backward": (lambda g: pool_backward(g, (graphc.tensor(POOL_X), graphc.tensor(POOL_OUT)), "max",
+                                              size=(5, 6), **POOL), [signed(*POOL_OUT.shape)]),
 }
 MATMUL_VARIANTS = [
     (True, False, (4, 3), (4, 5)), (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),
@@ -172,3 +183,9 @@ def test_convolution_gradients_match_finite_differences():
         check_against_finite_differences(
             lambda x, w, b: convolution(x, w, b, (2, 1), 1, (1, 2), groups, 2, mode),
             [signed(2, 4, 5, 6), signed(4, 4 // groups, 3, 2), signed(4)])
+
+
+def test_sum_pool_and_its_backward_match_finite_differences():
+    check_against_finite_differences(lambda a: pool(a, "sum", **POOL), [signed(2, 3, 5, 6)])
+    check_against_finite_differences(lambda g: pool_backward(g, (), "sum", size=(5, 6), **POOL),
+                                     [signed(*POOL_OUT.shape)])

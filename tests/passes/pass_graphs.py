@@ -94,6 +94,18 @@ def graphs(draw) -> Graph:
     return b.finish([values[-1], values[len(values) // 2]])
 
 
+def joint_kernels(model, shape: tuple[int, ...], wrt_kind: str) -> tuple[Graph, Graph]:
+    """The model's joint forward+backward graph w.r.t. its inputs of one role kind ('user':
+    the input, 'param': the parameters) after PIPELINE, and that graph after KERNEL_PIPELINE."""
+    from graphc.partition import joint_graph
+    from graphc.passes import KERNEL_PIPELINE, PIPELINE, optimize
+    graphc.manual_seed(3)
+    program = trace(model, graphc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True))
+    wrt = [n.id for n in program.graph.inputs if n.role.kind == wrt_kind]
+    graph = optimize(joint_graph(program.graph, wrt).graph, PIPELINE)
+    return graph, optimize(graph, KERNEL_PIPELINE)
+
+
 def random_inputs(graph: Graph, seed: int = 0) -> list[np.ndarray]:
     """Values for the graph's inputs, a quarter of them ±0 (floats) so signs of zero are tested."""
     r = np.random.default_rng(seed)

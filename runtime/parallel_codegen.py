@@ -28,7 +28,10 @@ from typing import Callable, Sequence
 _NAME = re.compile(r'@"([^"]+)"')
 _LINKAGE = re.compile(r"^define (?:internal |private )")
 _MUTABLE_GLOBAL = re.compile(r'^@"?[^ ]+"? = (?:[a-z_]+ )*global ', re.M)
-MIN_SPLIT_CHARS = 120_000  # smaller modules compile in well under the cost of a fork: W1 inference's IR is 60 KB
+# LLVM took about 2.5 µs a character of IR on this 2-core VM (the W1 train step's 186 KB: 480 ms
+# whole, 230-270 ms in two partitions, 2026-12-02); a fork of a 400 MB process costs 4-6 ms, so
+# splitting pays from a few tens of KB. W1 inference's 25 KB stay whole.
+MIN_SPLIT_CHARS = 40_000
 CHILD_PATIENCE = 3.0  # a child may take this many times the parent's own partition ...
 MIN_PATIENCE_S = 2.0  # ... and at least this long
 

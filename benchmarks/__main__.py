@@ -75,15 +75,15 @@ def main(argv: list[str] | None = None) -> dict:
                      "peers": {p.key: {"title": p.title, "unavailable": p.unavailable()} for p in candidates},
                      "cases": {}, "compile": {}}
     peers = [peer for peer in candidates if not results["peers"][peer.key]["unavailable"]]
+    if "compile" in groups:  # first: the peers' thread pools, once running in this process, took cores from them
+        print("compile times, in fresh processes", file=sys.stderr)
+        results["compile"] = compile_times.measure_compile_times(budget)
     if any(group != "compile" for group in groups):
         results["numpy_blas"] = peer_numpy.describe()
     for case in all_cases():
         if case.workload in groups:
             print(case.title, file=sys.stderr)
             results["cases"][case.key] = run_case(case, peers, budget)
-    if "compile" in groups:
-        print("compile times, in fresh processes", file=sys.stderr)
-        results["compile"] = compile_times.measure_compile_times(budget)
     results["targets"] = targets.evaluate(results)
     results["machine"]["load_average_at_end"] = list(os.getloadavg())
 

@@ -98,11 +98,13 @@ def test_a_prepared_build_records_both_graphs(cache_dir, monkeypatch):
     (record,) = _records(cache_dir)
     assert set(json.loads(_record_text(record))["compiled"]) == {"forward", "prepare"}
     _no_graph_passes(monkeypatch)
+    from runtime import pool
+    pool.ensure_started()  # else the pool's object joins the first engine (runtime/pool.py)
     engines = []
     load_objects = cache.load_objects
     monkeypatch.setattr(cache, "load_objects", lambda objects, *a: engines.append(len(objects)) or load_objects(objects, *a))
     np.testing.assert_array_equal(_compile_and_run(model, x), expected)
-    assert engines == [2]  # both graphs' code in one engine
+    assert len(engines) == 1 and engines[0] >= 2  # both graphs' code (each one or more partitions) in one engine
     with graphc.no_grad():  # weights changed after the build are still used: prepare runs again
         model[0].weight.mul_(2.0)
     np.testing.assert_allclose(_compile_and_run(model, x), model(x).detach().numpy(), rtol=1e-5, atol=1e-5)

@@ -100,7 +100,7 @@ class Driver:
     def __init__(self, observe: Callable[[Stage], None] = log_stage):
         self.observe = observe
 
-    def build(self, traced: Graph, what: tuple, context: str, make: Callable[[], Built],
+    def build(self, traced: Graph, what: tuple | None, context: str, make: Callable[[], Built],
               bind: Callable[[dict], Bound]) -> Built[Bound]:
         """`make()`'s build of `traced`, or the one the disk cache recorded for it.
 
@@ -108,11 +108,12 @@ class Driver:
         thread count and `what`: the kind of build and whatever else besides the graph decides
         it, such as the optimizer's class), so a hit skips the graph passes, autodiff, the
         kernel passes and lowering: it only loads object code. It is used when nobody watches
-        those stages (the default observer below GRAPHC_DEBUG=2). `bind` turns the recorded
+        those stages (the default observer below GRAPHC_DEBUG=2), and `what` is not None (None:
+        what decides the build cannot be named, so it is not recorded). `bind` turns the recorded
         bindings back into what the runner needs, raising ValueError, TypeError, KeyError or
         IndexError when they do not fit the traced program: then, as when any object entry it
         names is gone, the record is a miss and the build runs afresh."""
-        use_record = self.observe is log_stage and debug_level() < 2 and cache_enabled()
+        use_record = what is not None and self.observe is log_stage and debug_level() < 2 and cache_enabled()
         source = graph_digest(traced, "build", *what, num_threads()) if use_record else None
         if source is not None:
             start = time.perf_counter()

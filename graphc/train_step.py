@@ -36,14 +36,20 @@ _REQUIRES_GRAD = operator.attrgetter("requires_grad")
 _ROLE_KINDS = ("user", "param", "buffer", "state", "hyper", "rng")
 
 
-def _code_identity(cls: type) -> str:
+def _code_identity(cls: type) -> str | None:
     """The optimizer's classes by name, and the identity of the sources of those outside graphc
     (whose own sources are in the compiler digest): a subclass with an edited update rule
-    must not meet the build recorded for the old one."""
+    must not meet the build recorded for the old one. None when a source file cannot be named
+    (a class typed into a notebook, say): such a build is not recorded."""
     names = [f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__]
-    outside = [inspect.getsourcefile(c) for c in cls.__mro__
-               if c.__module__.split(".")[0] not in ("graphc", "builtins")]
-    return ";".join(names) + "|" + hashlib.sha256(source_identity([f or "?" for f in outside])).hexdigest()
+    try:
+        outside = [inspect.getsourcefile(c) for c in cls.__mro__
+                   if c.__module__.split(".")[0] not in ("graphc", "builtins")]
+    except (TypeError, OSError):
+        return None
+    if not all(outside):
+        return None
+    return ";".join(names) + "|" + hashlib.sha256(source_identity(outside)).hexdigest()
 
 
 class TrainStep:
@@ -95,16 +101,17 @@ class TrainStep:
             raise ValueError("compile_train_step: the loss function must return one scalar tensor")
         driver = driver or Driver()
         groups = optimizer.param_groups
+        group_of = {id(g): i for i, g in enumerate(groups)}
+        member = {id(q): i for i, g in enumerate(groups) for q in g["params"]}
 
         def make() -> Built:
             forward = driver.optimize(program.graph, "train step")
             joint, trained = self._joint(program, forward)
             joint = driver.differentiated(joint, "train step")
             compiled = driver.compile(joint, "train_step", "train step", type(model).__name__)
-            index = {id(g): i for i, g in enumerate(groups)}
             return Built({"train step": compiled},
                          {"roles": [(n.role.kind, n.role.key) for n in joint.inputs],
-                          "trained": [(t.name, index[id(t.group)], t.hyper) for t in trained]})
+                          "trained": [(t.name, group_of[id(t.group)], t.hyper) for t in trained]})
 
         def bind(bindings: dict) -> tuple[list[Trained], tuple]:
             trained = []
@@ -118,9 +125,9 @@ class TrainStep:
                 raise ValueError("a recorded train step has an input of no known role")
             return trained, roles
 
-        member = {id(q): i for i, g in enumerate(groups) for q in g["params"]}
-        what = ("train step", _code_identity(type(optimizer)), self._structure(),
-                tuple(member.get(id(p), -1) for p in program.params.values()))  # each parameter's group
+        identity = _code_identity(type(optimizer))
+        what = None if identity is None else ("train step", identity, self._structure(),
+                                              tuple(member.get(id(p), -1) for p in program.params.values()))
         built = driver.build(program.graph, what, type(model).__name__, make, bind)
         trained, roles = built.bound
         return TrainStepRunner(program, built.compiled["train step"], trained, roles)

@@ -71,9 +71,12 @@ def key_text(ir_text: str, signature: str, source: str | None = None, opt: int =
     from: by default the IR text's digest; the driver passes its graph digest instead, so a hit
     can skip lowering (graphc/stages.py). `opt` is object_code's optimisation level."""
     from graphc import __version__
-    source = source or f"ir=sha256:{hashlib.sha256(ir_text.encode()).hexdigest()}"
     return "\n".join((f"format={FORMAT}", f"graphc={__version__}", f"machine={machine_description(opt)}",
-                      f"signature={signature}", source))
+                      f"signature={signature}", _source(ir_text, source)))
+
+
+def _entry_path(folder: Path, key: str) -> Path:
+    return folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}"
 
 
 def cache_key(ir_text: str, signature: str, source: str | None = None) -> str:
@@ -262,7 +265,7 @@ def read_cached(source: str, signature: str, opt: int = 3) -> list[bytes] | None
     if folder is None:
         return None
     key = key_text("", signature, source, opt)
-    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}"
+    path = _entry_path(folder, key)
     payload = _read_entry(path, _header(key, signature))
     objects = None if payload is None else unpack_objects(payload)
     if objects is None:
@@ -303,7 +306,7 @@ def load_all_cached(entries: list[tuple[str, str, str]], start_pool: bool = True
 def _record_path(folder: Path, source: str, kind: str) -> tuple[Path, str, str]:
     signature = f"{kind} record"
     key = key_text("", signature, source)
-    return folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}", key, signature
+    return _entry_path(folder, key), key, signature
 
 
 def load_record(source: str, kind: str) -> str | None:
@@ -365,9 +368,8 @@ def _compile_and_store(ir_text: str, signature: str, source: str | None, opt: in
     objects = compile_objects(ir_text, opt, entry, num_threads())
     folder = _private_folder()
     if folder is not None:
-        key = key_text(ir_text, signature, _source(ir_text, source), opt)
-        _write(folder, folder / f"{hashlib.sha256(key.encode()).hexdigest()}{SUFFIX}",
-               encode_entry(key, signature, pack_objects(objects)))
+        key = key_text(ir_text, signature, source, opt)
+        _write(folder, _entry_path(folder, key), encode_entry(key, signature, pack_objects(objects)))
     return objects
 
 

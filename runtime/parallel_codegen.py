@@ -50,9 +50,12 @@ def split_module(ir_text: str, parts: int, prefix: str) -> list[str]:
     defined = set(names)
     uses = {name: set(_NAME.findall(text)) & defined for name, text in zip(names, functions)}
     crossing = {used for name in names for used in uses[name] if home[used] != home[name]}
+    # private functions called across partitions become hidden ones of a unique name; an
+    # external one (the entry point) is already visible and keeps its name
+    local = {name for name, text in zip(names, functions) if _LINKAGE.match(text)} & crossing
 
     def renamed(text: str) -> str:
-        return _NAME.sub(lambda m: f'@"{prefix}.{m.group(1)}"' if m.group(1) in crossing else m.group(0), text)
+        return _NAME.sub(lambda m: f'@"{prefix}.{m.group(1)}"' if m.group(1) in local else m.group(0), text)
 
     modules = []
     for part in range(parts):
@@ -61,7 +64,7 @@ def split_module(ir_text: str, parts: int, prefix: str) -> list[str]:
             continue
         wanted = {used for name, _ in mine for used in uses[name] if home[used] != part}
         declarations = [_declaration(renamed(text)) for name, text in zip(names, functions) if name in wanted]
-        bodies = [_LINKAGE.sub("define hidden ", renamed(text)) if name in crossing else renamed(text)
+        bodies = [_LINKAGE.sub("define hidden ", renamed(text)) if name in local else renamed(text)
                   for name, text in mine]
         modules.append(head + "".join(declarations) + "".join(bodies))
     return modules

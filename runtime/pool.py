@@ -229,15 +229,13 @@ def pool_ir(machine: str = platform.machine()) -> str:
             "declare void @llvm.x86.sse2.pause()\n", "")
     return text
 
+SIGNATURE = "pool entry=graphc_pool_start"  # its cache entry's
 _SIGNATURES = {"graphc_pool_start": ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64),
                "graphc_pool_stop": ctypes.CFUNCTYPE(None), "graphc_pool_forget": ctypes.CFUNCTYPE(None)}
 _lock = threading.Lock()
 _engine = None
 _functions: dict[str, object] = {}
 _started = -1  # workers running; -1 until the pool is compiled
-
-
-SIGNATURE = "pool entry=graphc_pool_start"
 
 
 def ensure_started() -> None:
@@ -270,12 +268,9 @@ def _adopt(load: Callable[[Sequence[bytes]], NativeModule]) -> NativeModule:
     global _engine
     from .cache import cached_objects
     native = load(cached_objects(pool_ir(), SIGNATURE, opt=0))
-    try:
-        functions = {name: signature(native.address(name)) for name, signature in _SIGNATURES.items()}
-    except KeyError:
+    if not all(native.engine.get_function_address(name) for name in (*_SIGNATURES, ENTRY)):
         native = load([object_code(pool_ir(), 0)])
-        functions = {name: signature(native.address(name)) for name, signature in _SIGNATURES.items()}
-    _functions.update(functions)
+    _functions.update({name: signature(native.address(name)) for name, signature in _SIGNATURES.items()})
     llvm.add_symbol(ENTRY, native.address(ENTRY))  # for the engines loaded after this one
     _engine = native
     atexit.register(_stop)

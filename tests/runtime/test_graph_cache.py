@@ -150,6 +150,19 @@ def test_an_optimizer_defined_outside_graphc_is_known_by_its_source(tmp_path, mo
     assert _code_identity(graphc.optim.SGD) != before
     source.write_text("import graphc\nclass MySGD(graphc.optim.SGD):\n    pass  # edited\n")
     assert _code_identity(my_optim.MySGD) != before
+    typed_in = type("TypedIn", (graphc.optim.SGD,), {"__module__": "__main__"})  # no source file to name
+    monkeypatch.delattr(__import__("__main__"), "__file__", raising=False)
+    assert _code_identity(typed_in) is None
+
+
+def test_a_train_step_whose_optimizer_has_no_source_file_builds_without_a_record(cache_dir, monkeypatch):
+    import graphc.train_step as train_step
+    monkeypatch.setattr(train_step, "_code_identity", lambda cls: None)
+    x, y = graphc.randn(4, 6), graphc.randn(4, 3)
+    model = _model().train()
+    step = graphc.compile_train_step(model, nn.MSELoss(), graphc.optim.SGD(model.parameters(), lr=0.1))
+    step(x, y)
+    assert not _records(cache_dir)
 
 
 def test_the_thread_count_and_debug_level_2_build_afresh(cache_dir, monkeypatch):

@@ -25,6 +25,8 @@ import select
 import time
 from typing import Callable, Sequence
 
+from .jit import object_code
+
 _NAME = re.compile(r'@"([^"]+)"')
 _LINKAGE = re.compile(r"^define (?:internal |private )")
 _MUTABLE_GLOBAL = re.compile(r'^@"?[^ ]+"? = (?:[a-z_]+ )*global ', re.M)
@@ -101,7 +103,6 @@ def _declaration(definition: str) -> str:
 def compile_objects(ir_text: str, opt: int, prefix: str, threads: int) -> list[bytes]:
     """The object code of `ir_text` at level `opt` (jit.object_code): one object, or for a large
     module and `threads` > 1 one object per partition, compiled in parallel."""
-    from .jit import object_code
     if threads < 2 or len(ir_text) < MIN_SPLIT_CHARS or not prefix:
         return [object_code(ir_text, opt)]
     return compile_parallel(split_module(ir_text, threads, prefix), lambda text: object_code(text, opt))

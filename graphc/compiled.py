@@ -16,7 +16,7 @@ from .runners import BackwardFeeds, DifferentiableRunner, InferenceRunner
 from .nn.module import HooksSignature, hooks_version
 from .specializations import DEFAULT_LIMIT, Specializations, signature
 from .stages import Built, Driver
-from .tensor import Tensor, rebinds
+from .tensor import Tensor, modes, rebinds
 from .trace import Program, _input_names, flatten_call, trace
 
 
@@ -109,36 +109,50 @@ def training_modes(modules: Sequence[Any]) -> tuple[bool, ...]:
     return tuple(map(_TRAINING, modules))
 
 
+class ModelParts:
+    """A model's parameters and modules, and the two parts of a specialisation key they decide:
+    every module's train/eval mode and every parameter's requires_grad. They are walked again
+    only after a parameter or child was replaced (rebinds()) or a mode changed (modes()), so a
+    compiled call costs the same however many layers the model has."""
+
+    __slots__ = ("model", "params", "modules", "modes", "trainable", "trains", "_at")
+
+    def __init__(self, model: Any):
+        self.model, self._at = model, (-1, -1)
+
+    def current(self) -> "ModelParts":
+        at = (rebinds(), modes())
+        if at != self._at:
+            if at[0] != self._at[0]:
+                self.params = list(self.model.named_parameters())
+                self.modules = list(self.model.modules())
+            self.modes = training_modes(self.modules)
+            self.trainable = tuple(map(_REQUIRES_GRAD, [p for _, p in self.params]))
+            self.trains = any(self.trainable)
+            self._at = at
+        return self
+
+
 class CompiledModule:
     """What graphc.compile returns: call it like the model; attributes reach the model."""
 
     def __init__(self, model: Any, max_specializations: int = DEFAULT_LIMIT):
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_hooks_at", -1)
-        self._refresh_params()
+        object.__setattr__(self, "_parts", ModelParts(model))
         object.__setattr__(self, "_cache", Specializations(
             f"{type(model).__name__}.forward", max_specializations, self._part_names))
 
-    def _refresh_params(self) -> None:
-        """The model's parameters, walked again only after a parameter was replaced (rebinds())."""
-        object.__setattr__(self, "_params", list(self._model.named_parameters()))
-        object.__setattr__(self, "_param_tensors", [p for _, p in self._params])
-        object.__setattr__(self, "_module_list", list(self._model.modules()))
-        object.__setattr__(self, "_params_at", rebinds())
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        model = self._model
-        if self._params_at != rebinds():
-            self._refresh_params()
+        model, parts = self._model, self._parts.current()
         inputs, keywords = flatten_call(args, kwargs) if kwargs else (args, ())
-        needs_grad = autograd.is_grad_enabled()
-        # C-level: a call costs the same at any size
-        trainable = tuple(map(_REQUIRES_GRAD, self._param_tensors)) if needs_grad else ()
-        needs_grad = needs_grad and (any(trainable) or any(getattr(x, "requires_grad", False) for x in inputs))
+        grad_mode = autograd.is_grad_enabled()
+        trainable = parts.trainable if grad_mode else ()
+        needs_grad = grad_mode and (parts.trains or any(getattr(x, "requires_grad", False) for x in inputs))
         if self._hooks_at != hooks_version():
             object.__setattr__(self, "_hooks", HooksSignature.of(model))
             object.__setattr__(self, "_hooks_at", hooks_version())
-        key = (keywords, *signature(inputs), training_modes(self._module_list), needs_grad, trainable if needs_grad else (), self._hooks)
+        key = (keywords, *signature(inputs), parts.modes, needs_grad, trainable if needs_grad else (), self._hooks)
         return self._cache.get(key, lambda: self._build(args, kwargs, needs_grad))(inputs)
 
     def _part_names(self, key: tuple) -> list[str | None]:
@@ -150,8 +164,7 @@ class CompiledModule:
 
     def _build(self, args: tuple, kwargs: dict, needs_grad: bool) -> Any:
         model = self._model
-        self._refresh_params()
-        params = tuple(n for n, p in self._params if p.requires_grad)
+        params = tuple(n for n, p in self._parts.current().params if p.requires_grad)
         program, context = trace(model, *args, kwargs=kwargs), type(model).__name__
         if not needs_grad:
             return build_inference(program, Driver(), context)

@@ -39,6 +39,10 @@ _Rebinds = _Counter()
 # In-place writes into tensors' arrays (`copy_`, optimizer steps, load_state_dict, compiled
 # updates): a prepare graph (graphc/prepare.py) computes again only when this or rebinds() changed.
 _Writes = _Counter()
+# Changes of a module's train/eval mode or of a Parameter's requires_grad: compiled callers work out
+# the part of their specialisation key these decide only when it moved, so a call costs the same
+# however many modules and parameters a model has.
+_Modes = _Counter()
 
 
 def rebinds() -> int:
@@ -47,6 +51,10 @@ def rebinds() -> int:
 
 def writes() -> int:
     return _Writes.count
+
+
+def modes() -> int:
+    return _Modes.count
 
 
 class Size(tuple):

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import operator
 from typing import Any
 
 import numpy as np
 
 from .autodiff import backprop
-from .compiled import training_modes
+from .compiled import ModelParts
 from .ir import Graph, GraphBuilder
 from .ir.digest import source_identity
 from .ops.dispatch import recording
 from .runners import Trained, TrainStepRunner
 from .stages import Built, Driver
 from .optim.optimizer import Optimizer
-from .tensor import Tensor, rebinds
+from .tensor import Tensor
 from .nn.module import HooksSignature, hooks_version
 from .specializations import DEFAULT_LIMIT, Specializations, signature
 from .trace import Tracer, trace
@@ -32,7 +31,6 @@ from .trace import Tracer, trace
 
 _SWITCHES = ("momentum", "nesterov", "amsgrad", "weight_decay", "maximize", "dampening", "centered",
              "decoupled_weight_decay")
-_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 _ROLE_KINDS = ("user", "param", "buffer", "state", "hyper", "rng")
 
 
@@ -59,8 +57,13 @@ class TrainStep:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self._cache = Specializations(f"the train step of {type(model).__name__}", max_specializations,
                                       self._part_names)
-        self._params: list[Tensor] = []
-        self._params_at = self._hooks_at = -1
+        self._parts = ModelParts(model)
+        self._hooks_at = -1
+        self._switch_keys = tuple(k for k in _SWITCHES if k in optimizer.defaults)
+        self._switches: tuple | None = None
+        # graphc's update rules name their state tensors from the switches alone; a subclass's
+        # own group_state_names may read anything, so it is asked every step
+        self._names_follow_switches = type(optimizer).group_state_names.__module__.startswith("graphc.")
         self._hooks = HooksSignature()
 
     def _part_names(self, key: tuple) -> list[str]:
@@ -70,14 +73,13 @@ class TrainStep:
                  "forward hooks"])
 
     def _structure(self) -> tuple:
-        """What changes the graph besides shapes: update-rule switches and which params train
-        (the parameter list is walked again only when a parameter was replaced)."""
-        if self._params_at != rebinds():
-            self._params, self._params_at = list(self.model.parameters()), rebinds()
-            self._module_list = list(self.model.modules())
-        return (training_modes(self._module_list),
-                tuple([tuple(map(bool, map(g.get, _SWITCHES))) for g in self.optimizer.param_groups]),
-                tuple(map(_REQUIRES_GRAD, self._params)), self.optimizer.state_names)
+        """What changes the graph besides shapes: the modules' modes, update-rule switches and
+        which params train. The optimizer's state names follow from its switches."""
+        parts = self._parts.current()
+        switches = tuple([tuple(map(bool, map(g.get, self._switch_keys))) for g in self.optimizer.param_groups])
+        if switches != self._switches or not self._names_follow_switches:
+            self._switches, self._state_names = switches, self.optimizer.state_names
+        return parts.modes, switches, parts.trainable, self._state_names
 
     def __call__(self, *inputs: Any) -> Tensor:
         """A step is atomic: steps from any number of threads equal the same steps run in turn."""

@@ -11,6 +11,7 @@ import numpy as np
 from graphc.arrays import c_contiguous
 from graphc.errors import InputError
 
+from . import pool  # noqa: F401  (every load adopts the pool: imported with the executor, not inside the first call)
 from .abi import CHECK_ERRORS, Artifact
 from .cache import compile_cached
 from .jit import NativeModule

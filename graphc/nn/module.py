@@ -17,7 +17,7 @@ from ..autograd import no_grad
 from ..device import split_to_arguments
 from ..ir.node import provenance
 from ..ops import dispatch
-from ..tensor import Tensor, _Rebinds
+from ..tensor import Tensor, _Modes, _Rebinds
 from .parameter import Parameter
 from . import state_dict as _state
 
@@ -284,6 +284,8 @@ class Module:
             buffers[name] = value
             _Rebinds.bump()
         else:
+            if name == "training":
+                _Modes.bump()
             object.__setattr__(self, name, value)
 
     def _forget(self, name: str, keep: dict) -> None:

@@ -6,7 +6,9 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
-from ..tensor import Tensor, _unwrap, tensor
+from ..tensor import Tensor, _Modes, _unwrap, tensor
+
+_REQUIRES_GRAD = Tensor.requires_grad  # the slot, read and written past the property below
 
 
 class Parameter(Tensor):
@@ -27,6 +29,22 @@ class Parameter(Tensor):
         self._init(array)
         if requires_grad:
             self.requires_grad_(True)
+
+    @property
+    def requires_grad(self) -> bool:
+        return _REQUIRES_GRAD.__get__(self, Parameter)
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        """A change moves modes(): compiled models key on their parameters' requires_grad and
+        look at them again only then."""
+        try:
+            changed = value != _REQUIRES_GRAD.__get__(self, Parameter)
+        except AttributeError:  # being initialised
+            changed = False
+        if changed:
+            _Modes.bump()
+        _REQUIRES_GRAD.__set__(self, value)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

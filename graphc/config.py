@@ -18,6 +18,7 @@ VARIABLES = {
     "GRAPHC_CACHE": "0 switches the on-disk cache of compiled object code off",
     "GRAPHC_CACHE_DIR": "the compile cache's folder (default: $XDG_CACHE_HOME/graphc or ~/.cache/graphc)",
     "GRAPHC_CACHE_MAX_BYTES": "the size the compile cache's folder is kept within (default 1 GiB)",
+    "GRAPHC_LINKER": "the linker that makes compiled code a shared library loaded with dlopen (default: ld on PATH; none: MCJIT loads object code)",
     "GRAPHC_LOG": "comma-separated log topics printed on stderr: recompiles (each new specialisation and why)",
 }
 

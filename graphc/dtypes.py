@@ -30,7 +30,10 @@ def canonical(value: object) -> dtype:
     """Accept graphc/numpy/PyTorch spellings of a supported dtype."""
     if value.__class__ is dtype:  # the common cases, on every op a trace records
         return value
-    found = _SEEN.get(value) if isinstance(value, np.dtype) else None
+    if value.__class__ is str:  # a tensor's own dtype name
+        found = _KNOWN.get(value)
+    else:
+        found = _SEEN.get(value) if isinstance(value, np.dtype) else None
     if found is not None:
         return found
     name = str(value).removeprefix("torch.").removeprefix("graphc.")

@@ -34,10 +34,10 @@ from pathlib import Path
 from graphc.config import env_bool, env_int, env_str, num_threads
 from graphc.debug import log
 
-from .jit import NativeModule, load_objects, machine_description
+from .jit import NativeModule, load_objects, machine_description, native_code
 from .parallel_codegen import compile_objects
 
-FORMAT = "graphc-object-3"  # 3: an entry holds one object per codegen partition (runtime/parallel_codegen.py)
+FORMAT = "graphc-object-4"  # 4: an entry holds a shared library, or objects for MCJIT (runtime/link.py)
 MAX_ENTRY_BYTES = 64 << 20  # larger files are not graphc entries: never read them
 DEFAULT_MAX_BYTES = 1 << 30
 SUFFIX = ".o"
@@ -229,14 +229,6 @@ def _write(folder: Path, path: Path, data: bytes) -> None:
     _evict(folder)
 
 
-def _has_symbol(native: NativeModule, entry: str) -> bool:
-    try:
-        native.address(entry)
-        return True
-    except KeyError:
-        return False
-
-
 def pack_objects(objects: list[bytes]) -> bytes:
     """An entry's payload: its objects (one per codegen partition) with their sizes in front."""
     return f"objects {len(objects)} {' '.join(str(len(o)) for o in objects)}\n".encode() + b"".join(objects)
@@ -296,7 +288,7 @@ def load_all_cached(entries: list[tuple[str, str, str]], start_pool: bool = True
         objects += found
     native = load_objects(objects, start_pool)
     for _, _, entry in entries:
-        if not _has_symbol(native, entry):
+        if not native.has(entry):
             log(1, f"compile cache entry for {entry!r} lacks its entry point: recompiling")
             return None
     log(1, f"compile cache hit: {', '.join(entry for _, _, entry in entries)}")
@@ -365,12 +357,12 @@ def _source(ir_text: str, source: str | None = None) -> str:
 
 
 def _compile_and_store(ir_text: str, signature: str, source: str | None, opt: int, entry: str) -> list[bytes]:
-    objects = compile_objects(ir_text, opt, entry, num_threads())
+    code = native_code(compile_objects(ir_text, opt, entry, num_threads()))
     folder = _private_folder()
     if folder is not None:
         key = key_text(ir_text, signature, source, opt)
-        _write(folder, _entry_path(folder, key), encode_entry(key, signature, pack_objects(objects)))
-    return objects
+        _write(folder, _entry_path(folder, key), encode_entry(key, signature, pack_objects(code)))
+    return code
 
 
 def cache_info() -> dict:

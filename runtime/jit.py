@@ -13,6 +13,8 @@ from typing import Sequence
 
 import llvmlite.binding as llvm
 
+from .link import SharedLibrary, is_shared_library, link_shared, linker
+
 # llvm.initialize() raises in llvmlite 0.50; the native target and printer still need this.
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
@@ -34,10 +36,22 @@ def _host_cpu() -> tuple[str, str]:
 
 def host_target_machine(opt: int = 3) -> llvm.TargetMachine:
     """A new target machine for this CPU; without the CPU name and features LLVM emits SSE
-    only. Never share the result between engines: an engine owns its target machine."""
+    only. Never share the result between engines: an engine owns its target machine. Code for
+    a shared library is position-independent with the small code model; MCJIT's uses its own
+    default, the large model (runtime/link.py)."""
     target = llvm.Target.from_triple(llvm.get_process_triple())
     cpu, features = _host_cpu()
+    if linker() is not None:
+        return target.create_target_machine(cpu=cpu, features=features, opt=opt, reloc="pic", codemodel="small")
     return target.create_target_machine(cpu=cpu, features=features, opt=opt, jit=True)
+
+
+def _mcjit_target_machine() -> llvm.TargetMachine:
+    """The target machine an engine owns: its code generation only runs on the empty module the
+    engine is made over (at opt 0: finalize 0.9 -> 0.3 ms)."""
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    cpu, features = _host_cpu()
+    return target.create_target_machine(cpu=cpu, features=features, opt=0, jit=True)
 
 
 def _parse(ir_text: str, machine: llvm.TargetMachine) -> llvm.ModuleRef:
@@ -78,21 +92,30 @@ def optimize(ir_text: str) -> llvm.ModuleRef:
 
 @dataclass(eq=False)
 class NativeModule:
-    """One compiled LLVM module kept alive with its MCJIT engine.
+    """Compiled code kept loaded: shared libraries (runtime/link.py) or an MCJIT engine.
 
-    The engine owns the loaded machine code, so holding it keeps function addresses valid;
-    they die with this object. `source_ir` (the IR as graphc emitted it) serves dumps.
+    Holding this keeps function addresses valid; the code is unloaded with it. `source_ir`
+    (the IR as graphc emitted it) serves dumps.
     """
 
-    engine: llvm.ExecutionEngine
+    engine: llvm.ExecutionEngine | None = None
+    libraries: tuple[SharedLibrary, ...] = ()
     source_ir: str = ""
 
     def address(self, name: str) -> int:
         """Address of a compiled function, to wrap in `ctypes.CFUNCTYPE`."""
-        address = self.engine.get_function_address(name)
+        address = self.engine.get_function_address(name) if self.engine is not None else 0
+        for library in self.libraries:
+            address = address or library.address(name)
         if not address:
             raise KeyError(f"no function named {name!r} in the compiled module")
         return address
+
+    def has(self, name: str) -> bool:
+        try:
+            return bool(self.address(name))
+        except KeyError:
+            return False
 
     def optimized_ir(self) -> str:
         return optimized_ir(self._source())
@@ -143,19 +166,32 @@ def load_object(obj: bytes, source_ir: str = "", start_pool: bool = True) -> Nat
     return native
 
 
-def load_objects(objects: Sequence[bytes], start_pool: bool = True) -> NativeModule:
-    """Load several objects into one engine: the graphs of one build (a forward and its prepare
-    graph, say) cost one engine's creation (about 1 ms) instead of one each. Their external
-    symbols (the entry points) must differ; everything else they define is private."""
+def load_objects(code: Sequence[bytes], start_pool: bool = True, global_symbols: bool = False) -> NativeModule:
+    """Load compiled code: shared libraries as they are, and objects linked into one more
+    (runtime/link.py), or without a linker all objects into one MCJIT engine, so the graphs
+    of one build (a forward and its prepare graph, say) cost one engine's creation (about
+    1 ms) instead of one each. Their external symbols (the entry points) must differ;
+    everything else they define is private. `global_symbols` makes a library's symbols
+    resolve for the libraries loaded after it (the thread pool's)."""
     if start_pool:  # kernels that split across threads call the pool: it resolves that symbol
         from .pool import load_with_pool
-        return load_with_pool(objects)
-    machine = host_target_machine(opt=0)  # its codegen only runs on the empty module: 0.9 -> 0.3 ms
+        return load_with_pool(code)
+    if linker() is not None:
+        objects = [c for c in code if not is_shared_library(c)]
+        libraries = [c for c in code if is_shared_library(c)] + ([link_shared(objects)] if objects else [])
+        return NativeModule(libraries=tuple(SharedLibrary(c, global_symbols) for c in libraries))
+    machine = _mcjit_target_machine()
     engine = llvm.create_mcjit_compiler(_parse("", machine), machine)
-    for obj in objects:
+    for obj in code:
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     return NativeModule(engine)
+
+
+def native_code(objects: list[bytes]) -> list[bytes]:
+    """What the cache keeps of a graph's objects: one shared library linked from them where a
+    linker is used, else the objects themselves (MCJIT loads those)."""
+    return [link_shared(objects)] if linker() is not None and objects else objects
 
 
 @functools.cache
@@ -163,4 +199,5 @@ def machine_description(opt: int = 3) -> str:
     """Everything about this host and toolchain that changes the machine code for one IR text
     compiled by object_code(ir_text, opt)."""
     import llvmlite
-    return "|".join((llvmlite.__version__, llvm.get_process_triple(), *_host_cpu(), OPTIMIZATION[opt]))
+    kind = "shared library, pic, small code model" if linker() is not None else "mcjit objects"
+    return "|".join((llvmlite.__version__, llvm.get_process_triple(), *_host_cpu(), OPTIMIZATION[opt], kind))

@@ -145,7 +145,7 @@ def test_a_miss_writes_an_entry_and_a_hit_reuses_it(folder, compiles):
 def test_an_entry_names_its_format_full_key_signature_and_digest(folder):
     add_cached()
     lines = entry_path(folder).read_bytes().split(b"\n", 3)
-    assert lines[0] == b"graphc-object-3"
+    assert lines[0] == cache.FORMAT.encode()
     assert json.loads(lines[1]) == {"key": cache.key_text(ADD, SIG), "signature": SIG}
     assert lines[2] == b"sha256 " + hashlib.sha256(lines[3]).hexdigest().encode()
     (obj,) = cache.unpack_objects(lines[3])  # a small module: one object
@@ -228,7 +228,7 @@ def test_an_entry_that_is_not_a_regular_file_is_replaced_not_followed(folder, tm
     else:
         entry.symlink_to("/dev/zero" if "zero" in kind else outside)
     isolated("run_add(add_cached())")  # opening a FIFO blocks; reading /dev/zero never ends
-    assert stat.S_ISREG(entry.lstat().st_mode) and entry.read_bytes().startswith(b"graphc-object-3\n")
+    assert stat.S_ISREG(entry.lstat().st_mode) and entry.read_bytes().startswith(cache.FORMAT.encode() + b"\n")
     assert outside.read_bytes() == b"not yours to overwrite"
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from graphc.ir import GraphBuilder
 from graphc.stages import compile_graph
+from runtime.link import linker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -133,13 +134,31 @@ def test_the_pool_loads_from_the_disk_cache_in_a_new_process(tmp_path):
 
 
 def test_the_pool_joins_the_first_engine_of_a_process():
-    """The first object code a process loads shares its engine with the pool (one engine's
-    creation less of a warm start); later ones resolve the pool by its symbol."""
+    """Through MCJIT, the first object code a process loads shares its engine with the pool (one
+    engine's creation less of a warm start); later ones resolve the pool by its symbol."""
     script = SCRIPT.format(root=ROOT, tests=os.path.dirname(os.path.abspath(__file__)), extra=(
         "from runtime import pool\n"
         "assert pool._engine is first.native, 'the pool has an engine of its own'\n"
         "second = compile_graph(big_matmul())\n"
         "assert second.native is not pool._engine\n"
+        "assert np.allclose(second.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)\n"
+        "assert pool._started == 1, pool._started"))
+    script = script.replace("compiled = compile_graph(big_matmul())", "compiled = first = compile_graph(big_matmul())")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=ROOT, GRAPHC_CACHE="0", GRAPHC_LINKER="none"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+
+
+@pytest.mark.skipif(linker() is None, reason="no linker: compiled code loads through MCJIT")
+def test_as_shared_libraries_the_pool_is_loaded_first_and_kernels_resolve_it():
+    """Linked code: the pool is a library of its own whose symbols are global, and each graph's
+    library finds `graphc_parallel` in it when it is opened; no MCJIT engine is made."""
+    script = SCRIPT.format(root=ROOT, tests=os.path.dirname(os.path.abspath(__file__)), extra=(
+        "from runtime import pool\n"
+        "assert pool._engine is not first.native and pool._engine.engine is None, pool._engine\n"
+        "assert first.native.engine is None and len(first.native.libraries) == 1\n"
+        "second = compile_graph(big_matmul())\n"
         "assert np.allclose(second.run([x, w])[0], expected, rtol=1e-4, atol=1e-4)\n"
         "assert pool._started == 1, pool._started"))
     script = script.replace("compiled = compile_graph(big_matmul())", "compiled = first = compile_graph(big_matmul())")

@@ -30,8 +30,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 def user_source(skip: Sequence[str] = (_PACKAGE_DIR,)) -> str:
     """file:line of the innermost frame outside graphc: the user's line that made a node."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(tuple(skip)):
+    frame, prefixes = sys._getframe(1), tuple(skip)
+    while frame is not None and frame.f_code.co_filename.startswith(prefixes):
         frame = frame.f_back
     if frame is None:
         return ""

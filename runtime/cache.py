@@ -333,6 +333,59 @@ def store_record(source: str, kind: str, text: str) -> None:
     _write(folder, path, encode_entry(key, signature, text.encode()))
 
 
+_CPUINFO_FIELDS = ("vendor_id", "cpu family", "model", "model name", "stepping", "microcode", "flags",
+                   "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "CPU revision", "Features")
+_CPU_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_CPU_FEATURES = re.compile(r"[+-][A-Za-z0-9_.-]+(,[+-][A-Za-z0-9_.-]+)*")
+
+
+def cpu_fingerprint() -> str | None:
+    """What identifies this CPU's instruction set without asking it (each cpuid is a hypervisor
+    exit in a VM): the first processor's identity and feature flags in /proc/cpuinfo, as the
+    kernel found them at boot, with what it masked. None off Linux or when unreadable."""
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            text = f.read(1 << 20).decode(errors="replace")
+    except OSError:
+        return None
+    first = text.split("\n\n", 1)[0]
+    fields = [line for line in first.splitlines() if line.split(":", 1)[0].strip() in _CPUINFO_FIELDS]
+    return "\n".join(fields) if any(line.startswith(("flags", "Features")) for line in fields) else None
+
+
+def _host_entry(folder: Path, fingerprint: str) -> tuple[Path, str, str]:
+    import llvmlite
+    import llvmlite.binding as llvm
+    key = "\n".join((f"format={FORMAT}", "host cpu as LLVM names it", f"llvmlite={llvmlite.__version__}",
+                     f"triple={llvm.get_process_triple()}", fingerprint))
+    return _entry_path(folder, key), key, "host cpu"
+
+
+def known_host_cpu() -> tuple[str, str] | None:
+    """The (name, features) store_host_cpu kept for this CPU (cpu_fingerprint), if sound."""
+    folder, fingerprint = _private_folder(), cpu_fingerprint()
+    if folder is None or fingerprint is None:
+        return None
+    path, key, signature = _host_entry(folder, fingerprint)
+    payload = _read_entry(path, _header(key, signature))
+    try:
+        name, features = json.loads(payload)
+    except (TypeError, ValueError, UnicodeDecodeError):
+        return None
+    if not (isinstance(name, str) and isinstance(features, str) and _CPU_NAME.fullmatch(name)
+            and _CPU_FEATURES.fullmatch(features)):
+        return None
+    return name, features
+
+
+def store_host_cpu(description: tuple[str, str]) -> None:
+    folder, fingerprint = _private_folder(), cpu_fingerprint()
+    if folder is None or fingerprint is None:
+        return
+    path, key, signature = _host_entry(folder, fingerprint)
+    _write(folder, path, encode_entry(key, signature, json.dumps(list(description)).encode()))
+
+
 def compile_cached(ir_text: str, signature: str, entry: str, source: str | None = None,
                    start_pool: bool = True, opt: int = 3) -> NativeModule:
     """Native code for `ir_text` (compiled at level `opt`, a large module on several cores:

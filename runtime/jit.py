@@ -26,8 +26,21 @@ MATH_SYMBOLS = ("expf", "logf", "tanhf", "exp", "log", "tanh", "powf", "pow", "s
 
 @functools.cache
 def _host_cpu() -> tuple[str, str]:
-    """The host CPU's name and features, asked of LLVM once per process (about 1 ms a time).
-    With AVX-512 the loop vectoriser may use 512-bit vectors: Intel server parts are tuned
+    """The host CPU's name and features as LLVM names them, once per process, from the disk
+    cache when it holds them for this CPU (runtime/cache.py, keyed on /proc/cpuinfo), else
+    asked of LLVM: its cpuid queries took 0.7-1 ms of every warm start in a VM, where each
+    cpuid leaves to the hypervisor."""
+    from .cache import known_host_cpu, store_host_cpu
+    known = known_host_cpu()
+    if known is not None:
+        return known
+    found = _ask_llvm_host_cpu()
+    store_host_cpu(found)
+    return found
+
+
+def _ask_llvm_host_cpu() -> tuple[str, str]:
+    """With AVX-512 the loop vectoriser may use 512-bit vectors: Intel server parts are tuned
     `prefer-256-bit`, which left elementwise loops at 8 lanes, measured 1.2-2x slower than 16
     (exp, log, tanh on 128x512); the micro-kernel sizes its registers from the host anyway."""
     features = llvm.get_host_cpu_features()

@@ -4,7 +4,7 @@ from .graph import Graph, GraphBuilder
 from .printer import format_graph
 
 __all__ = ["Literal", "Node", "Role", "Graph", "GraphBuilder", "format_graph"]
-from .verify import VerifyError, verify
+from .verify import Verifier, VerifyError, verify
 from .interpret import InterpretError, interpret
 
-__all__ += ["VerifyError", "verify", "InterpretError", "interpret"]
+__all__ += ["Verifier", "VerifyError", "verify", "InterpretError", "interpret"]

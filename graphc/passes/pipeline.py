@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..ir import Graph, verify
+from ..ir import Graph, Verifier
 from ..pass_runner import run_passes
 from .cse import cse
 from .fold_batch_norm import fold_batch_norm
@@ -42,5 +42,5 @@ PASSES: dict[str, Pass] = {p.__name__: p for p in PIPELINE + KERNEL_PIPELINE}
 
 def optimize(graph: Graph, passes: tuple[Pass, ...] = PIPELINE,
              after_each: Callable[[str, Graph, float], None] | None = None) -> Graph:
-    """Run `passes` in order, verifying the graph after each one."""
-    return run_passes(graph, passes, verify, after_each)
+    """Run `passes` in order, verifying the graph after each one (its new nodes: ir.Verifier)."""
+    return run_passes(graph, passes, Verifier(), after_each)

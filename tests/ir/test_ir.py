@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from graphc.ir import Graph, GraphBuilder, InterpretError, VerifyError, interpret, verify
+from graphc.ir import Graph, GraphBuilder, InterpretError, Verifier, VerifyError, interpret, verify
 from graphc.ir.node import Literal
 
 
@@ -40,6 +40,27 @@ def test_verify_accepts_a_good_graph_and_rejects_wrong_shapes():
     bad = Graph(graph.nodes[:3] + (bad_node,), graph.outputs, graph.output_names)
     with pytest.raises(VerifyError, match="relu"):
         verify(bad)
+
+
+def test_a_pipeline_verifier_checks_only_what_a_pass_made(monkeypatch):
+    from graphc.ops.registry import OPS
+    inferred = []
+    for op in ("matmul", "relu"):
+        rule = OPS[op].infer
+        monkeypatch.setitem(OPS, op, dataclasses.replace(
+            OPS[op], infer=lambda *a, _rule=rule, _op=op, **k: inferred.append(_op) or _rule(*a, **k)))
+    check, graph = Verifier(), small_graph()
+    check(graph)
+    assert inferred == ["matmul", "relu"]
+    inferred.clear()
+    check(graph)  # the same nodes: nothing to infer again
+    assert inferred == []
+    wider = dataclasses.replace(graph.nodes[2], shape=(2, 5))  # a new matmul node: checked, and so is its reader
+    with pytest.raises(VerifyError, match="matmul"):
+        check(Graph(graph.nodes[:2] + (wider,) + graph.nodes[3:], graph.outputs, graph.output_names))
+    narrowed_input = dataclasses.replace(graph.nodes[1], shape=(4, 2))  # relu and matmul are the same objects
+    with pytest.raises(VerifyError, match="matmul"):  # but matmul reads a new node
+        check(Graph(graph.nodes[:1] + (narrowed_input,) + graph.nodes[2:], graph.outputs, graph.output_names))
 
 
 def test_verify_rejects_forward_references_and_unknown_ops():

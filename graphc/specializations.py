@@ -110,17 +110,22 @@ class Specializations:
         self._runners: OrderedDict[tuple, Any] = OrderedDict()
         self._changes: Counter[str] = Counter()
         self._last_key: tuple | None = None
+        self._last: tuple[tuple, Any] | None = None  # (key, runner) of the latest call: the most recently used
         self.builds = 0
         self._warned = False
         self._lock = threading.RLock()  # threads asking for one specialisation build it once
 
     def get(self, key: tuple, build: Callable[[], Any]) -> Any:
+        last = self._last
+        if last is not None and last[0] == key:  # the same specialisation as the call before: most calls
+            return last[1]
         runner = self._runners.get(key)
         if runner is not None:
             try:
                 self._runners.move_to_end(key)
             except KeyError:  # dropped by another thread meanwhile: it stays usable by this call
                 pass
+            self._last = (key, runner)
             return runner
         with self._lock:
             runner = self._runners.get(key)
@@ -134,6 +139,7 @@ class Specializations:
                 self._runners[key] = runner
                 self._evict()
             self._last_key = key
+            self._last = (key, runner)
             return runner
 
     def _reason(self, key: tuple) -> str:

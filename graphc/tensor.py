@@ -86,12 +86,15 @@ class Tensor(InPlace):
             shape, dtype = data.shape, _DTYPE_NAMES.get(data.dtype.char) or str(data.dtype)
         self._shape, self._dtype = tuple(shape), dtype
         self.requires_grad, self.grad, self._grad_fn = False, None, None
-        self._hooks, self._retains_grad = [], False
+        self._hooks, self._retains_grad = (), False
 
     @classmethod
     def _wrap(cls, data: np.ndarray) -> "Tensor":
+        """A tensor over `data` (an array): every compiled call's results come through here."""
         t = cls.__new__(cls)
-        t._init(data)
+        t._data, t._node, t._recorder, t._shape = data, None, None, data.shape
+        t._dtype = _DTYPE_NAMES.get(data.dtype.char) or str(data.dtype)
+        t.requires_grad, t.grad, t._grad_fn, t._hooks, t._retains_grad = False, None, None, (), False
         return t
 
     @classmethod
@@ -229,7 +232,7 @@ class Tensor(InPlace):
         self._retains_grad = True
 
     def register_hook(self, hook) -> None:
-        self._hooks.append(hook)
+        self._hooks = (*self._hooks, hook)
 
     # --- in-place helpers used by init, optimizers and state_dict ------------------------
     def _set(self, value: Any) -> "Tensor":

@@ -8,7 +8,10 @@ in about a microsecond.
 
 The claim word packs (job generation << 32 | parts << 16 | next index), so a worker can only
 claim a part of the running job, and reads the job's function and context after its claim,
-while the caller still waits for that part. One job runs at a time: a caller that finds the
+while the caller still waits for that part. The caller publishes a job with part 0 claimed and
+runs it itself: a kernel's first part then runs on the calling thread every call, the next on
+whichever worker claims first, so with two threads each core reads the same half of a layer's
+weights call after call (from its own L2, once warm). One job runs at a time: a caller that finds the
 pool busy (another Python thread's graph) runs its parts itself. The pool lives as long as
 the process: started on first use, stopped at exit, forgotten in a forked child.
 """
@@ -126,7 +129,8 @@ publish:
   %generation1 = add i64 %generation, 1
   %high = shl i64 %generation1, 32
   %middle = shl i64 %parts, 16
-  %word = or i64 %high, %middle
+  %claims = or i64 %high, %middle
+  %word = or i64 %claims, 1
   store atomic i64 %word, ptr @claim seq_cst, align 8
   %e = atomicrmw add ptr @epoch, i32 1 seq_cst
   %sleeping = load atomic i32, ptr @sleepers seq_cst, align 4
@@ -136,6 +140,8 @@ wake:
   %woken = call i64 (i64, ...) @syscall(i64 202, ptr @epoch, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
   br label %participate
 participate:
+  call void %fn(ptr %ctx, i64 0)
+  %own = atomicrmw sub ptr @remaining, i64 1 seq_cst
   call void @work()
   br label %finish
 finish:

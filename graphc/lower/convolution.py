@@ -1,20 +1,22 @@
-"""convolution: direct loops, output pixels in vector lanes, windows read straight from x.
+"""convolution: direct loops, output pixels in vector lanes, windows read from packed input rows.
 
 out[n, o, oh, ow] = body(sum over c, kh, kw of w[o, (c, kh, kw)] * x[n, c, ih, iw]), ih = oh * sh +
 kh * dh - ph, iw = ow + kw * dw - pw (stride 1 along the last dim). A register tile holds MR output
 channels by R output rows by a few vectors of consecutive ow; each step of the (c, kh, kw) loop
-loads one vector of x per row and vector (a shifted row of the input: no im2col is stored), one
-broadcast weight per channel, and does MR x R x vectors FMAs. Zero padding is a lane mask of the
-masked loads: fixed at compile time along the width, and-ed with the input row's validity. The
-epilogue body runs over the tile just stored (in L1), so bias, folded BatchNorm and ReLU cost no
-pass over memory, and the result is written channels first: no permute.
+loads one vector per row and vector (a shifted row of the input: no im2col is stored), one
+broadcast weight per channel, and does MR x R x vectors FMAs. The input rows a block of R output
+rows reads are first packed (`_pack_rows`): each row contiguous, padded with zeros on both sides,
+so the tile's loads need no masks, and every channel tile of the block reads them from L1. (Read
+in place, the planes of a 32 x 32 image are 4 KB apart, so the same row of every channel falls in
+one L1 set: W4's convolutions ran 20 % faster once their rows were packed, 3.51 -> 2.96 ms on one
+Emerald Rapids core.) The epilogue body runs over the tile just stored (in L1), so bias, folded
+BatchNorm and ReLU cost no pass over memory, and the result is written channels first: no permute.
 
 Each tile shape is one private noinline function (like microkernel.py's). Images split across the
 thread pool; a batch smaller than the pool splits the output channels.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import weakref
 from typing import Sequence
@@ -22,12 +24,13 @@ from typing import Sequence
 import llvmlite.ir as ir
 
 from .elementwise import broadcast_strides, emit_body
-from .kernel import (FAST, I64, PTR, Kernel, add, add_constant, contiguous_strides, for_range, i64, llvm_type, load,
-                     masked_load, masked_store, splat, store, vector_unit)
+from .kernel import (FAST, I64, NOWRAP, PTR, Kernel, add, add_constant, contiguous_strides, for_range, i64, itemsize,
+                     llvm_type, load, masked_load, masked_store, splat, store, vector_unit)
 from .threads import MIN_FLOPS_PER_THREAD, num_threads, run_parts, split
 
 MAX_UNROLLED_WIDTH = 16  # kernel columns unrolled in the tile's inner loop (a 16-wide kernel: 16 x tile code)
 MAX_TILE_ROWS = 16
+MAX_PACKED_BYTES = 32 << 10  # a block of packed input rows, read by every channel tile, stays in L1
 
 _tile_functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -78,8 +81,17 @@ class _Geometry:
         self.lanes = lanes
         self.vectors = -(-self.OW // lanes)  # vectors of ow per output row
         self.mr, self.rows, self.group = tile_shape(self.O, self.OH, self.vectors, registers)
-        # rows whose input row can fall into the padding need a select on every load
-        self.rows_may_pad = self.ph > 0 or (self.OH - 1) * self.sh + (self.KH - 1) * self.dh - self.ph >= self.H
+        # a block of output rows reads P input rows; packed (_pack_rows), each is S elements: `left`
+        # zeros (the padding, as many whole vectors), the row, then zeros to past the last column
+        # any tap reads (that of the last vector of output pixels)
+        self.P = (self.rows - 1) * self.sh + (self.KH - 1) * self.dh + 1
+        self.left = -(-self.pw // lanes) * lanes
+        reach = self.vectors * lanes + (self.KW - 1) * self.dw - self.pw
+        self.S = self.left + -(-max(self.W, reach) // lanes) * lanes
+        self.C_block = max(1, min(self.C, MAX_PACKED_BYTES // (self.P * self.S * itemsize(node.dtype))))
+        # packed rows that can fall into the padding (or below the last row) are masked
+        self.rows_may_pad = self.ph > 0 or (-(-self.OH // self.rows) * self.rows - 1) * self.sh + (
+            self.KH - 1) * self.dh - self.ph >= self.H
 
 
 def tile_shape(channels: int, rows: int, vectors: int, registers: int) -> tuple[int, int, int]:
@@ -126,40 +138,72 @@ def emit_convolution(k: Kernel) -> None:
 
 
 def _emit_range(k: Kernel, g: _Geometry, images: tuple[int, int], channels: tuple[int, int]) -> None:
-    """Every tile of images first..first+count-1 and output channels first..first+count-1."""
+    """Every tile of images first..first+count-1 and output channels first..first+count-1: for
+    each block of output rows, its input rows are packed once, then every channel tile reads them."""
     b = k.builder
+    buf = k.alloca(ir.ArrayType(llvm_type(k.node.dtype), g.C_block * g.P * g.S), "rows")
+    buf.align = 64
+    buf.type = PTR  # addressed as opaque `ptr`, like the kernel's buffers
     with for_range(b, images[1], "n") as n:
         n = add(b, i64(images[0]), n)
-        for o_count, o_size, o_start in _blocks(channels[1], g.mr):
-            with for_range(b, o_count, "ot") as ot:
-                o0 = add(b, i64(channels[0] + o_start), ot, o_size)
-                for r_count, r_size, r_start in _blocks(g.OH, g.rows):
-                    with for_range(b, r_count, "rt") as rt:
-                        oh0 = add(b, i64(r_start), rt, r_size)
-                        for g_count, g_size, g_start in _blocks(g.vectors, g.group):
-                            for group in range(g_count):
-                                first = g_start + group * g_size
-                                tile = _tile_function(k, g, o_size, r_size, tuple(range(first, first + g_size)))
-                                b.call(tile, [k.out, *k.ins, n, o0, oh0])
+        for r_count, r_size, r_start in _blocks(g.OH, g.rows):
+            with for_range(b, r_count, "rt") as rt:
+                oh0 = add(b, i64(r_start), rt, r_size)
+                for c_count, c_size, c_start in _blocks(g.C, g.C_block):
+                    with for_range(b, c_count, "cb") as cb:
+                        c0 = add(b, i64(c_start), cb, c_size)
+                        _pack_rows(k, g, buf, n, oh0, c0, c_size)
+                        for o_count, o_size, o_start in _blocks(channels[1], g.mr):
+                            with for_range(b, o_count, "ot") as ot:
+                                o0 = add(b, i64(channels[0] + o_start), ot, o_size)
+                                for g_count, g_size, g_start in _blocks(g.vectors, g.group):
+                                    for group in range(g_count):
+                                        first = g_start + group * g_size
+                                        tile = _tile_function(k, g, o_size, r_size,
+                                                              tuple(range(first, first + g_size)))
+                                        b.call(tile, [k.out, buf, *k.ins[1:], n, o0, oh0, c0, i64(c_size)])
+
+
+def _pack_rows(k: Kernel, g: _Geometry, buf: ir.Value, n, oh0, c0, channels: int) -> None:
+    """buf[(c * P + p) * S + left + col] = x[n, c0 + c, oh0 * sh - ph + p, col] for col in [0, W),
+    zero outside the input (the padding) up to the row's S elements: whole aligned vectors, so a
+    tile's loads need no masks, and its rows are contiguous (in x, planes of 4 KB put every
+    plane's row in the same L1 set)."""
+    b, ty = k.builder, llvm_type(k.node.dtype)
+    first_row = add_constant(b, add(b, i64(0), oh0, g.sh), -g.ph)
+    with for_range(b, channels, "pc") as c, for_range(b, g.P, "pr") as p:
+        ih = b.add(first_row, p, flags=("nsw",))  # may be negative
+        valid = b.icmp_unsigned("<", ih, i64(g.H)) if g.rows_may_pad else None  # negative: huge unsigned
+        plane = add(b, add(b, i64(0), n, g.C * g.H * g.W), add(b, c0, c), g.H * g.W)
+        start = add(b, plane, b.select(valid, ih, i64(0)) if valid is not None else ih, g.W)
+        row = add(b, add(b, i64(0), c, g.P * g.S), p, g.S)
+        for j in range(0, g.S, g.lanes):
+            col = j - g.left
+            value = masked_load(b, k.ins[0], ty, add_constant(b, start, col), _lane_mask(g, col), valid)
+            store(b, value, buf, add_constant(b, row, j))
 
 
 def _tile_function(k: Kernel, g: _Geometry, mr: int, rows: int, vectors: tuple[int, ...]) -> ir.Function:
-    """`void (ptr out, ptr x, ptr w, ptr extras..., i64 n, i64 o0, i64 oh0)`: the tile of output
-    channels o0..o0+mr-1, rows oh0..oh0+rows-1 and the given vectors of ow, epilogue included."""
+    """`void (ptr out, ptr rows, ptr w, ptr extras..., i64 n, i64 o0, i64 oh0, i64 c0, i64 channels)`:
+    the tile of output channels o0..o0+mr-1, rows oh0..oh0+rows-1 and the given vectors of ow over
+    input channels c0..c0+channels-1 (packed rows, see _pack_rows), added to out's partial sums
+    unless c0 is 0, the epilogue included once the last channel is in."""
     module = k.builder.module
     key = (k.node, k.operands, mr, rows, vectors)
     tiles = _tile_functions.setdefault(module, {})
     if key not in tiles:
-        kind = ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(k.ins)) + [I64] * 3)
+        kind = ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(k.ins)) + [I64] * 5)
         name = module.get_unique_name(f"{k.builder.function.name}.tile{mr}x{rows}x{vectors[0]}-{vectors[-1]}")
         fn = ir.Function(module, kind, name)
         fn.linkage = "private"
         fn.attributes.add("noinline")
         fn.attributes.add("nounwind")
         out, *ins = fn.args[:1 + len(k.ins)]
-        n, o0, oh0 = fn.args[1 + len(k.ins):]
+        for arg in (out, ins[0]):
+            arg.add_attribute("noalias")
+        n, o0, oh0, c0, channels = fn.args[1 + len(k.ins):]
         bld = ir.IRBuilder(fn.append_basic_block("entry"))
-        _tile(Kernel(bld, k.node, k.operands, out, tuple(ins)), g, n, o0, oh0, mr, rows, vectors)
+        _tile(Kernel(bld, k.node, k.operands, out, tuple(ins)), g, n, o0, oh0, c0, channels, mr, rows, vectors)
         bld.ret_void()
         tiles[key] = fn
     return tiles[key]
@@ -170,7 +214,7 @@ def _lane_mask(g: _Geometry, first: int) -> list[bool]:
     return [0 <= first + j < g.W for j in range(g.lanes)]
 
 
-def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tuple[int, ...]) -> None:
+def _tile(k: Kernel, g: _Geometry, n, o0, oh0, c0, channels, mr: int, rows: int, vectors: tuple[int, ...]) -> None:
     b, ty = k.builder, llvm_type(k.node.dtype)
     lanes = g.lanes
     vector = ir.VectorType(ty, lanes)
@@ -178,29 +222,15 @@ def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tupl
     accs = [[[k.alloca(vector) for _ in vectors] for _ in range(rows)] for _ in range(mr)]
     for acc in (a for per_channel in accs for per_row in per_channel for a in per_row):
         b.store(zero, acc)
-    image = add(b, i64(0), n, g.C * g.H * g.W)
-    weight_rows = [add(b, i64(m * g.K), o0, g.K) for m in range(mr)]
-    first_rows = [add_constant(b, add(b, i64(0), oh0, g.sh), r * g.sh - g.ph) for r in range(rows)]
-    with contextlib.ExitStack() as loops:
-        c = loops.enter_context(for_range(b, g.C, "c"))
-        kh = loops.enter_context(for_range(b, g.KH, "kh"))
-        plane = add(b, image, c, g.H * g.W)
-        row_starts, row_valid = [], []
-        for first in first_rows:
-            ih = b.add(first, kh if g.dh == 1 else b.mul(kh, i64(g.dh)), flags=("nsw",))  # may be negative
-            valid = b.icmp_unsigned("<", ih, i64(g.H)) if g.rows_may_pad else None  # negative: huge unsigned
-            row_valid.append(valid)
-            row_starts.append(add(b, plane, b.select(valid, ih, i64(0)) if valid is not None else ih, g.W))
+    weight_rows = [add(b, add(b, i64(m * g.K), o0, g.K), c0, g.KH * g.KW) for m in range(mr)]
+    with for_range(b, channels, "c") as c, for_range(b, g.KH, "kh") as kh:  # im2col's order: c, kh, kw
+        # packed row r * sh + kh * dh of channel c; its column 0 is element `left`
+        row = add(b, add(b, i64(g.left), c, g.P * g.S), kh, g.dh * g.S)
         tap = add(b, add(b, i64(0), c, g.KH * g.KW), kh, g.KW)
         for kw in range(g.KW):
             shift = kw * g.dw - g.pw
-            loaded = []
-            for start, valid in zip(row_starts, row_valid):
-                per_row = []
-                for v in vectors:
-                    bits = _lane_mask(g, v * lanes + shift)
-                    per_row.append(masked_load(b, k.ins[0], ty, add_constant(b, start, v * lanes + shift), bits, valid))
-                loaded.append(per_row)
+            loaded = [[load(b, k.ins[0], ty, add_constant(b, row, r * g.sh * g.S + v * lanes + shift), lanes)
+                       for v in vectors] for r in range(rows)]
             weight_tap = add(b, tap, i64(kw))
             for m in range(mr):
                 w = splat(b, load(b, k.ins[1], ty, add(b, weight_rows[m], weight_tap)), lanes)
@@ -210,13 +240,21 @@ def _tile(k: Kernel, g: _Geometry, n, o0, oh0, mr: int, rows: int, vectors: tupl
                         b.store(b.fadd(b.load(acc, typ=vector), b.fmul(w, x, flags=FAST), flags=FAST), acc)
     out_plane = g.OH * g.OW
     first_out = add(b, add(b, add(b, i64(0), n, g.O * out_plane), o0, out_plane), oh0, g.OW)
-    for m in range(mr):
-        for r in range(rows):
-            for j, v in enumerate(vectors):
-                value = b.load(accs[m][r][j], typ=vector)
-                dst = add(b, first_out, i64(m * out_plane + r * g.OW + v * lanes))
-                masked_store(b, value, k.out, dst, min(lanes, g.OW - v * lanes))
-    if k.node.attr("body") is not None:
+    places = [(accs[m][r][j], add(b, first_out, i64(m * out_plane + r * g.OW + v * lanes)),
+               min(lanes, g.OW - v * lanes)) for m in range(mr) for r in range(rows) for j, v in enumerate(vectors)]
+    if g.C_block < g.C:  # a later block of input channels: add out's partial sums
+        with b.if_then(b.icmp_unsigned("!=", c0, i64(0))):
+            for acc, dst, used in places:
+                partial_sums = masked_load(b, k.out, ty, dst, [lane < used for lane in range(lanes)])
+                b.store(b.fadd(b.load(acc, typ=vector), partial_sums, flags=FAST), acc)
+    for acc, dst, used in places:
+        masked_store(b, b.load(acc, typ=vector), k.out, dst, used)
+    if k.node.attr("body") is None:
+        return
+    if g.C_block == g.C:
+        _epilogue(k, g, n, o0, oh0, mr, rows, vectors)
+        return
+    with b.if_then(b.icmp_unsigned("==", b.add(c0, channels, flags=NOWRAP), i64(g.C))):  # the last block
         _epilogue(k, g, n, o0, oh0, mr, rows, vectors)
 
 

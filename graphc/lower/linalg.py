@@ -239,11 +239,20 @@ def _packed_parts(k: Kernel, ops: _Operands) -> None:
     threads = min(num_threads(), max(1, 2 * ops.M * ops.N * ops.K // MIN_FLOPS_PER_THREAD))
     if ops.N >= 2 * threads * nv * lanes:
         origin = _Out(i64(0), i64(0), i64(0))
-        # prepacked panels start every NR columns: a part starts at one
-        even = ops.N % threads == 0 and not k.node.attr_dict.get("packed_n", 0)
-        columns = split(ops.N, threads) if even else split(ops.N, threads, nv * lanes)
-        return _run_blocks(k, columns, lambda part, start, count: emit_packed(part, ops, i64(0), i64(0), origin,
-                                                                              start, count))
+        prepacked = k.node.attr_dict.get("packed_n", 0) > 0
+
+        def columns_part(part: Kernel, start: ir.Value, count: int) -> None:
+            emit_packed(part, ops, i64(0), i64(0), origin, start, count)
+        if not prepacked:  # each part packs its own panels, from its first column
+            return _run_blocks(k, split(ops.N, threads) if ops.N % threads == 0 else split(ops.N, threads, nv * lanes),
+                               columns_part)
+        # equal shares of whole vectors (W1's 512 columns: 256 each, not 240 and 272 in whole panels
+        # of 48); a part starting inside a prepacked panel is emitted with that start (its first
+        # tiles are narrower)
+        columns = split(ops.N, threads, lanes)
+        if all(start % (nv * lanes) == 0 for start, _ in columns):
+            return _run_blocks(k, columns, columns_part)
+        return run_parts(k, [functools.partial(columns_part, start=i64(start), count=count) for start, count in columns])
     _run_blocks(k, split(ops.M, threads, mr), functools.partial(_row_block, emit_packed, ops))
 
 

@@ -269,6 +269,8 @@ def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: ir.V
     nc = min(nc, -(-width // nr) * nr)
     prepacked = k.node.attr_dict.get("packed_n", 0) > 0  # b is pack_panels(b): the panels of all of op(b)
     buf = k.ins[1] if prepacked else _pack_buffer(k, ty)
+    # a part of prepacked panels may start inside a panel (a thread's equal share of whole vectors)
+    lead = first_col.constant % nr if prepacked and isinstance(first_col, ir.Constant) else 0
     for col_count, cols, col_start in _blocks(width, nc):
         with for_range(bld, col_count, "jc") as jc:
             j0 = add(bld, add(bld, first_col, i64(col_start)), jc, cols)
@@ -279,7 +281,7 @@ def emit_packed(k: Kernel, ops, a0: ir.Value, b0: ir.Value, out, first_col: ir.V
                                   else bld.icmp_unsigned("!=", k0, i64(0)))
                     if not prepacked:
                         _pack(k, ops, b0, buf, k0, j0, depth, cols, nr)
-                    _block(k, ops, a0, buf, out, k0, j0, depth, cols, accumulate, last, prepacked)
+                    _block(k, ops, a0, buf, out, k0, j0, depth, cols, accumulate, last, prepacked, lead)
 
 
 def _depths(K: int, kc: int) -> list[tuple[int, int, int, bool]]:
@@ -351,25 +353,27 @@ def _pack_columns(bld, ty, buf, b, depth, stride, first, width, base, nr: int) -
 
 
 def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumulate: ir.Value, last: bool,
-           prepacked: bool = False) -> None:
+           prepacked: bool = False, lead: int = 0) -> None:
     """Every tile of out rows 0..M-1, columns j0..j0+cols-1 over one packed depth block (rows
-    k0.. of the panels of all of op(b) when `prepacked`, else the block just packed into buf),
-    then the epilogue over each tile of the last block."""
+    k0.. of the panels of all of op(b) when `prepacked`, column j0 `lead` columns into its panel;
+    else the block just packed into buf), then the epilogue over each tile of the last block."""
     from .linalg import finish_tile
 
     bld, ty = k.builder, llvm_type(k.node.dtype)
     mr, nv, lanes = panel_tile(ty)
     nr = nv * lanes
+    first = min(nr - lead, cols) if lead else 0  # the rest of j0's panel, then whole panels
+    segments = ([(1, first, 0)] if first else []) + [(count, width, first + start)
+                                                      for count, width, start in _blocks(cols - first, nr)]
     for row_count, rows, row_start in _blocks(ops.M, mr):
-        for panel_count, panel_cols, panel_start in _blocks(cols, nr):
+        for panel_count, panel_cols, panel_start in segments:
             with for_range(bld, row_count, "ir") as it, for_range(bld, panel_count, "jr") as jp:
                 i0 = add(bld, i64(row_start), it, rows)
-                panel = add(bld, i64(panel_start // nr), jp)
-                j = add(bld, j0, panel, nr)
-                if prepacked:  # panel j / nr of op(b), from row k0: [panels, K, NR]
-                    start = add(bld, add(bld, i64(0), bld.udiv(j, i64(nr)), ops.K * nr), k0, nr)
+                j = add(bld, add(bld, j0, i64(panel_start)), jp, nr)
+                if prepacked:  # panel j / nr of op(b), from row k0, column j % nr: [panels, K, NR]
+                    start = add(bld, add(bld, bld.urem(j, i64(nr)), bld.udiv(j, i64(nr)), ops.K * nr), k0, nr)
                 else:
-                    start = add(bld, i64(0), panel, depth * nr)
+                    start = add(bld, i64(0), add(bld, i64(panel_start // nr), jp), depth * nr)
                 a_at = add(bld, add(bld, a0, i0, ops.a_row), k0, ops.a_k)
                 out_at = add(bld, add(bld, out.offset, i0, ops.N), j)
                 outer_product(k, ops, a_at, buf, start, nr, out_at, depth, rows, panel_cols, accumulate)

@@ -4,8 +4,9 @@ vectors and of one partial vector, epilogue bodies with per-channel and full-sha
 import numpy as np
 import pytest
 
+from graphc.lower import convolution
 from graphc.lower.convolution import direct_pays, tile_shape
-from graphc.lower.kernel import vector_unit
+from graphc.lower.kernel import VectorUnit, vector_unit
 from graphc.ops.fused import Body
 from harness import run_op, tolerance
 
@@ -55,6 +56,31 @@ def _bodies(out_shape):
     residual = Body((("mul", ("in0", "in1"), (), "float32"), ("add", ("s0", "in2"), (), "float32"),
                      ("sub", ("s1", "in0"), (), "float32")))  # reads in0 twice
     return [(relu_bias, [per_channel]), (residual, [per_channel, full])]
+
+
+@pytest.mark.parametrize("unit", [VectorUnit(512, 32), VectorUnit(256, 16)])
+@pytest.mark.parametrize("case", [CASES_2D[3], CASES_2D[8], CASES_1D[1]], ids=str)
+def test_convolution_follows_the_vector_unit(monkeypatch, case, unit):
+    """Tiles, packed rows and their padding sized for either register file give the same values."""
+    monkeypatch.setattr(convolution, "vector_unit", lambda: unit)
+    n, c, size, o, kernel, stride, dilation, padding = case
+    native, expected = _conv((n, c) + size, o, kernel, stride, dilation, padding, "float32")
+    np.testing.assert_allclose(native, expected, **tolerance("float32"))
+
+
+@pytest.mark.parametrize("unit", [VectorUnit(512, 32), VectorUnit(256, 16)])
+def test_packed_rows_in_blocks_of_channels(monkeypatch, unit):
+    """Rows too wide for all 16 channels' rows in MAX_PACKED_BYTES: blocks of channels, each
+    adding to out's partial sums, the epilogue after the last. Small integers: the sums are exact
+    whatever their order."""
+    monkeypatch.setattr(convolution, "vector_unit", lambda: unit)
+    x = rng.integers(-2, 3, (2, 16, 5, 200)).astype(np.float32)
+    w = rng.integers(-2, 3, (6, 16 * 9)).astype(np.float32)
+    bias = rng.integers(-2, 3, (6, 1, 1)).astype(np.float32)
+    relu_bias = Body((("add", ("in0", "in1"), (), "float32"), ("relu", ("s0",), (), "float32")))
+    native, expected = run_op("convolution", [x, w, bias], kernel=(3, 3), stride=(1, 1), dilation=(1, 1),
+                              padding=((1, 1), (1, 1)), body=relu_bias)
+    np.testing.assert_array_equal(native, expected)
 
 
 @pytest.mark.parametrize("case", [CASES_2D[3], CASES_2D[6], CASES_1D[1]], ids=str)

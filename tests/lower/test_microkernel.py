@@ -11,7 +11,8 @@ import graphc.lower.linalg as linalg
 import graphc.lower.microkernel as microkernel
 from graphc.lower import lower
 from graphc.ir import GraphBuilder
-from graphc.lower.kernel import VectorUnit
+from graphc.lower.kernel import VectorUnit, llvm_type
+from graphc.ops import OPS
 from graphc.ops.fused import Body
 from harness import Native, op_graph, run_op
 from test_linalg import operands
@@ -76,6 +77,21 @@ def test_threaded_parts(monkeypatch, m, n, ta, tb):
     a, b = operands((m, 129), (129, n), ta, tb, "float32")
     assert "_parts" in lower(op_graph("matmul", [a, b], transpose_a=ta, transpose_b=tb)).ir_text
     native, expected = run_op("matmul", [a, b], transpose_a=ta, transpose_b=tb)
+    np.testing.assert_allclose(native, expected, **tolerance("float32", 129))
+
+
+@pytest.mark.parametrize("threads, n", [(2, 230), (3, 330)])
+@pytest.mark.parametrize("unit", [VectorUnit(512, 32), VectorUnit(256, 16)])
+def test_prepacked_columns_split_in_equal_vectors(monkeypatch, threads, n, unit):
+    """Prepacked panels split by columns in shares of whole vectors: with 48-column panels the
+    parts of 230 and 330 columns start 16 and 32 columns into a panel."""
+    monkeypatch.setattr(linalg, "MIN_FLOPS_PER_THREAD", 1)
+    monkeypatch.setattr(linalg, "num_threads", lambda: threads)
+    monkeypatch.setattr(microkernel, "vector_unit", lambda: unit)
+    a, b = operands((67, 129), (129, n), False, False, "float32")
+    mr, nv, lanes = microkernel.panel_tile(llvm_type("float32"))
+    panels = OPS["pack_panels"].reference(b, transpose_b=False, nr=nv * lanes)
+    native, expected = run_op("matmul", [a, panels], transpose_a=False, transpose_b=False, packed_n=n)
     np.testing.assert_allclose(native, expected, **tolerance("float32", 129))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import operator
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,10 @@ def _code_identity(cls: type) -> str | None:
     return ";".join(names) + "|" + hashlib.sha256(source_identity(outside)).hexdigest()
 
 
+def _no_switches(group: dict) -> tuple:
+    return ()
+
+
 class TrainStep:
     """`step(*inputs, target)` runs one training step natively and returns the loss."""
 
@@ -61,6 +66,9 @@ class TrainStep:
         self._hooks_at = -1
         self._switch_keys = tuple(k for k in _SWITCHES if k in optimizer.defaults)
         self._switches: tuple | None = None
+        self._raw_switches: tuple | None = None
+        # each group's switch values in one C call (a tuple, or the value itself for one switch)
+        self._switch_values = operator.itemgetter(*self._switch_keys) if self._switch_keys else _no_switches
         # graphc's update rules name their state tensors from the switches alone; a subclass's
         # own group_state_names may read anything, so it is asked every step
         self._names_follow_switches = type(optimizer).group_state_names.__module__.startswith("graphc.")
@@ -76,7 +84,15 @@ class TrainStep:
         """What changes the graph besides shapes: the modules' modes, update-rule switches and
         which params train. The optimizer's state names follow from its switches."""
         parts = self._parts.current()
-        switches = tuple([tuple(map(bool, map(g.get, self._switch_keys))) for g in self.optimizer.param_groups])
+        try:
+            raw = tuple(map(self._switch_values, self.optimizer.param_groups))
+        except KeyError:  # a group without some switch reads as None, as g.get does
+            raw = None
+        if raw is None or raw != self._raw_switches:  # as a rule the values of the step before
+            self._raw_switches = raw
+            self._switch_truths = tuple([tuple(map(bool, map(g.get, self._switch_keys)))
+                                         for g in self.optimizer.param_groups])
+        switches = self._switch_truths
         if switches != self._switches or not self._names_follow_switches:
             self._switches, self._state_names = switches, self.optimizer.state_names
         return parts.modes, switches, parts.trainable, self._state_names

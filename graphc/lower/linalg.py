@@ -58,6 +58,10 @@ DEEP_BLOCK_BYTES = 128 << 10  # b's rows per depth block: stays in L2 (256 KB or
 #   outer products, rows x vectors of columns: 6x2 = 12 accumulators + 2 vectors of b + 1 splat.
 DOT_TILE = {16: (4, 3), 32: (4, 6)}
 SINGLE_ROW_DOT_TILE = (1, 8)
+# a dot tile's sums end in horizontal reductions of whole vectors: shallower products are
+# scalar sums in registers (W3's 10 x 3 @ 3 x 5 input gradient: its whole step's native time fell
+# from 0.33 to 0.23 µs)
+MIN_DOT_DEPTH = 8
 OUTER_TILE = {16: (6, 2), 32: (8, 3)}
 
 
@@ -131,7 +135,8 @@ def emit_matmul(k: Kernel) -> None:
     if batch == 1 and _deep(k, ops):
         _emit_deep(k, ops)
         return
-    strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if ops.a_k == 1 else _plain
+    dots = ops.a_k == 1 and ops.K >= MIN_DOT_DEPTH
+    strategy = _outer_tiles if ops.b_col == 1 else _dot_tiles if dots else _plain
     prepacked = k.node.attr_dict.get("packed_n", 0) > 0
     if prepacked and (batch != 1 or k.operands[1].shape[2] != panel_tile(llvm_type(k.node.dtype))[1] * panel_tile(
             llvm_type(k.node.dtype))[2]):
@@ -288,46 +293,29 @@ def _part(strategy, ops: _Operands, k: Kernel, a_offset: ir.Value, b_offset: ir.
 
 
 def _outer_tiles(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out) -> None:
+    """Register tiles of MR rows (fewer for a short out) by NV vectors, then one-vector tiles,
+    then the last columns as one masked vector: every sum stays in a register over the whole
+    depth. (Columns past the vectors once went i-k-j through out itself; with a masked vector
+    each k stored and reloaded, 512 x 10 outputs of a W1 weight gradient cost 8 cycles a k.)"""
     bld, ty = k.builder, llvm_type(k.node.dtype)
     lanes = vector_unit().lanes(ty)
     mr, nv = OUTER_TILE[vector_unit().registers]
-    if ops.M < mr:  # too few rows to reuse b from registers: stream its rows instead
-        return _rows_times_rows(k, ops, a0, b0, out, 0)
     # whole tiles of nv vectors, then one-vector tiles (the function the packed remainders use
-    # too: for a small matmul one function fewer beats a two-vector tile); the tile column loop
-    # is outermost so a panel of b stays in cache while all rows of a pass over it
+    # too: for a small matmul one function fewer beats a two-vector tile), then the rest; the
+    # tile column loop is outermost so a panel of b stays in cache while all rows of a pass over it
     full, rest = divmod(ops.N // lanes, nv)
-    groups = [(count, vectors, start) for count, vectors, start in ((full, nv, 0), (rest, 1, full * nv)) if count]
-    for col_count, vectors, col_start in groups:
-        for row_count, rows, row_start in _blocks(ops.M, mr):
+    groups = [(full, nv * lanes, 0), (rest, lanes, full * nv * lanes), (1, ops.N % lanes, ops.N - ops.N % lanes)]
+    for col_count, width, col_start in groups:
+        if not (col_count and width):
+            continue
+        for row_count, rows, row_start in _blocks(ops.M, min(mr, ops.M)):
             with for_range(bld, col_count, "jt") as jt, for_range(bld, row_count, "it") as it:
                 i0 = add(bld, i64(row_start), it, rows)
-                j0 = add(bld, i64(col_start * lanes), jt, vectors * lanes)
+                j0 = add(bld, i64(col_start), jt, width)
                 out_at = add(bld, add(bld, out.offset, i0, ops.N), j0)
                 outer_product(k, ops, add(bld, a0, i0, ops.a_row), k.ins[1], add(bld, b0, j0), ops.b_k, out_at, ops.K,
-                              rows, vectors * lanes)
-                finish_tile(k, out, i0, j0, ops.N, rows, vectors * lanes)
-    if ops.N % lanes:
-        _rows_times_rows(k, ops, a0, b0, out, ops.N - ops.N % lanes)
-
-
-def _rows_times_rows(k: Kernel, ops: _Operands, a0: ir.Value, b0: ir.Value, out: _Out, first_col: int) -> None:
-    """i-k-j over columns first_col..N-1: out[i, :] is a sum of rows of b scaled by a[i, k]; the
-    epilogue then runs over the finished row."""
-    bld, ty = k.builder, llvm_type(k.node.dtype)
-    width = ops.N - first_col
-    with for_range(bld, ops.M, "i") as i:
-        row = add(bld, add(bld, out.offset, i, ops.N), i64(first_col))
-        with for_range(bld, width, "j0") as j:
-            store(bld, ir.Constant(ty, 0.0), k.out, add(bld, row, j))
-        with for_range(bld, ops.K, "k") as kk:
-            a_ik = load(bld, k.ins[0], ty, add(bld, add(bld, a0, i, ops.a_row), kk, ops.a_k))
-            b_row = add(bld, add(bld, b0, kk, ops.b_k), i64(first_col))
-            with for_range(bld, width, "j") as j:
-                dst = add(bld, row, j)
-                product = bld.fmul(a_ik, load(bld, k.ins[1], ty, add(bld, b_row, j)), flags=FAST)
-                store(bld, bld.fadd(load(bld, k.out, ty, dst), product, flags=FAST), k.out, dst)
-        finish_tile(k, out, i, i64(first_col), ops.N, 1, width)
+                              rows, width)
+                finish_tile(k, out, i0, j0, ops.N, rows, width)
 
 
 def finish_tile(k: Kernel, out: _Out, i0: ir.Value, j0: ir.Value, N: int, rows: int, cols: int) -> None:

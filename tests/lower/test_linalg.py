@@ -23,6 +23,12 @@ SHAPES = [
     ((2, 3, 5, 7), (7, 6)),       # batched a, 2-d b
     ((3, 5, 7), (3, 7, 4)),       # batched a and b
     ((2, 1, 64), (2, 64, 1)),
+    ((10, 5), (5, 3)),            # W3: fewer rows than a tile, one masked vector of columns
+    ((10, 3), (3, 5)),            # W3's input gradient: too shallow for dot tiles
+    ((1, 300), (300, 10)),        # a batch-1 last layer: one row, one masked vector
+    ((40, 70), (70, 26)),         # tiles of rows over whole, one-vector and masked columns
+    ((512, 128), (128, 10)),      # W1's fc3 weight gradient shape: masked columns under full row tiles
+    ((17, 7), (7, 9)),            # depth below MIN_DOT_DEPTH
 ]
 
 

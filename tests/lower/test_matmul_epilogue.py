@@ -32,7 +32,8 @@ BODIES = {
 }
 
 
-SHAPES = [(1, 9, 13), (1, 64, 37), (6, 7, 9), (13, 19, 43), (17, 33, 64)]  # M = 1; N not a whole vector
+SHAPES = [(1, 9, 13), (1, 64, 37), (6, 7, 9), (13, 19, 43), (17, 33, 64),  # M = 1; N not a whole vector
+          (10, 3, 5), (40, 70, 26)]  # shallower than dot tiles; masked columns under row tiles
 TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
 # every shape in every transpose; bodies and dtypes cycle so each body runs in both dtypes
 CASES = [(shape, t, sorted(BODIES)[i % len(BODIES)], ("float32", "float64")[i % 2])

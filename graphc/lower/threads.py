@@ -65,22 +65,51 @@ def run_indexed(k: Kernel, count: int, part: Callable[[Kernel, ir.Value], None])
 
 def _run(k: Kernel, body: Callable[[Kernel, ir.Value], None], count: int) -> None:
     """Call the pool on `<kernel>_parts`, whose body runs part `index` of `count`."""
-    b = k.builder
-    pointers = (k.out, *k.ins)
-    context = k.alloca(ir.ArrayType(PTR, len(pointers)), "context")
+    def part(b: ir.IRBuilder, pointers: list[ir.Value], index: ir.Value) -> None:
+        body(Kernel(b, k.node, k.operands, pointers[0], tuple(pointers[1:])), index)
+    _pool_call(k.builder, (k.out, *k.ins), count, part)
+
+
+def run_ranges(b: ir.IRBuilder, pointers: Sequence[ir.Value], total: int, parts: int,
+               emit_range: Callable[[ir.IRBuilder, list[ir.Value], ir.Value, ir.Value | int], None]) -> None:
+    """emit_range(builder, pointers, start, count) over 0..total-1 cut into up to `parts` ranges
+    of one size (the last one shorter), handed to the pool as one function of the part index;
+    `pointers` are what the ranges read and write (seen by the part as its `pointers`)."""
+    chunk = -(-total // max(1, min(parts, total)))
+    parts = -(-total // chunk)
+    if parts == 1:
+        emit_range(b, list(pointers), i64(0), total)
+        return
+
+    def part(bb: ir.IRBuilder, inside: list[ir.Value], index: ir.Value) -> None:
+        start = bb.mul(index, i64(chunk), flags=("nuw", "nsw"))
+        count: ir.Value | int = chunk
+        if total % chunk:  # the last range is the rest (at least one)
+            last = bb.icmp_unsigned("==", index, i64(parts - 1))
+            count = bb.select(last, i64(total - (parts - 1) * chunk), i64(chunk))
+        emit_range(bb, inside, start, count)
+    _pool_call(b, pointers, parts, part)
+
+
+def _pool_call(b: ir.IRBuilder, pointers: Sequence[ir.Value], count: int,
+               part: Callable[[ir.IRBuilder, list[ir.Value], ir.Value], None]) -> None:
+    """graphc_parallel(<function>_parts, context, count): the context holds `pointers`, which
+    the parts function unpacks before `part(builder, pointers, index)` runs part `index`."""
+    context_type = ir.ArrayType(PTR, len(pointers))
+    entry = b.function.entry_basic_block
+    with b.goto_block(entry):
+        if entry.instructions:
+            b.position_before(entry.instructions[0])
+        context = b.alloca(context_type, name="context")
     for j, ptr in enumerate(pointers):
         b.store(ptr, b.gep(context, [i64(0), i64(j)], inbounds=True))
-    parallel = declare(b.module, ENTRY, ir.VoidType(), [PTR, PTR, I64])
-    b.call(parallel, [_parts_function(k, body, len(pointers)), context, i64(count)])
-
-
-def _parts_function(k: Kernel, body: Callable[[Kernel, ir.Value], None], count: int) -> ir.Function:
-    """`void <kernel>_parts(ptr context, i64 index)`: unpack the buffer pointers, run part `index`."""
-    fn = ir.Function(k.builder.module, ir.FunctionType(ir.VoidType(), [PTR, I64]), f"{k.builder.function.name}_parts")
+    module = b.module
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), module.get_unique_name(f"{b.function.name}_parts"))
     fn.linkage = "internal"
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    ptrs = [b.load(b.gep(fn.args[0], [i64(0), i64(j)], inbounds=True, source_etype=ir.ArrayType(PTR, count)), typ=PTR)
-            for j in range(count)]
-    body(Kernel(b, k.node, k.operands, ptrs[0], tuple(ptrs[1:])), fn.args[1])
-    b.ret_void()
-    return fn
+    fb = ir.IRBuilder(fn.append_basic_block("entry"))
+    inside = [fb.load(fb.gep(fn.args[0], [i64(0), i64(j)], inbounds=True, source_etype=context_type), typ=PTR)
+              for j in range(len(pointers))]
+    part(fb, inside, fn.args[1])
+    fb.ret_void()
+    parallel = declare(module, ENTRY, ir.VoidType(), [PTR, PTR, I64])
+    b.call(parallel, [fn, context, i64(count)])

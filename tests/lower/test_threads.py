@@ -65,3 +65,55 @@ def test_equal_parts_are_emitted_once(monkeypatch, threads, once):
     text = lower(b.finish([out])).ir_text
     parts = re.search(r'define internal void @"\w+_parts"\(.*?\n}\n', text, re.S).group(0)
     assert ("switch" not in parts) == once
+
+
+# maps split their outermost loop across threads once each part moves MIN_MAP_BYTES_PER_THREAD:
+# a 1-d map (one collapsed loop), a broadcast over rows, an odd outer size (a shorter last range)
+@pytest.mark.parametrize("shapes", [[(401408,), (401408,)], [(513, 300), (300,)], [(7, 3, 40000), (7, 1, 40000)]],
+                         ids=str)
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_threaded_maps_match_numpy(monkeypatch, shapes, threads):
+    import graphc.config
+    monkeypatch.setattr(graphc.config, "usable_cpus", lambda: 4)
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", threads)
+    rng = np.random.default_rng(8)
+    a, b = (rng.uniform(-1, 1, s).astype(np.float32) for s in shapes)
+    native, expected = run_op("sub", [a, b])
+    np.testing.assert_array_equal(native, expected)
+
+
+def test_large_maps_start_threads_and_small_ones_do_not(monkeypatch):
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", "2")
+    from graphc.ir import GraphBuilder
+    from graphc.lower.elementwise import MIN_MAP_BYTES_PER_THREAD
+
+    def add_ir(n):
+        b = GraphBuilder()
+        x, y = (b.input(name, "user", (n,), "float32") for name in "xy")
+        return lower(b.finish([b.add("add", [x, y], {}, (n,), "float32")])).ir_text
+
+    large = MIN_MAP_BYTES_PER_THREAD // 4  # three arrays of it: two parts' worth
+    assert "graphc_parallel" in add_ir(large)
+    assert "graphc_parallel" not in add_ir(large // 4)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_split_in_place_updates_train_as_eagerly(monkeypatch, momentum):
+    """SGD's update of a 512 x 512 weight (with momentum: a map group of two outputs) runs on two
+    threads, in place over the parameter and its momentum buffer."""
+    monkeypatch.setenv("GRAPHC_NUM_THREADS", "2")
+    import graphc
+    import graphc.nn as nn
+    graphc.manual_seed(1)
+    models = [nn.Linear(512, 512), nn.Linear(512, 512)]
+    models[1].load_state_dict(models[0].state_dict())
+    opts = [graphc.optim.SGD(m.parameters(), lr=0.1, momentum=momentum) for m in models]
+    step = graphc.compile_train_step(models[0], nn.MSELoss(), opts[0])
+    x, y = graphc.randn(16, 512), graphc.randn(16, 512)
+    for _ in range(3):
+        step(x, y)
+        opts[1].zero_grad()
+        nn.MSELoss()(models[1](x), y).backward()
+        opts[1].step()
+    for p, q in zip(models[0].parameters(), models[1].parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -341,15 +341,50 @@ def _pack_rows(bld, ty, lane_index, buf, b, depth, stride, first, width, base, n
 
 
 def _pack_columns(bld, ty, buf, b, depth, stride, first, width, base, nr: int) -> None:
-    """One panel, column by column (each a unit-stride run of b), then zeros past `width`."""
-    with for_range(bld, width, "c") as c:
+    """One panel of b transposed: a full panel in squares of lanes x lanes (columns loaded as
+    vectors along the depth, transposed in registers, stored as rows of the panel), the depths
+    past the last square and partial panels element by element, zeros past `width`. (Element by
+    element, packing W1's 784 x 512 weight for a train step's forward cost 50 µs of 450.)"""
+    lanes = vector_unit().lanes(ty)
+    squares = bld.udiv(depth, i64(lanes))
+    vectorised = bld.and_(bld.icmp_unsigned("==", width, i64(nr)), bld.icmp_unsigned("!=", squares, i64(0)))
+    with bld.if_then(vectorised), for_range(bld, squares, "ks") as ks:
+        k0 = bld.mul(ks, i64(lanes), flags=NOWRAP)
+        for g in range(0, nr, lanes):
+            columns = [load(bld, b, ty, add(bld, bld.mul(bld.add(first, i64(g + c), flags=NOWRAP), stride, flags=NOWRAP),
+                                            k0), lanes) for c in range(lanes)]
+            for e, row in enumerate(_transposed(bld, columns)):
+                store(bld, row, buf, add(bld, add(bld, base, add(bld, k0, i64(e)), nr), i64(g)))
+    done = bld.select(vectorised, bld.mul(squares, i64(lanes), flags=NOWRAP), i64(0))  # depths packed above
+    with bld.if_then(bld.icmp_unsigned("<", done, depth)), for_range(bld, width, "c") as c:
         src = bld.mul(bld.add(first, c, flags=NOWRAP), stride, flags=NOWRAP)
-        with for_range(bld, depth, "kk") as kk:
-            store(bld, load(bld, b, ty, add(bld, src, kk)), buf, add(bld, add(bld, base, kk, nr), c))
+        with for_range(bld, bld.sub(depth, done, flags=NOWRAP), "kk") as kk:
+            at = bld.add(done, kk, flags=NOWRAP)
+            store(bld, load(bld, b, ty, add(bld, src, at)), buf, add(bld, add(bld, base, at, nr), c))
     with bld.if_then(bld.icmp_unsigned("<", width, i64(nr))), for_range(bld, depth, "kz") as kk:
         start = add(bld, add(bld, base, kk, nr), width)
         with for_range(bld, bld.sub(i64(nr), width, flags=NOWRAP), "cz") as c:
             store(bld, ir.Constant(ty, 0.0), buf, add(bld, start, c))
+
+
+def _transposed(bld: ir.IRBuilder, rows: list[ir.Value]) -> list[ir.Value]:
+    """The transpose of a square of vectors (rows[r][e] -> out[e][r]): for each bit h of the
+    index, rows i and i + h swap their off-diagonal h x h blocks, two shuffles per pair."""
+    rows, lanes = list(rows), len(rows)
+    h = lanes // 2
+    while h:
+        low = [e if not e & h else lanes + e - h for e in range(lanes)]
+        high = [e + h if not e & h else lanes + e for e in range(lanes)]
+        for i in range(lanes):
+            if not i & h:
+                j = i + h
+                rows[i], rows[j] = (bld.shuffle_vector(rows[i], rows[j], _lanes(mask)) for mask in (low, high))
+        h //= 2
+    return rows
+
+
+def _lanes(indices: list[int]) -> ir.Constant:
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(indices)), indices)
 
 
 def _block(k: Kernel, ops, a0, buf, out, k0, j0, depth: int, cols: int, accumulate: ir.Value, last: bool,

@@ -29,6 +29,8 @@ SHAPES = [
     ((40, 70), (70, 26)),         # tiles of rows over whole, one-vector and masked columns
     ((512, 128), (128, 10)),      # W1's fc3 weight gradient shape: masked columns under full row tiles
     ((17, 7), (7, 9)),            # depth below MIN_DOT_DEPTH
+    ((70, 100), (100, 50)),       # packed: a partial last panel; transposed b packs past whole squares
+    ((64, 37), (37, 96)),         # packed: whole panels, depth 37 = squares and a rest
 ]
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import mmap
 import threading
 import time
 from typing import Sequence
@@ -61,24 +60,6 @@ def aligned_empty(nbytes: int) -> np.ndarray:
     return raw[offset:offset + nbytes]
 
 
-# a workspace from this size on is mapped with its pages already present: the first call of a
-# fresh process otherwise takes one page fault per 4 KB (W1's 2.9 MB train-step workspace:
-# 1.25 ms of faults against 0.65 ms populated, most of what a warm start spends past loading)
-POPULATE_BYTES = 256 << 10
-
-
-def workspace(nbytes: int) -> np.ndarray:
-    """`nbytes` of page-aligned scratch memory for the kernels of one graph."""
-    populate = getattr(mmap, "MAP_POPULATE", 0)
-    if nbytes < POPULATE_BYTES or not populate:
-        return aligned_empty(nbytes)
-    try:
-        mapped = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
-    except OSError:  # no memory to map now: numpy's allocator raises its own error if it has none either
-        return aligned_empty(nbytes)
-    return np.frombuffer(mapped, np.uint8)  # the array holds the mapping; unmapped when both are gone
-
-
 class CompiledGraph:
     """Native code for one graph; `run` checks every buffer before entering it."""
 
@@ -90,7 +71,7 @@ class CompiledGraph:
                                                              artifact.source)
         self._entry = _ENTRY(self.native.address(artifact.entry))
         self.inputs, self.outputs = artifact.inputs, artifact.outputs
-        self._workspace = workspace(max(artifact.workspace_bytes, 1))
+        self._workspace = aligned_empty(max(artifact.workspace_bytes, 1))
         self._workspace_ptr = self._workspace.ctypes.data
         self._args = (ctypes.c_void_p * (len(self.inputs) + len(self.outputs)))()
         self._seen: list[tuple | None] = [None] * len(self.inputs)

@@ -5,13 +5,12 @@ microkernel.py that every matmul of a module shares. When M, N and K are all at 
 MIN_PACKED_SIZE it packs b into panels and runs the outer-product tile for every transpose
 (microkernel.py); smaller matmuls pick a form from which operand dim is unit-stride:
 - op(b) rows unit-stride (no transpose_b): outer products. An MR x (NV vectors) tile of
-  out accumulates a[i, k] (broadcast) * b[k, j:j+NV*lanes] over k; columns left over go
-  through a plain i-k-j loop (out[i, :] += a[i, k] * b[k, :], vectorised by LLVM over j),
-  as do matrices with fewer than MR rows, where streaming rows of b beats tiling.
-- transpose_b with a's K unit-stride (`x @ W.T`, the Linear layer): dot products. An MR x NR
-  tile of outputs accumulates SIMD vectors over k (each vector of a used NR times, each of b
-  MR times), summed across lanes at the end.
-- both transposed: a plain i-j-k loop.
+  out accumulates a[i, k] (broadcast) * b[k, j:j+NV*lanes] over k; then one-vector tiles, and
+  the columns left over as one masked vector; an out of fewer than MR rows is one shorter tile.
+- transpose_b with a's K unit-stride (`x @ W.T`, the Linear layer) and a depth of at least
+  MIN_DOT_DEPTH: dot products. An MR x NR tile of outputs accumulates SIMD vectors over k (each
+  vector of a used NR times, each of b MR times), summed across lanes at the end.
+- both transposed, or shallower: a plain i-j-k loop, each sum in a register.
 Tile sizes are for the host's register file (kernel.vector_unit); shapes are static, so
 remainder rows and columns become smaller tiles.
 

@@ -98,12 +98,16 @@ def tile_shape(channels: int, rows: int, vectors: int, registers: int) -> tuple[
     """(MR output channels, R output rows, vectors of a row) of the tile with the fewest issue
     cycles over the whole output: a step of the inner loop costs max(FMAs, loads) / 2 (two FMA
     and two load ports) plus one for the loop; the tile's accumulators and its loaded vectors
-    must fit the registers with one broadcast."""
+    must fit the registers with one broadcast and registers // 16 to spare. (With AVX-512's 32,
+    a 4 x 3 x 2 tile left one: LLVM loaded the next tap's rows early and spilled two of them to
+    the stack each step; the 6 x 2 x 2 tile it gets now ran W4's convolutions 7-10 % faster.
+    AVX2's 6 x 1 x 2 tile leaves one of 16 and compiles without spills.)"""
     best = None
+    spare = registers // 16
     for mr in range(1, min(channels, 16) + 1):
         for r in range(1, min(rows, MAX_TILE_ROWS) + 1):
             for g in ([vectors] if r > 1 else range(1, vectors + 1)):
-                if mr * r * g + r * g + 1 > registers:
+                if mr * r * g + r * g + 1 + spare > registers:
                     continue
                 cost = 0
                 for o_count, o_size, _ in _blocks(channels, mr):

@@ -97,7 +97,7 @@ def test_tiles_fit_the_register_file():
     for channels, rows, vectors in [(32, 32, 2), (6, 28, 2), (16, 10, 1), (1, 1, 1), (64, 56, 4), (3, 100, 7)]:
         mr, r, group = tile_shape(channels, rows, vectors, registers)
         assert mr <= channels and r <= rows and group <= vectors
-        assert mr * r * group + r * group + 1 <= registers
+        assert mr * r * group + r * group + 1 + registers // 16 <= registers  # room for LLVM's schedule
         assert r == 1 or group == vectors  # a tile of several rows takes whole rows
 
 

@@ -10,8 +10,9 @@ padding holds, so the result is the reduction over the padded window.
 
 pool keeps one accumulator per vector of a row in a register and stores the pooled row once:
 no windows array is stored. pool_backward zeroes the input gradient's plane, then per vector of
-outputs computes each window's share (g / count of elements equal to the maximum, counted over
-the same masked loads, or g itself for sum) and adds mask * share into the rows it came from,
+outputs finds the element each window routes g to (for max, the one PyTorch's scan picks: the
+first element greater than all before it, or the last NaN; every element for sum), over the
+same masked loads, and adds g there into the rows it came from,
 as masked read-modify-writes through the inverse shuffle. Within one offset the lanes write
 distinct columns, and the offsets run one after the other, so overlapping windows add up. When
 the windows tile the input exactly (LeNet's 2x2 pools), each element is stored once instead:
@@ -30,8 +31,8 @@ from typing import Callable, Sequence
 
 import llvmlite.ir as ir
 
-from .kernel import (I64, Kernel, add, add_constant, for_range, i64, llvm_type, masked_load, masked_store, store,
-                     vector_unit)
+from .kernel import (I64, Kernel, add, add_constant, for_range, i64, lane_mask, llvm_type, masked_load, masked_store,
+                     splat, store, vector_unit)
 from .reduce import maximum
 from .threads import num_threads, run_parts, split
 
@@ -135,6 +136,17 @@ class _Row:
             return wide
         return b.shuffle_vector(wide, ir.Constant(wide.type, None), self._picks())
 
+    def inside(self, first: int, kw: int) -> ir.Value:
+        """The lanes `load` reads from the input rather than the padding (an i1 per lane)."""
+        b, g = self.b, self.g
+        bits = g.bits(first, kw)
+        mask = lane_mask(bits)
+        if self.valid is not None:
+            mask = b.and_(mask, splat(b, self.valid, len(bits)))
+        if g.sw == 1:
+            return mask
+        return b.shuffle_vector(mask, ir.Constant(mask.type, None), self._picks())
+
     def add_into(self, ptr: ir.Value, ow: ir.Value, first: int, kw: int, value: ir.Value) -> None:
         """ptr[window columns] += value's lanes, the inverse of `load` (= when the windows tile
         the input exactly)."""
@@ -203,12 +215,17 @@ def emit_pool(k: Kernel) -> None:
     _split_planes(k, g, part)
 
 
+def _position(b: ir.IRBuilder, ty: ir.Type, g: _Geometry, kh: ir.Value, kw: int) -> ir.Value:
+    """Window offset (kh, kw) as kh * KW + kw in every lane, in the float type (exact below 2^24)."""
+    return splat(b, b.uitofp(add(b, i64(kw), kh, g.KW), ty), g.lanes)
+
+
 def emit_pool_backward(k: Kernel) -> None:
     """dx of pool from g (and, for max, x and the pooled out), see the module docstring."""
     g, ty = _geometry(k, k.node.shape, k.operands[0].shape)
     reduce = k.node.attr("reduce")
     vector_ty = ir.VectorType(ty, g.lanes)
-    one, nothing = _splat_constant(ty, g.lanes, 1.0), _splat_constant(ty, g.lanes, 0.0)
+    nothing, none_yet = _splat_constant(ty, g.lanes, 0.0), _splat_constant(ty, g.lanes, -1.0)
 
     def part(k: Kernel, first: int, count: int) -> None:
         b = k.builder
@@ -216,7 +233,7 @@ def emit_pool_backward(k: Kernel) -> None:
         if not g.tiles_exactly:
             with for_range(b, count * g.H * g.W, "z") as z:
                 store(b, ir.Constant(ty, 0.0), k.out, add(b, i64(first * g.H * g.W), z))
-        counted = k.alloca(vector_ty, "count")
+        best, picked = k.alloca(vector_ty, "best"), k.alloca(vector_ty, "picked")
         with for_range(b, count, "plane") as p, for_range(b, g.OH, "oh") as oh:
             plane = add(b, i64(first), p)
 
@@ -224,23 +241,28 @@ def emit_pool_backward(k: Kernel) -> None:
                 at = add(b, add(b, add(b, i64(0), plane, g.OH * g.OW), oh, g.OW), ow)
                 used = [j < min(g.lanes, g.OW - first_ow) for j in range(g.lanes)]
                 share = masked_load(b, grad, ty, at, used)
-                if reduce == "max":
-                    x, out = saved
-                    pooled = masked_load(b, out, ty, at, used)
-
-                    def hits(row: _Row, kw: int) -> ir.Value:
-                        equal = b.fcmp_ordered("==", row.load(x, ow, first_ow, kw, FILL["max"]), pooled)
-                        return b.select(equal, one, nothing)
-                    b.store(nothing, counted)
+                if reduce == "max":  # the element PyTorch's scan takes: greater than all before it, or NaN
+                    x = saved[0]
+                    b.store(_splat_constant(ty, g.lanes, -math.inf), best)
+                    b.store(none_yet, picked)
                     with for_range(b, g.KH, "kh") as kh:
                         row = _Row(k, g, ty, plane, oh, kh)
                         for kw in range(g.KW):
-                            b.store(b.fadd(b.load(counted, typ=vector_ty), hits(row, kw)), counted)
-                    share = b.fdiv(share, b.load(counted, typ=vector_ty))  # a NaN maximum: 0 hits, NaN shares
+                            value, so_far, taken = (row.load(x, ow, first_ow, kw, FILL["max"]),
+                                                    b.load(best, typ=vector_ty), b.load(picked, typ=vector_ty))
+                            first_inside = b.and_(b.fcmp_ordered("==", taken, none_yet), row.inside(first_ow, kw))
+                            take = b.or_(b.or_(b.fcmp_ordered(">", value, so_far), b.fcmp_unordered("uno", value, value)),
+                                         first_inside)  # the scan starts at the window's first element inside
+                            b.store(b.select(take, value, so_far), best)
+                            b.store(b.select(take, _position(b, ty, g, kh, kw), taken), picked)
                 with for_range(b, g.KH, "kh") as kh:
                     row = _Row(k, g, ty, plane, oh, kh)
                     for kw in range(g.KW):
-                        row.add_into(k.out, ow, first_ow, kw, b.fmul(hits(row, kw), share) if reduce == "max" else share)
+                        if reduce == "max":
+                            chosen = b.fcmp_ordered("==", b.load(picked, typ=vector_ty), _position(b, ty, g, kh, kw))
+                            row.add_into(k.out, ow, first_ow, kw, b.select(chosen, share, nothing))
+                        else:
+                            row.add_into(k.out, ow, first_ow, kw, share)
             _each_vector(b, g, vector)
 
     _split_planes(k, g, part)

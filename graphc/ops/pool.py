@@ -99,9 +99,25 @@ def _shares(g: np.ndarray, x: np.ndarray | None, out: np.ndarray | None, reduce,
     if reduce == "sum":
         return np.broadcast_to(g, g.shape[:-1] + (count,))
     windows = _windows(x, kernel, stride, dilation, padding, FILL["max"])
-    mask = (windows == out.reshape(g.shape)).astype(g.dtype)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return mask * (g / mask.sum(-1, keepdims=True))
+    inside = _windows(np.ones_like(x), kernel, stride, dilation, padding, 0.0) != 0
+    chosen = np.argmax(_max_keys(np, windows, inside, out.reshape(g.shape), count), axis=-1)
+    return (np.arange(count) == chosen[..., None]).astype(g.dtype) * g
+
+
+def _max_keys(xp, windows, inside, pooled, count: int):
+    """Per window element a key whose largest value is the element PyTorch's max pool picks: the
+    last NaN if the window holds one, else the first element inside the input equal to the
+    maximum (its scan starts at the first element inside and takes one greater than all before
+    it, or NaN). `inside`: true off the padding. `xp`: numpy or graphc's ops."""
+    position = np.arange(count)
+    if xp is np:
+        equal = np.where((windows == pooled) & inside, count - position, -1)
+        return np.where(windows != windows, 2 * count + position, equal)
+    from ..tensor import as_tensor
+    nan_key, max_key = (as_tensor((2 * count + position).astype(np.float32)),
+                        as_tensor((count - position).astype(np.float32)))
+    equal = F.where(F.logical_and(F.eq(windows, pooled), inside), max_key, as_tensor(np.float32(-1)))
+    return F.where(F.ne(windows, windows), nan_key, equal)
 
 
 def _backward_reference(g: np.ndarray, *saved: np.ndarray, reduce, kernel, stride, dilation, padding,
@@ -117,8 +133,7 @@ def _backward_reference(g: np.ndarray, *saved: np.ndarray, reduce, kernel, strid
 
 def _backward_gradient(ins, out, gx, reduce, kernel, stride, dilation, padding, size):
     """d/dg of the routing (it is linear in g): the sum pool of gx for "sum"; for "max", each
-    window's gx read through the same mask and divided by the same count. x and out only pick
-    the maxima: no gradient."""
+    window's gx at the element the pool picked. x and out only pick it: no gradient."""
     g, *saved = ins
     if reduce == "sum":
         return (pool(gx, "sum", kernel, stride, dilation, padding),) + (None,) * len(saved)
@@ -132,9 +147,12 @@ def _backward_gradient(ins, out, gx, reduce, kernel, stride, dilation, padding, 
         gathered = window_gather(F.reshape(a, (-1, 1) + tuple(size)), tables, fill)
         return F.reshape(gathered, lead + outs + (-1,))
     keep = lead + outs + (1,)
-    mask = F.cast(F.eq(windows(x, -math.inf), F.reshape(pooled, keep)), x.dtype)
-    routed = F.sum(F.mul(mask, windows(gx, 0.0)), (len(keep) - 1,), False)
-    return (F.div(routed, F.reshape(F.sum(mask, (len(keep) - 1,), False), g.shape)), None, None)
+    count = math.prod(kernel)
+    ones = as_tensor(np.ones((1, 1) + tuple(size), x.dtype))  # one plane: the padding is where its windows read 0
+    inside = F.ne(F.reshape(window_gather(ones, tables, 0.0), (1,) * len(lead) + outs + (-1,)), 0.0)
+    chosen = F.argmax(_max_keys(F, windows(x, -math.inf), inside, F.reshape(pooled, keep), count), len(keep) - 1)
+    mask = F.one_hot(chosen, count, x.dtype)
+    return (F.sum(F.mul(mask, windows(gx, 0.0)), (len(keep) - 1,), False), None, None)
 
 
 def pool(x, reduce: str, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int], padding: Padding):
@@ -152,4 +170,4 @@ def pool_backward(g, saved: Sequence, reduce: str, kernel: Sequence[int], stride
 register(OpDef("pool", "index", _infer, _reference, _gradient,
                doc="max or sum over the windows of x's last 1 or 2 dims, read in place (geometry in attrs)"))
 register(OpDef("pool_backward", "index", _backward_infer, _backward_reference, _backward_gradient,
-               doc="pool's input gradient: g routed to each window's elements (max: shared among ties)"))
+               doc="pool's input gradient: g routed to each window's elements (max: to the one PyTorch picks)"))

@@ -187,3 +187,17 @@ def test_remainder_widths_of_one_vector_count_share_a_tile():
         expected.add(f"outer_tile_f32_{mr}x{2 * lanes}_partial")
     assert sorted(tile_definitions(lower(graph).ir_text)) == sorted(expected)
     check_matmuls(graph, specs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(67, 100, 50), (64, 37, 96), (70, 16, 48)], ids=str)
+@pytest.mark.parametrize("unit", [VectorUnit(512, 32), VectorUnit(256, 16)])
+def test_transposed_packing_in_squares_follows_the_vector_unit(monkeypatch, unit, shape, dtype):
+    """A transposed b packs full panels in lanes x lanes squares transposed in registers, the
+    depths past the squares and partial panels element by element: every combination, for
+    either register file (x @ W.T at batch >= 64 takes the packed kernel)."""
+    monkeypatch.setattr(microkernel, "vector_unit", lambda: unit)
+    m, k, n = shape
+    a, b = operands((m, k), (k, n), False, True, dtype)
+    native, expected = run_op("matmul", [a, b], transpose_a=False, transpose_b=True)
+    np.testing.assert_allclose(native, expected, **tolerance(dtype, k))

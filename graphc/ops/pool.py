@@ -99,7 +99,8 @@ def _shares(g: np.ndarray, x: np.ndarray | None, out: np.ndarray | None, reduce,
     if reduce == "sum":
         return np.broadcast_to(g, g.shape[:-1] + (count,))
     windows = _windows(x, kernel, stride, dilation, padding, FILL["max"])
-    inside = _windows(np.ones_like(x), kernel, stride, dilation, padding, 0.0) != 0
+    plane = np.ones((1,) + x.shape[x.ndim - dims:], x.dtype)  # one plane: the padding is where its windows read 0
+    inside = _windows(plane, kernel, stride, dilation, padding, 0.0) != 0
     chosen = np.argmax(_max_keys(np, windows, inside, out.reshape(g.shape), count), axis=-1)
     return (np.arange(count) == chosen[..., None]).astype(g.dtype) * g
 
